@@ -1,0 +1,1 @@
+"""The Keepstone management service and the backup/restore engine it runs."""

@@ -1,0 +1,1 @@
+"""The backup engine: project selection, one task per project, incremental runs."""

@@ -1,0 +1,7 @@
+"""The backup commands: `keepstone backup|snapshots|ls|show|check`."""
+
+from __future__ import annotations
+
+
+def add_commands(sub) -> None:
+    """Add this area's subcommands to the `keepstone` parser (none yet)."""

@@ -1,0 +1,1 @@
+"""The one Jira HTTP client: retries, Retry-After, shared rate budget, cursor paging."""

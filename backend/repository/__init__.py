@@ -1,0 +1,1 @@
+"""The repository format: content-addressed, compressed, encrypted items in packs, snapshots last."""

@@ -1,0 +1,1 @@
+"""Granular restore: plan, execute with a journal, report fidelity."""

@@ -1,0 +1,7 @@
+"""The restore commands: `keepstone restore|diff`."""
+
+from __future__ import annotations
+
+
+def add_commands(sub) -> None:
+    """Add this area's subcommands to the `keepstone` parser (none yet)."""

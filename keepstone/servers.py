@@ -1,0 +1,50 @@
+"""Serve a WSGI app on 127.0.0.1 in a background thread (tests, `make run`, benchmarks)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+
+@dataclass
+class RunningServer:
+    """A WSGI server running in a daemon thread; `url` has no trailing slash."""
+
+    server: BaseWSGIServer
+    thread: threading.Thread = field(repr=False)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_in_thread(app, port: int = 0, host: str = "127.0.0.1") -> RunningServer:
+    """Start `app` on host:port (0 = a free port) in a daemon thread and return at once."""
+    server = make_server(host, port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name=f"wsgi-{server.server_port}", daemon=True)
+    thread.start()
+    return RunningServer(server=server, thread=thread)
+
+
+def serve_forever(app, port: int, host: str = "127.0.0.1") -> None:
+    """Serve `app` in the foreground with a production WSGI server until interrupted."""
+    from waitress import serve
+
+    serve(app, host=host, port=port, threads=16, ident="keepstone")
