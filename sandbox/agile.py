@@ -1,0 +1,166 @@
+"""The Jira Software (agile) REST API: boards, board configuration and sprints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from sandbox import catalog, render
+from sandbox.platform.search import matching_issues
+from sandbox.web import JiraHTTPError, base, caller, int_arg, list_arg, site
+
+bp = Blueprint("agile", __name__, url_prefix="/rest/agile/1.0")
+
+
+def _visible_boards() -> list[dict[str, Any]]:
+    out = []
+    for board in site().boards:
+        project = site().projects.get(board["project_id"])
+        if project is None or project.deleted or caller().account_id in project.hidden_from:
+            continue
+        out.append(board)
+    return out
+
+
+def _board(board: dict[str, Any]) -> dict[str, Any]:
+    project = site().projects[board["project_id"]]
+    return {
+        "id": board["id"],
+        "self": f"{base()}/rest/agile/1.0/board/{board['id']}",
+        "name": board["name"],
+        "type": board["type"],
+        "location": {
+            "projectId": project.id,
+            "projectKey": project.key,
+            "projectName": project.name,
+            "projectTypeKey": project.type_key,
+            "displayName": f"{project.name} ({project.key})",
+            "name": project.name,
+        },
+    }
+
+
+def _page(values: list[Any]) -> dict[str, Any]:
+    start, limit = int_arg("startAt", 0), int_arg("maxResults", 50, 1, 50)
+    page = values[start : start + limit]
+    return {
+        "maxResults": limit,
+        "startAt": start,
+        "total": len(values),
+        "isLast": start + len(page) >= len(values),
+        "values": page,
+    }
+
+
+def _board_or_404(board_id: int) -> dict[str, Any]:
+    board = next((b for b in _visible_boards() if b["id"] == board_id), None)
+    if board is None:
+        raise JiraHTTPError(404, "Board does not exist or you do not have permission to see it.")
+    return board
+
+
+@bp.get("/board")
+def boards():
+    values = _visible_boards()
+    if wanted := request.args.get("projectKeyOrId"):
+        project = site().project_by_key(wanted)
+        values = [b for b in values if project is not None and b["project_id"] == project.id]
+    if board_type := request.args.get("type"):
+        values = [b for b in values if b["type"] in board_type.split(",")]
+    return jsonify(_page([_board(b) for b in values]))
+
+
+@bp.get("/board/<int:board_id>")
+def board(board_id: int):
+    return jsonify(_board(_board_or_404(board_id)))
+
+
+@bp.get("/board/<int:board_id>/configuration")
+def board_configuration(board_id: int):
+    b = _board_or_404(board_id)
+    project = site().projects[b["project_id"]]
+    columns = [
+        {"name": s["name"], "statuses": [{"id": s["id"], "self": f"{base()}/rest/api/3/status/{s['id']}"}]}
+        for s in catalog.STATUSES
+    ]
+    out = {
+        "id": b["id"],
+        "name": b["name"],
+        "type": b["type"],
+        "self": f"{base()}/rest/agile/1.0/board/{b['id']}/configuration",
+        "location": {"type": "project", "projectKeyOrId": project.key},
+        "filter": {"id": str(20000 + b["id"]), "self": f"{base()}/rest/api/3/filter/{20000 + b['id']}"},
+        "columnConfig": {"columns": columns, "constraintType": "issueCount"},
+        "ranking": {"rankCustomFieldId": 10019},
+    }
+    if b["type"] == "scrum":
+        out["estimation"] = {
+            "type": "field",
+            "field": {"fieldId": "customfield_10010", "displayName": "Story Points"},
+        }
+    return jsonify(out)
+
+
+def _sprint(s: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": s["id"],
+        "self": f"{base()}/rest/agile/1.0/sprint/{s['id']}",
+        "state": s["state"],
+        "name": s["name"],
+        "startDate": render.jira_time(s["startDate"]),
+        "endDate": render.jira_time(s["endDate"]),
+        "originBoardId": s["board_id"],
+        "goal": s["goal"],
+        **({"completeDate": render.jira_time(s["endDate"])} if s["state"] == "closed" else {}),
+    }
+
+
+@bp.get("/board/<int:board_id>/sprint")
+def board_sprints(board_id: int):
+    b = _board_or_404(board_id)
+    if b["type"] != "scrum":
+        raise JiraHTTPError(400, "The board does not support sprints")
+    values = [s for s in site().sprints if s["board_id"] == board_id]
+    if state := request.args.get("state"):
+        values = [s for s in values if s["state"] in state.split(",")]
+    return jsonify(_page([_sprint(s) for s in values]))
+
+
+@bp.get("/sprint/<int:sprint_id>")
+def sprint(sprint_id: int):
+    s = next((s for s in site().sprints if s["id"] == sprint_id), None)
+    if s is None:
+        raise JiraHTTPError(404, "Sprint does not exist or you do not have permission to see it.")
+    _board_or_404(s["board_id"])
+    return jsonify(_sprint(s))
+
+
+def _issues_page(found: list) -> dict[str, Any]:
+    start, limit = int_arg("startAt", 0), int_arg("maxResults", 50, 1, 100)
+    fields = list_arg("fields") or ["*navigable"]
+    page = found[start : start + limit]
+    return {
+        "expand": "schema,names",
+        "startAt": start,
+        "maxResults": limit,
+        "total": len(found),
+        "issues": [render.issue_bean(site(), base(), i, fields, set(list_arg("expand"))) for i in page],
+    }
+
+
+@bp.get("/board/<int:board_id>/issue")
+def board_issues(board_id: int):
+    b = _board_or_404(board_id)
+    project = site().projects[b["project_id"]]
+    return jsonify(_issues_page(matching_issues(f"project = {project.key}")))
+
+
+@bp.get("/sprint/<int:sprint_id>/issue")
+def sprint_issues(sprint_id: int):
+    s = next((s for s in site().sprints if s["id"] == sprint_id), None)
+    if s is None:
+        raise JiraHTTPError(404, "Sprint does not exist or you do not have permission to see it.")
+    b = _board_or_404(s["board_id"])
+    project = site().projects[b["project_id"]]
+    return jsonify(_issues_page(matching_issues(f"project = {project.key} AND sprint = {sprint_id}")))

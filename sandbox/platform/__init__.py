@@ -1,0 +1,1 @@
+"""The Jira Cloud platform REST API v3 endpoints of the sandbox, one module per family of resources."""

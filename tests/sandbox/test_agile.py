@@ -1,0 +1,53 @@
+"""Jira Software reads: boards, board configuration, sprints and their issues (agile spec)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def board(jira) -> dict:
+    return jira.get("/rest/agile/1.0/board")["values"][0]
+
+
+def test_boards_page_to_the_last_page(jira):
+    boards, start = [], 0
+    while True:
+        page = jira.get("/rest/agile/1.0/board", params={"startAt": start, "maxResults": 1})
+        boards += page["values"]
+        start += len(page["values"])
+        if page["isLast"]:
+            break
+    assert len(boards) >= 3 and len({b["id"] for b in boards}) == len(boards)
+
+
+def test_boards_filter_by_project(jira, board):
+    key = board["location"]["projectKey"]
+    page = jira.get("/rest/agile/1.0/board", params={"projectKeyOrId": key})
+    assert page["values"] and all(b["location"]["projectKey"] == key for b in page["values"])
+
+
+def test_board_and_its_configuration(jira, board):
+    assert jira.get(f"/rest/agile/1.0/board/{board['id']}")["id"] == board["id"]
+    config = jira.get(f"/rest/agile/1.0/board/{board['id']}/configuration")
+    assert config["columnConfig"]["columns"]
+    assert config["filter"]["id"]
+
+
+def test_sprints_of_a_scrum_board_and_their_issues(jira):
+    scrum = next(b for b in jira.get("/rest/agile/1.0/board")["values"] if b["type"] == "scrum")
+    sprints = jira.get(f"/rest/agile/1.0/board/{scrum['id']}/sprint")["values"]
+    assert {s["state"] for s in sprints} >= {"closed", "active"}
+    one = jira.get(f"/rest/agile/1.0/sprint/{sprints[0]['id']}")
+    assert one["name"] == sprints[0]["name"]
+    issues = [i for s in sprints for i in jira.get(f"/rest/agile/1.0/sprint/{s['id']}/issue")["issues"]]
+    assert issues
+
+
+def test_board_issues_are_a_search_result(jira, board):
+    body = jira.get(f"/rest/agile/1.0/board/{board['id']}/issue", params={"maxResults": 5})
+    assert body["issues"] and body["total"] >= len(body["issues"])
+
+
+def test_unknown_board_is_404(jira):
+    jira.get("/rest/agile/1.0/board/999999", expect=404)

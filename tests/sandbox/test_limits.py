@@ -1,0 +1,123 @@
+"""Realism knobs and the /_sandbox/ admin API: rate limits, faults, stats, mutate, reset, datacenter flavor."""
+
+from __future__ import annotations
+
+import requests
+
+from tests.sandbox.conftest import Jira
+from tests.sandbox.validate import assert_error_shape
+
+
+def test_burst_beyond_the_bucket_gets_429_with_jira_headers(make_site):
+    site = make_site(projects=1, issues_per_project=2, rate_limit=1, burst=3)
+    answers = [site.call("GET", "/rest/api/3/myself", expect=None, validate=False) for _ in range(8)]
+    limited = [r for r in answers if r.status_code == 429]
+    assert limited and answers[0].status_code == 200
+    resp = limited[0]
+    assert int(resp.headers["Retry-After"]) >= 1
+    assert resp.headers["RateLimit-Reason"] == "jira-burst-based"
+    assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(resp.headers)
+    assert_error_shape(resp)
+
+
+def test_rate_limit_is_per_credential(make_site):
+    site = make_site(projects=1, issues_per_project=2, rate_limit=1, burst=2)
+    for _ in range(4):
+        site.call("GET", "/rest/api/3/myself", expect=None, validate=False)
+    viewer = Jira(site.url, ("viewer@example.com", "sandbox-viewer-token"))
+    viewer.get("/rest/api/3/myself")
+
+
+def test_hourly_points_quota_answers_429_with_its_reason(make_site):
+    site = make_site(projects=1, issues_per_project=2, quota_points_per_hour=3)
+    answers = [site.call("GET", "/rest/api/3/myself", expect=None, validate=False) for _ in range(6)]
+    limited = [r for r in answers if r.status_code == 429]
+    assert limited
+    assert limited[0].headers["RateLimit-Reason"] == "jira-quota-tenant-based"
+    assert int(limited[0].headers["Retry-After"]) > 0
+
+
+def test_injected_faults_break_the_next_matching_calls_only(fresh):
+    fresh.admin("POST", "faults", {"path": "/rest/api/3/myself", "status": 503, "count": 2, "retry_after": 7})
+    first = fresh.call("GET", "/rest/api/3/myself", expect=503, validate=False)
+    assert first.headers["Retry-After"] == "7"
+    fresh.call("GET", "/rest/api/3/myself", expect=503, validate=False)
+    fresh.get("/rest/api/3/myself")
+    fresh.get("/rest/api/3/serverInfo")
+
+
+def test_deleting_faults_clears_them(fresh):
+    fresh.admin("POST", "faults", {"path": "myself", "status": 500, "count": 5})
+    fresh.admin("DELETE", "faults")
+    fresh.get("/rest/api/3/myself")
+
+
+def test_fault_rate_gives_some_transient_5xx(make_site):
+    site = make_site(projects=1, issues_per_project=2, fault_rate=0.5)
+    codes = [
+        site.call("GET", "/rest/api/3/myself", expect=None, validate=False).status_code for _ in range(40)
+    ]
+    assert 200 in codes
+    assert any(c >= 500 for c in codes)
+
+
+def test_stats_count_requests_statuses_and_bytes(fresh):
+    fresh.admin("POST", "stats/reset")
+    fresh.get("/rest/api/3/myself")
+    fresh.get("/rest/api/3/issue/NOPE-1", expect=404)
+    stats = fresh.admin("GET", "stats")
+    text = repr(stats)
+    assert "myself" in text and "404" in text
+
+
+def test_mutate_changes_a_share_of_issues_and_search_sees_them(fresh):
+    before = {
+        i["key"]: i["fields"]["updated"] for i in fresh.search_all("created >= 2000-01-01", fields="updated")
+    }
+    changed = fresh.admin("POST", "mutate", {"share": 0.2, "seed": 1})["changed"]
+    assert changed and set(changed) <= set(before)
+    after = {
+        i["key"]: i["fields"]["updated"] for i in fresh.search_all("created >= 2000-01-01", fields="updated")
+    }
+    assert all(after[k] > before[k] for k in changed)
+    assert all(after[k] == before[k] for k in before if k not in changed)
+
+
+def test_reset_returns_to_the_generated_site(fresh):
+    site_before = fresh.admin("GET", "site")
+    key = fresh.search_all("created >= 2000-01-01", fields="key")[0]["key"]
+    fresh.delete(f"/rest/api/3/issue/{key}")
+    fresh.admin("POST", "reset")
+    assert fresh.admin("GET", "site") == site_before
+    fresh.get(f"/rest/api/3/issue/{key}")
+
+
+def test_same_seed_gives_the_same_issue_documents(make_site):
+    one, two = (
+        make_site(projects=1, issues_per_project=5, seed=99),
+        make_site(projects=1, issues_per_project=5, seed=99),
+    )
+    first = one.search_all("created >= 2000-01-01", fields="*all")
+    second = two.search_all("created >= 2000-01-01", fields="*all")
+    assert first and [_strip(i, one.url) for i in first] == [_strip(i, two.url) for i in second]
+
+
+def _strip(doc, url: str) -> str:
+    return repr(doc).replace(url, "SITE")
+
+
+def test_datacenter_flavor_serves_v2_search_with_total_and_bearer_tokens(make_site):
+    site = make_site(projects=1, issues_per_project=12, flavor="datacenter")
+    bearer = requests.Session()
+    bearer.headers["Authorization"] = "Bearer sandbox-admin-token"
+    key = site.admin("GET", "site")["projects"][0]["key"]
+    first = bearer.get(
+        f"{site.url}/rest/api/2/search", params={"jql": f"project = {key}", "maxResults": 5}, timeout=10
+    )
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["total"] == 12 and body["startAt"] == 0 and len(body["issues"]) == 5
+    last = bearer.get(
+        f"{site.url}/rest/api/2/search", params={"jql": f"project = {key}", "startAt": 10}, timeout=10
+    ).json()
+    assert len(last["issues"]) == 2

@@ -1,0 +1,116 @@
+"""Check sandbox responses against Atlassian's OpenAPI specs in reference/ (platform v3 and agile).
+
+`check(resp)` finds the operation by method and path template, takes the response schema for the status,
+and validates the JSON body with an OpenAPI 3.0 schema validator that resolves `#/components/...` in the
+spec the operation came from. It returns the matched "METHOD /template" so tests can count coverage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from openapi_schema_validator import OAS30Validator
+
+REFERENCE = Path(__file__).resolve().parents[2] / "reference"
+SPECS = ("jira-platform-rest-v3.openapi.json", "jira-software-rest-agile.openapi.json")
+# Where the spec's shape disagrees with what Jira Cloud answers, the live behaviour wins: the body is an
+# array of the schema's objects (documented by the spec's own example).
+ARRAY_OF_SCHEMA = {("get", "/rest/api/3/issue/{issueIdOrKey}/remotelink")}
+_lock = threading.Lock()
+
+
+@cache
+def _spec(name: str) -> dict[str, Any]:
+    return json.loads((REFERENCE / name).read_text())
+
+
+@cache
+def _routes() -> list[tuple[re.Pattern[str], str, str, int]]:
+    """Return (regex, template, spec name, number of parameters), most specific first."""
+    out = []
+    for name in SPECS:
+        for template in _spec(name)["paths"]:
+            pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+            out.append((re.compile(f"^{pattern}$"), template, name, template.count("{")))
+    out.sort(key=lambda r: (r[3], -len(r[1])))
+    return out
+
+
+def find_operation(method: str, path: str) -> tuple[str, str] | None:
+    """Return (spec name, path template) of the documented operation matching method and path."""
+    if path.startswith("/rest/api/2/"):
+        path = "/rest/api/3/" + path[len("/rest/api/2/") :]
+    for regex, template, name, _ in _routes():
+        if regex.match(path) and method.lower() in _spec(name)["paths"][template]:
+            return name, template
+    return None
+
+
+@cache
+def _validator(name: str, template: str, method: str, status: str) -> OAS30Validator | None:
+    responses = _spec(name)["paths"][template][method]["responses"]
+    response = responses.get(status) or responses.get(status[0] + "XX") or responses.get("default")
+    if not response:
+        raise AssertionError(f"{method.upper()} {template} does not document status {status}")
+    schema = (response.get("content") or {}).get("application/json", {}).get("schema")
+    if schema is None:
+        return None
+    if (method, template) in ARRAY_OF_SCHEMA:
+        schema = {"type": "array", "items": schema}
+    root = {**schema, "components": _spec(name)["components"]}
+    return OAS30Validator(root)
+
+
+def check(resp: requests.Response) -> str:
+    """Validate one response against the spec; return "METHOD /template" that it matched."""
+    method = resp.request.method.lower()
+    path = urlsplit(resp.url if not resp.history else resp.history[0].url).path
+    found = find_operation(method, path)
+    assert found, f"{method.upper()} {path} is not in the OpenAPI specs"
+    name, template = found
+    status = str(resp.history[0].status_code if resp.history else resp.status_code)
+    validator = _validator(name, template, method, status)
+    if validator is not None and resp.content and not resp.history:
+        body = resp.json()
+        errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
+        assert not errors, (
+            f"{method.upper()} {template} {status}: {len(errors)} schema error(s), first at "
+            f"{list(errors[0].path)}: {errors[0].message[:400]}"
+        )
+    if resp.status_code >= 400 and resp.content:
+        assert_error_shape(resp)
+    _record(f"{method.upper()} {template}", status)
+    return f"{method.upper()} {template}"
+
+
+def assert_error_shape(resp: requests.Response) -> None:
+    """Assert the body is Jira's error collection: errorMessages (list) and errors (object)."""
+    body = resp.json()
+    assert isinstance(body.get("errorMessages"), list), body
+    assert isinstance(body.get("errors"), dict), body
+
+
+def _record(operation: str, status: str) -> None:
+    target = os.environ.get("KEEPSTONE_SPEC_COVERAGE")
+    if target:
+        with _lock, open(target, "a") as fh:
+            fh.write(f"{operation} {status}\n")
+
+
+def documented_operations() -> set[str]:
+    """Return every "METHOD /template" in both specs."""
+    out = set()
+    for name in SPECS:
+        for template, item in _spec(name)["paths"].items():
+            for method in item:
+                if method in {"get", "post", "put", "delete", "patch"}:
+                    out.add(f"{method.upper()} {template}")
+    return out
