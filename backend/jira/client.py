@@ -1,0 +1,344 @@
+"""The one Jira HTTP client: every request goes through `JiraClient.request`, which paces, retries and signs."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from backend.jira.budget import LocalRateBudget, RateBudget
+from backend.jira.errors import JiraAuthError, JiraBadRequest, JiraError, JiraNotFound, JiraUnavailable
+
+log = logging.getLogger(__name__)
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class JiraCredentials:
+    """Where the site is and how to sign in: Basic email:API token (or a Bearer PAT on Data Center)."""
+
+    site_url: str
+    email: str = ""
+    api_token: str = field(default="", repr=False)
+    bearer: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "site_url", self.site_url.rstrip("/"))
+
+
+@dataclass
+class ClientStats:
+    """What a client has done so far (thread-safe counters)."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    bytes_in: int = 0
+    by_endpoint: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, endpoint: str, size: int) -> None:
+        with self.lock:
+            self.requests += 1
+            self.bytes_in += size
+            self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0) + 1
+
+    def add_bytes(self, size: int) -> None:
+        with self.lock:
+            self.bytes_in += size
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    raw = response.headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _messages(response: requests.Response) -> tuple[list[str], dict[str, str]]:
+    try:
+        body = response.json()
+    except ValueError:
+        return ([response.text[:200]] if response.text else []), {}
+    if not isinstance(body, dict):
+        return [], {}
+    return list(body.get("errorMessages") or []), dict(body.get("errors") or {})
+
+
+class JiraClient:
+    """A pooled, paced, retrying client for one Jira site, safe to share between threads."""
+
+    def __init__(
+        self,
+        credentials: JiraCredentials,
+        budget: RateBudget | None = None,
+        pool_size: int = 16,
+        max_attempts: int = 8,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        timeout: tuple[float, float] = (5.0, 60.0),
+        sleep=time.sleep,
+    ) -> None:
+        self.credentials = credentials
+        self.budget = budget or LocalRateBudget()
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.timeout = timeout
+        self.sleep = sleep
+        self.stats = ClientStats()
+        self.session = requests.Session()
+        # urllib3 retries only failed connections (nothing was sent); status retries are ours, because they
+        # must pause the whole site's budget, not one thread.
+        connect_retry = Retry(
+            total=None,
+            connect=3,
+            read=0,
+            status=0,
+            other=0,
+            backoff_factor=0.2,
+            allowed_methods=None,
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=connect_retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        if credentials.bearer:
+            self.session.headers["Authorization"] = f"Bearer {credentials.api_token}"
+        else:
+            self.session.auth = (credentials.email, credentials.api_token)
+        self.session.headers.update({"Accept": "application/json", "User-Agent": "keepstone/0.1"})
+
+    # --- the one place that sends -----------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        data: Any = None,
+        files: Any = None,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+        allow_redirects: bool = True,
+    ) -> requests.Response:
+        """Send one request with pacing and retries; return the response or raise a JiraError."""
+        url = path if path.startswith("http") else self.credentials.site_url + path
+        endpoint = f"{method} {path.split('?')[0]}"
+        attempt = 0
+        while True:
+            attempt += 1
+            self.budget.acquire()
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    data=data,
+                    files=files,
+                    headers=headers,
+                    stream=stream,
+                    timeout=self.timeout,
+                    allow_redirects=allow_redirects,
+                )
+            except requests.RequestException as e:
+                if attempt >= self.max_attempts:
+                    raise JiraUnavailable(
+                        f"Jira at {self.credentials.site_url} cannot be reached: {e}"
+                    ) from e
+                self._backoff(attempt, None)
+                continue
+            size = 0 if stream else len(response.content)
+            self.stats.count(endpoint, size)
+            if response.status_code not in RETRY_STATUSES:
+                self.budget.observe(
+                    _int(response.headers.get("X-RateLimit-Remaining")),
+                    response.headers.get("X-RateLimit-NearLimit", "").lower() == "true",
+                )
+                if response.status_code >= 400:
+                    self._raise(response, method, path)
+                return response
+            retry_after = _retry_after(response)
+            if response.status_code == 429:
+                with self.stats.lock:
+                    self.stats.throttled += 1
+                self.budget.throttled(retry_after)
+            if attempt >= self.max_attempts:
+                messages, _ = _messages(response)
+                raise JiraUnavailable(
+                    f"Jira kept answering {response.status_code} to {method} {path} after {attempt} attempts",
+                    response.status_code,
+                    messages,
+                )
+            response.close()
+            with self.stats.lock:
+                self.stats.retries += 1
+            log.info(
+                "jira retry",
+                extra={
+                    "status": response.status_code,
+                    "endpoint": endpoint,
+                    "attempt": attempt,
+                    "retry_after": retry_after,
+                },
+            )
+            if response.status_code == 429:
+                continue  # the budget's pause already waits exactly Retry-After (or paces us down)
+            self._backoff(attempt, retry_after)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> None:
+        if retry_after is not None:
+            self.sleep(retry_after)  # Jira said how long: wait exactly that
+            return
+        # Full jitter exponential backoff.
+        self.sleep(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))))
+
+    @staticmethod
+    def _raise(response: requests.Response, method: str, path: str) -> None:
+        messages, errors = _messages(response)
+        detail = "; ".join(messages + [f"{k}: {v}" for k, v in errors.items()]) or response.reason
+        status = response.status_code
+        if status in (401, 403):
+            raise JiraAuthError(
+                f"Jira refused {method} {path} ({status}): {detail}", status, messages, errors
+            )
+        if status == 404:
+            raise JiraNotFound(f"Not found: {method} {path}: {detail}", status, messages, errors)
+        raise JiraBadRequest(f"Jira refused {method} {path} ({status}): {detail}", status, messages, errors)
+
+    # --- conveniences -----------------------------------------------------------------------------
+
+    def get_json(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None}).json()
+
+    def post_json(self, path: str, body: Any) -> Any:
+        response = self.request("POST", path, json=body)
+        return response.json() if response.content else None
+
+    def myself(self) -> dict[str, Any]:
+        """Check the credentials: who they sign in as."""
+        return self.get_json("/rest/api/3/myself")
+
+    def projects(self) -> list[dict[str, Any]]:
+        """Every project the account can browse (all pages of /project/search)."""
+        out, start = [], 0
+        while True:
+            page = self.get_json(
+                "/rest/api/3/project/search",
+                startAt=start,
+                maxResults=100,
+                expand="description,lead,issueTypes,url,insight",
+                status="live,archived",
+            )
+            values = page.get("values") or []
+            out.extend(values)
+            if page.get("isLast", True) or not values:
+                return out
+            start += len(values)
+
+    def search_jql(
+        self, jql: str, fields: list[str], page_size: int = 5000, expand: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every issue a query selects, following nextPageToken; a repeated or empty token ends it."""
+        seen: set[str] = set()
+        token: str | None = None
+        while True:
+            body: dict[str, Any] = {"jql": jql, "fields": fields, "maxResults": page_size}
+            if expand:
+                body["expand"] = expand
+            if token:
+                body["nextPageToken"] = token
+            page = self.post_json("/rest/api/3/search/jql", body)
+            issues = page.get("issues") or []
+            yield from issues
+            token = page.get("nextPageToken")
+            if not token or not issues or token in seen:
+                return
+            seen.add(token)
+
+    def bulkfetch(
+        self,
+        ids: list[str],
+        fields: list[str] | None = None,
+        expand: list[str] | None = None,
+        properties: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Fetch up to 100 issues in one call."""
+        if not ids:
+            return []
+        if len(ids) > 100:
+            raise ValueError("bulkfetch takes at most 100 issues")
+        body: dict[str, Any] = {"issueIdsOrKeys": ids, "fields": fields or ["*all"]}
+        if expand:
+            body["expand"] = expand
+        if properties:
+            body["properties"] = properties
+        return self.post_json("/rest/api/3/issue/bulkfetch", body).get("issues") or []
+
+    def paged(self, path: str, key: str, page_size: int = 100, start_at: int = 0) -> list[dict[str, Any]]:
+        """Read every item of a startAt/maxResults/total page (comments, worklogs, changelog)."""
+        out: list[dict[str, Any]] = []
+        start = start_at
+        while True:
+            page = self.get_json(path, startAt=start, maxResults=page_size)
+            items = page.get(key) or []
+            out.extend(items)
+            start += len(items)
+            total = page.get("total")
+            if not items or page.get("isLast") or (total is not None and start >= total):
+                return out
+
+    def download(self, attachment_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Stream an attachment's bytes (no redirect hop); raise JiraError on failure, IOError if cut short."""
+        response = self.request(
+            "GET",
+            f"/rest/api/3/attachment/content/{attachment_id}",
+            params={"redirect": "false"},
+            stream=True,
+        )
+        expected = _int(response.headers.get("Content-Length"))
+        received = 0
+        try:
+            for chunk in response.iter_content(chunk_size):
+                received += len(chunk)
+                yield chunk
+        except requests.RequestException as e:
+            raise OSError(
+                f"attachment {attachment_id}: download cut short after {received} bytes: {e}"
+            ) from e
+        finally:
+            response.close()
+            self.stats.add_bytes(received)
+        if expected is not None and received != expected:
+            raise OSError(f"attachment {attachment_id}: got {received} of {expected} bytes")
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+__all__ = ["JiraClient", "JiraCredentials", "JiraError"]

@@ -1,0 +1,175 @@
+"""The Jira client against the sandbox over real HTTP: paging, retries, Retry-After, limits, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+from flask import Flask, jsonify
+
+from backend.jira import (
+    JiraAuthError,
+    JiraClient,
+    JiraCredentials,
+    JiraNotFound,
+    JiraUnavailable,
+    LocalRateBudget,
+)
+from keepstone.servers import serve_in_thread
+from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, free_port, start_sandbox
+
+
+def client_for(site, **kw) -> JiraClient:
+    return JiraClient(JiraCredentials(site.url, ADMIN_EMAIL, ADMIN_TOKEN), **kw)
+
+
+def admin(site, method: str, path: str, body=None):
+    r = requests.request(method, f"{site.url}/_sandbox/{path}", json=body, timeout=10)
+    r.raise_for_status()
+    return r.json() if r.content else None
+
+
+def test_search_pages_through_every_issue_of_a_project(sandbox_site):
+    client = client_for(sandbox_site)
+    keys = [
+        i["key"] for i in client.search_jql("project = PLAT ORDER BY key", ["key", "updated"], page_size=7)
+    ]
+    expected = next(p for p in admin(sandbox_site, "GET", "site")["projects"] if p["key"] == "PLAT")["issues"]
+    assert sorted(keys) == sorted(expected)
+    assert len(keys) == len(set(keys))
+
+
+def test_a_repeated_page_token_cannot_make_paging_loop():
+    app = Flask("loop")
+    calls = []
+
+    @app.post("/rest/api/3/search/jql")
+    def search():
+        calls.append(1)
+        return jsonify({"issues": [{"id": str(len(calls))}], "nextPageToken": "same", "isLast": False})
+
+    server = serve_in_thread(app)
+    try:
+        client = JiraClient(JiraCredentials(server.url, "a", "b"))
+        ids = [i["id"] for i in client.search_jql("project = X", ["id"])]
+    finally:
+        server.stop()
+    assert ids == ["1", "2"]  # the second answer repeats the token: stop there
+    assert len(calls) == 2
+
+
+def test_transient_5xx_bursts_are_ridden_out(fresh_site):
+    admin(fresh_site, "POST", "faults", {"path": "/rest/api/3/myself", "status": 502, "count": 3})
+    client = client_for(fresh_site, backoff_base=0.01)
+    assert client.myself()["emailAddress"] == ADMIN_EMAIL
+    assert client.stats.retries == 3
+
+
+def test_retry_after_is_waited_exactly(fresh_site):
+    admin(
+        fresh_site,
+        "POST",
+        "faults",
+        {"path": "/rest/api/3/myself", "status": 503, "count": 2, "retry_after": 3},
+    )
+    waits: list[float] = []
+    client = client_for(fresh_site, sleep=waits.append, backoff_base=0.01)
+    client.myself()
+    assert waits == [3.0, 3.0]
+
+
+def test_giving_up_after_the_last_attempt_is_a_clear_error(fresh_site):
+    admin(fresh_site, "POST", "faults", {"path": "/rest/api/3/myself", "status": 500, "count": 10})
+    client = client_for(fresh_site, max_attempts=3, backoff_base=0.001)
+    with pytest.raises(JiraUnavailable, match=r"kept answering 500.*3 attempts"):
+        client.myself()
+
+
+def test_429_storm_is_ridden_out_by_all_threads_sharing_one_budget():
+    with start_sandbox(projects=1, issues_per_project=5, rate_limit=20, burst=5) as site:
+        client = client_for(site)
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                for _ in range(10):
+                    client.get_json("/rest/api/3/myself")
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        stats = admin(site, "GET", "stats")["totals"]
+    assert not errors
+    assert client.stats.requests - client.stats.throttled == 60
+    # The budget learns the pace: far fewer 429s than requests.
+    assert stats["rate_limited"] < 30
+
+
+def test_budget_pauses_every_thread_for_retry_after():
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    budget = LocalRateBudget(clock=lambda: now[0], sleep=sleep)
+    budget.acquire()
+    budget.throttled(2.0)
+    budget.acquire()
+    assert now[0] >= 2.0
+    assert budget.rate > 0  # it now paces instead of sending at will
+
+
+def test_wrong_token_is_an_auth_error_with_jiras_message(sandbox_site):
+    client = JiraClient(JiraCredentials(sandbox_site.url, ADMIN_EMAIL, "wrong"))
+    with pytest.raises(JiraAuthError, match="401"):
+        client.myself()
+
+
+def test_hidden_project_is_not_found_for_the_viewer(sandbox_site):
+    viewer = JiraClient(JiraCredentials(sandbox_site.url, "viewer@example.com", "sandbox-viewer-token"))
+    hidden = admin(sandbox_site, "GET", "site")["projects"][-1]["key"]
+    with pytest.raises(JiraNotFound):
+        viewer.get_json(f"/rest/api/3/project/{hidden}")
+    assert hidden not in {p["key"] for p in viewer.projects()}
+
+
+def test_unreachable_site_is_a_clear_error_after_retries():
+    client = JiraClient(
+        JiraCredentials(f"http://127.0.0.1:{free_port()}", "a", "b"), max_attempts=2, backoff_base=0.001
+    )
+    started = time.monotonic()
+    with pytest.raises(JiraUnavailable, match="cannot be reached"):
+        client.myself()
+    assert time.monotonic() - started < 30
+
+
+def test_truncated_attachment_download_is_detected(sandbox_site):
+    attachments = admin(sandbox_site, "GET", "attachments")
+    client = client_for(sandbox_site)
+    good = next(a for a in attachments if a["corrupt"] is None and a["size"] > 0)
+    assert sum(len(c) for c in client.download(good["id"])) == good["size"]
+    truncated = next((a for a in attachments if a["corrupt"] == "truncated"), None)
+    if truncated is None:
+        pytest.skip("this seed generated no truncated attachment")
+    with pytest.raises(OSError):
+        for _ in client.download(truncated["id"]):
+            pass
+
+
+def test_comments_beyond_the_inline_page_are_all_read(sandbox_site):
+    client = client_for(sandbox_site)
+    for issue in client.search_jql("project = PLAT", ["comment"], page_size=100):
+        inline = issue["fields"]["comment"]
+        if inline["total"] > len(inline["comments"]):
+            everything = client.paged(f"/rest/api/3/issue/{issue['id']}/comment", "comments", page_size=7)
+            assert len(everything) == inline["total"]
+            return
+    pytest.skip("no issue with more comments than the inline page")
