@@ -1,0 +1,72 @@
+"""The storage interface: a flat store of immutable objects addressed by (kind, name).
+
+StorageError            anything a storage failed to do
+├── NotFound            the object does not exist (permanent)
+├── AlreadyExists       an exclusive save met an existing object (permanent)
+├── PermanentError      retrying cannot help: bad credentials, missing container, refused
+└── RetryableError      a timeout, throttling or a 5xx; the retry wrapper tries again
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+KINDS = ("config", "keys", "data", "index", "snapshots", "locks")
+
+
+class StorageError(Exception):
+    """The storage failed: {detail}."""
+
+
+class NotFound(StorageError):
+    """The object does not exist."""
+
+
+class AlreadyExists(StorageError):
+    """An exclusive save found the object already there."""
+
+
+class PermanentError(StorageError):
+    """The storage refused in a way retrying cannot fix."""
+
+
+class RetryableError(StorageError):
+    """A transient failure (timeout, throttling, 5xx)."""
+
+
+def check_address(kind: str, name: str) -> None:
+    """Refuse kinds outside the format and names that could escape a folder or prefix."""
+    if kind not in KINDS:
+        raise PermanentError(f"unknown object kind {kind!r}")
+    if not name or "/" in name or "\\" in name or name.startswith(".") or len(name) > 200:
+        raise PermanentError(f"invalid object name {name!r}")
+
+
+class Storage(ABC):
+    """A flat store of write-once objects; every backend implements exactly these five operations."""
+
+    location: str = ""
+
+    @abstractmethod
+    def save(self, kind: str, name: str, data: bytes, exclusive: bool = False) -> None:
+        """Store an object atomically; with `exclusive`, fail with AlreadyExists if it is there."""
+
+    @abstractmethod
+    def load(self, kind: str, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Return an object's bytes (or `length` bytes from `offset`); NotFound if absent."""
+
+    @abstractmethod
+    def stat(self, kind: str, name: str) -> int:
+        """Return an object's size in bytes; NotFound if absent."""
+
+    @abstractmethod
+    def list(self, kind: str) -> Iterator[str]:
+        """Yield the names of every object of one kind."""
+
+    @abstractmethod
+    def remove(self, kind: str, name: str) -> None:
+        """Delete an object; NotFound if absent."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold no connections
+        """Release connections (most backends hold none)."""
