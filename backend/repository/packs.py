@@ -1,0 +1,195 @@
+"""Pack files and the index: many small sealed blobs per storage object, and where each blob lives.
+
+A pack is `blob blob ... blob sealed-header header-length(4 bytes, little endian)`; its name is the
+SHA-256 of its bytes. An index file lists packs and their blobs; it is written after its packs, so a blob
+is only ever found through an index once its pack is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import threading
+from dataclasses import dataclass
+
+import zstandard
+
+from backend.repository.crypto import IntegrityError, MasterKeys
+from backend.repository.model import RepositoryCorrupt
+from backend.storage import NotFound, Storage
+
+ZSTD_LEVEL = 6
+
+
+@dataclass(frozen=True)
+class BlobLocation:
+    pack: str
+    offset: int
+    length: int  # sealed length in the pack
+    raw: int  # plaintext length
+    type: str
+
+
+class Index:
+    """Every known blob and where it lives; thread-safe."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, BlobLocation] = {}
+        self.files: set[str] = set()
+        self.lock = threading.Lock()
+
+    def get(self, blob_id: str) -> BlobLocation | None:
+        return self.blobs.get(blob_id)
+
+    def __contains__(self, blob_id: str) -> bool:
+        return blob_id in self.blobs
+
+    def add_pack(self, pack: str, entries: list[list]) -> None:
+        with self.lock:
+            for blob_id, blob_type, offset, length, raw in entries:
+                self.blobs.setdefault(blob_id, BlobLocation(pack, offset, length, raw, blob_type))
+
+    def load(self, storage: Storage, keys: MasterKeys, names: list[str] | None = None) -> list[str]:
+        """Read index files (all, or the named ones) into memory; return the names that were damaged."""
+        damaged = []
+        for name in names if names is not None else list(storage.list("index")):
+            if name in self.files:
+                continue
+            try:
+                doc = json.loads(keys.open(storage.load("index", name), b"index"))
+            except (IntegrityError, ValueError, NotFound):
+                damaged.append(name)
+                continue
+            for pack in doc["packs"]:
+                self.add_pack(pack["id"], pack["blobs"])
+            self.files.add(name)
+        return damaged
+
+
+def seal_blob(keys: MasterKeys, blob_id: str, plaintext: bytes) -> bytes:
+    return keys.seal(zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(plaintext), bytes.fromhex(blob_id))
+
+
+def open_blob(keys: MasterKeys, blob_id: str, sealed: bytes) -> bytes:
+    """Decrypt, decompress and verify one blob; IntegrityError if anything does not match."""
+    plaintext = zstandard.ZstdDecompressor().decompress(keys.open(sealed, bytes.fromhex(blob_id)))
+    if keys.blob_id(plaintext) != blob_id:
+        raise IntegrityError(f"blob {blob_id[:12]} does not hash to its id")
+    return plaintext
+
+
+class Packer:
+    """Collects sealed blobs into packs, uploads full packs, and writes index files on flush.
+
+    Shared by every snapshot writer of one repository object; safe to call from many threads.
+    """
+
+    def __init__(self, storage: Storage, keys: MasterKeys, index: Index, pack_size: int) -> None:
+        self.storage = storage
+        self.keys = keys
+        self.index = index
+        self.pack_size = pack_size
+        self.lock = threading.Condition()
+        self.buffer: list[bytes] = []
+        self.buffered = 0
+        self.header: list[list] = []
+        self.pending: set[str] = set()  # in a buffer or an upload, not yet in the index
+        self.in_flight = 0
+        self.unindexed: list[dict] = []  # uploaded packs that no index file lists yet
+        self.bytes_stored = 0
+        self.packs_written = 0
+
+    def add(self, blob_type: str, plaintext: bytes) -> tuple[str, bool]:
+        """Store a blob unless it is known; return (id, whether new bytes were written)."""
+        blob_id = self.keys.blob_id(plaintext)
+        with self.lock:
+            if blob_id in self.index or blob_id in self.pending:
+                return blob_id, False
+            self.pending.add(blob_id)
+        sealed = seal_blob(self.keys, blob_id, plaintext)
+        full = None
+        with self.lock:
+            self.header.append([blob_id, blob_type, self.buffered, len(sealed), len(plaintext)])
+            self.buffer.append(sealed)
+            self.buffered += len(sealed)
+            if self.buffered >= self.pack_size:
+                full = self._take()
+        if full is not None:
+            self._upload(*full)
+        return blob_id, True
+
+    def _take(self) -> tuple[list[bytes], list[list]] | None:
+        if not self.buffer:
+            return None
+        taken = (self.buffer, self.header)
+        self.buffer, self.header, self.buffered = [], [], 0
+        self.in_flight += 1
+        return taken
+
+    def _upload(self, parts: list[bytes], header: list[list]) -> None:
+        try:
+            sealed_header = self.keys.seal(json.dumps(header).encode(), b"pack-header")
+            data = b"".join(parts) + sealed_header + struct.pack("<I", len(sealed_header))
+            name = hashlib.sha256(data).hexdigest()
+            self.storage.save("data", name, data)
+            with self.lock:
+                self.index.add_pack(name, header)
+                self.unindexed.append({"id": name, "blobs": header})
+                self.bytes_stored += len(data)
+                self.packs_written += 1
+                for entry in header:
+                    self.pending.discard(entry[0])
+        except BaseException:
+            with self.lock:
+                for entry in header:
+                    self.pending.discard(entry[0])
+            raise
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+                self.lock.notify_all()
+
+    def flush(self) -> None:
+        """Upload the partial pack, wait for other uploads, then write one index file for new packs."""
+        with self.lock:
+            partial = self._take()
+        if partial is not None:
+            self._upload(*partial)
+        with self.lock:
+            while self.in_flight:
+                self.lock.wait()
+            packs, self.unindexed = self.unindexed, []
+        if not packs:
+            return
+        data = self.keys.seal(json.dumps({"version": 1, "packs": packs}).encode(), b"index")
+        name = hashlib.sha256(data).hexdigest()
+        self.storage.save("index", name, data)
+        with self.lock:
+            self.index.files.add(name)
+            self.bytes_stored += len(data)
+
+
+def read_blob(storage: Storage, keys: MasterKeys, index: Index, blob_id: str) -> bytes:
+    """Load one blob through the index."""
+    where = index.get(blob_id)
+    if where is None:
+        raise RepositoryCorrupt(f"blob {blob_id[:12]} is in no index")
+    try:
+        sealed = storage.load("data", where.pack, where.offset, where.length)
+    except NotFound:
+        raise RepositoryCorrupt(f"pack {where.pack[:12]} holding blob {blob_id[:12]} is missing") from None
+    try:
+        return open_blob(keys, blob_id, sealed)
+    except (IntegrityError, zstandard.ZstdError) as e:
+        raise RepositoryCorrupt(f"blob {blob_id[:12]} in pack {where.pack[:12]} is damaged: {e}") from e
+
+
+def read_pack_header(keys: MasterKeys, data: bytes) -> list[list]:
+    """Parse a whole pack's trailing header."""
+    if len(data) < 4:
+        raise IntegrityError("pack too short")
+    (length,) = struct.unpack("<I", data[-4:])
+    if length + 4 > len(data):
+        raise IntegrityError("pack header length is out of range")
+    return json.loads(keys.open(data[-4 - length : -4], b"pack-header"))
