@@ -479,6 +479,29 @@ def select_fields(all_fields: dict[str, Any], wanted: list[str] | None) -> dict[
     return {k: all_fields[k] for k in all_fields if k in include and k not in exclude}
 
 
+CHEAP_FIELDS = {"id", "key", "updated", "created", "issuetype", "project"}
+
+
+def cheap_field(site: Site, base: str, issue: Issue, name: str) -> Any:
+    """Render a field that the compact record alone holds."""
+    if name == "updated":
+        return jira_time(issue.updated)
+    if name == "created":
+        return jira_time(issue.created)
+    if name == "issuetype":
+        return issue_type(base, issue.type_id)
+    p = site.projects[issue.project_id]
+    return {
+        "self": f"{base}/rest/api/3/project/{p.id}",
+        "id": str(p.id),
+        "key": p.key,
+        "name": p.name,
+        "projectTypeKey": p.type_key,
+        "simplified": False,
+        "avatarUrls": avatar_urls(base, "project", str(p.id)),
+    }
+
+
 def issue_bean(
     site: Site, base: str, issue: Issue, fields: list[str] | None, expand: set[str]
 ) -> dict[str, Any]:
@@ -489,7 +512,11 @@ def issue_bean(
         "self": f"{base}/rest/api/3/issue/{issue.id}",
         "key": issue.key,
     }
-    if fields == ["id"] or fields == ["key"] or fields == ["id", "key"] or fields == ["key", "id"]:
+    if fields and set(fields) <= {"id", "key"}:
+        return out
+    if fields and set(fields) <= CHEAP_FIELDS and not expand:
+        # Listing pages ask for a few record fields; answer them without generating the content.
+        out["fields"] = {f: cheap_field(site, base, issue, f) for f in fields if f not in ("id", "key")}
         return out
     all_fields = issue_fields(site, base, issue)
     out["fields"] = select_fields(all_fields, fields)

@@ -158,11 +158,14 @@ def bulkfetch():
     ids = body.get("issueIdsOrKeys")
     if not isinstance(ids, list) or not ids:
         raise JiraHTTPError(400, "The list of issue IDs or keys must not be empty.")
-    if len(ids) > 100:
-        raise JiraHTTPError(400, "The number of issue IDs or keys must be between 1 and 100.")
     fields = [str(f) for f in body.get("fields") or ["*navigable"]]
     expand = body.get("expand") or []
     expand_set = set(expand.split(",")) if isinstance(expand, str) else set(expand)
+    # 1000 issues a call only for <= 100 named fields and no heavy expansions; 100 otherwise.
+    few_named = len(fields) <= 100 and not any(f.startswith("*") for f in fields)
+    limit = 1000 if few_named and not expand_set & {"changelog", "renderedFields"} else 100
+    if len(ids) > limit:
+        raise JiraHTTPError(400, f"The number of issue IDs or keys must be between 1 and {limit}.")
     issues, errors = [], []
     s = site()
     for ident in ids:

@@ -80,3 +80,25 @@ def test_viewer_search_leaves_out_issues_it_cannot_browse(jira, viewer):
     assert {i["key"].split("-")[0] for i in everything} - {i["key"].split("-")[0] for i in visible} == {
         hidden
     }
+
+
+def test_viewer_bulkfetch_reports_hidden_issues_as_errors(jira, viewer):
+    hidden = _last_project_key(jira)
+    key = jira.search_all(f"project = {hidden}", fields="key")[0]["key"]
+    body = viewer.post("/rest/api/3/issue/bulkfetch", {"issueIdsOrKeys": [key]})
+    assert body["issues"] == []
+    assert body["issueErrors"]
+
+
+def test_viewer_cannot_read_comments_of_hidden_issues(jira, viewer):
+    hidden = _last_project_key(jira)
+    key = jira.search_all(f"project = {hidden}", fields="key")[0]["key"]
+    viewer.get(f"/rest/api/3/issue/{key}/comment", expect=404)
+    viewer.get(f"/rest/api/3/issue/{key}/changelog", expect=404)
+
+
+def test_viewer_cannot_create_issues_in_a_hidden_project(jira, viewer):
+    hidden = _last_project_key(jira)
+    body = {"fields": {"project": {"key": hidden}, "issuetype": {"name": "Task"}, "summary": "x"}}
+    resp = viewer.call("POST", "/rest/api/3/issue", json=body, expect=400)
+    assert "project" in resp.json()["errors"]

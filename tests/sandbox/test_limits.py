@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 
 from tests.sandbox.conftest import Jira
-from tests.sandbox.validate import assert_error_shape
+from tests.sandbox.validate import assert_error_shape, check
 
 
 def test_burst_beyond_the_bucket_gets_429_with_jira_headers(make_site):
@@ -61,13 +61,34 @@ def test_fault_rate_gives_some_transient_5xx(make_site):
     assert any(c >= 500 for c in codes)
 
 
+def test_some_transient_faults_carry_retry_after(make_site):
+    site = make_site(projects=1, issues_per_project=2, fault_rate=1.0)
+    answers = [site.call("GET", "/rest/api/3/myself", expect=None, validate=False) for _ in range(40)]
+    assert all(r.status_code >= 500 for r in answers)
+    assert any("Retry-After" in r.headers for r in answers)
+    for r in answers:
+        assert_error_shape(r)
+
+
 def test_stats_count_requests_statuses_and_bytes(fresh):
     fresh.admin("POST", "stats/reset")
     fresh.get("/rest/api/3/myself")
+    body = fresh.call("GET", "/rest/api/3/myself").content
     fresh.get("/rest/api/3/issue/NOPE-1", expect=404)
-    stats = fresh.admin("GET", "stats")
-    text = repr(stats)
-    assert "myself" in text and "404" in text
+    endpoints = fresh.admin("GET", "stats")["endpoints"]
+    myself = endpoints["GET /rest/api/3/myself"]
+    assert myself["requests"] == 2 and myself["status"] == {"200": 2}
+    assert myself["bytes"] == 2 * len(body)
+    issue = next(v for k, v in endpoints.items() if k.startswith("GET /rest/api/3/issue/"))
+    assert issue["status"] == {"404": 1}
+
+
+def test_stats_count_429s(make_site):
+    site = make_site(projects=1, issues_per_project=2, rate_limit=1, burst=1)
+    for _ in range(3):
+        site.call("GET", "/rest/api/3/myself", expect=None, validate=False)
+    myself = site.admin("GET", "stats")["endpoints"]["GET /rest/api/3/myself"]
+    assert myself["requests"] == 3 and myself["status"].get("429", 0) >= 1
 
 
 def test_mutate_changes_a_share_of_issues_and_search_sees_them(fresh):
@@ -115,6 +136,7 @@ def test_datacenter_flavor_serves_v2_search_with_total_and_bearer_tokens(make_si
         f"{site.url}/rest/api/2/search", params={"jql": f"project = {key}", "maxResults": 5}, timeout=10
     )
     assert first.status_code == 200, first.text
+    check(first)
     body = first.json()
     assert body["total"] == 12 and body["startAt"] == 0 and len(body["issues"]) == 5
     last = bearer.get(

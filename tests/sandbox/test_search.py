@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
+from tests.sandbox.validate import check
+
 
 @pytest.fixture(scope="module")
 def keys(jira) -> list[str]:
@@ -119,3 +121,4 @@ def test_legacy_search_is_gone_with_410(sandbox_site, path, method):
     )
     assert resp.status_code == 410
     assert "/rest/api/3/search/jql" in " ".join(resp.json()["errorMessages"])
+    check(resp)

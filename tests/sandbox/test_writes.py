@@ -163,3 +163,38 @@ def test_deleting_a_project_removes_its_issues(fresh):
     fresh.delete(f"/rest/api/3/project/{key}")
     fresh.get(f"/rest/api/3/project/{key}", expect=404)
     fresh.get(f"/rest/api/3/issue/{issue_key}", expect=404)
+
+
+def test_deletes_undo_what_writes_did(fresh, project):
+    a, b = _create(fresh, project)["key"], _create(fresh, project)["key"]
+    fresh.post(
+        "/rest/api/3/issueLink",
+        {"type": {"name": "Relates"}, "inwardIssue": {"key": a}, "outwardIssue": {"key": b}},
+        expect=201,
+    )
+    link = fresh.get(f"/rest/api/3/issue/{a}")["fields"]["issuelinks"][0]
+    fresh.delete(f"/rest/api/3/issueLink/{link['id']}")
+    assert fresh.get(f"/rest/api/3/issue/{a}")["fields"]["issuelinks"] == []
+    fresh.put(f"/rest/api/3/issue/{a}/properties/tmp", {"x": 1}, expect=201)
+    fresh.delete(f"/rest/api/3/issue/{a}/properties/tmp")
+    fresh.get(f"/rest/api/3/issue/{a}/properties/tmp", expect=404)
+    me = fresh.get("/rest/api/3/myself")["accountId"]
+    fresh.call("POST", f"/rest/api/3/issue/{a}/watchers", json=me, expect=204)
+    fresh.delete(f"/rest/api/3/issue/{a}/watchers", params={"accountId": me})
+    assert me not in {w["accountId"] for w in fresh.get(f"/rest/api/3/issue/{a}/watchers")["watchers"]}
+    added = fresh.call(
+        "POST",
+        f"/rest/api/3/issue/{a}/attachments",
+        files={"file": ("x.bin", b"\x00\x01", "application/octet-stream")},
+        headers={"X-Atlassian-Token": "no-check"},
+    ).json()[0]
+    fresh.delete(f"/rest/api/3/attachment/{added['id']}")
+    fresh.get(f"/rest/api/3/attachment/{added['id']}", expect=404)
+
+
+def test_vote_is_counted(fresh, project):
+    key = _create(fresh, project)["key"]
+    before = fresh.get(f"/rest/api/3/issue/{key}/votes")["votes"]
+    fresh.call("POST", f"/rest/api/3/issue/{key}/votes", expect=204)
+    votes = fresh.get(f"/rest/api/3/issue/{key}/votes")
+    assert votes["votes"] == before + 1 and votes["hasVoted"] is True

@@ -24,6 +24,8 @@ SPECS = ("jira-platform-rest-v3.openapi.json", "jira-software-rest-agile.openapi
 # Where the spec's shape disagrees with what Jira Cloud answers, the live behaviour wins: the body is an
 # array of the schema's objects (documented by the spec's own example).
 ARRAY_OF_SCHEMA = {("get", "/rest/api/3/issue/{issueIdOrKey}/remotelink")}
+# Endpoints Atlassian removed after the spec was written: they answer 410 in Jira's error shape.
+REMOVED = {("get", "/rest/api/3/search"), ("post", "/rest/api/3/search")}
 _lock = threading.Lock()
 
 
@@ -77,6 +79,10 @@ def check(resp: requests.Response) -> str:
     assert found, f"{method.upper()} {path} is not in the OpenAPI specs"
     name, template = found
     status = str(resp.history[0].status_code if resp.history else resp.status_code)
+    if status == "410" and (method, template) in REMOVED:
+        assert_error_shape(resp)
+        _record(f"{method.upper()} {template}", status)
+        return f"{method.upper()} {template}"
     validator = _validator(name, template, method, status)
     if validator is not None and resp.content and not resp.history:
         body = resp.json()
