@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ class RunningServer:
 
 def serve_in_thread(app, port: int = 0, host: str = "127.0.0.1") -> RunningServer:
     """Start `app` on host:port (0 = a free port) in a daemon thread and return at once."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns everything else
     server = make_server(host, port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name=f"wsgi-{server.server_port}", daemon=True)
     thread.start()

@@ -138,10 +138,12 @@ class JiraClient:
         headers: dict[str, str] | None = None,
         stream: bool = False,
         allow_redirects: bool = True,
+        attempts: int | None = None,
     ) -> requests.Response:
         """Send one request with pacing and retries; return the response or raise a JiraError."""
         url = path if path.startswith("http") else self.credentials.site_url + path
         endpoint = f"{method} {path.split('?')[0]}"
+        max_attempts = attempts or self.max_attempts
         attempt = 0
         while True:
             attempt += 1
@@ -160,7 +162,7 @@ class JiraClient:
                     allow_redirects=allow_redirects,
                 )
             except requests.RequestException as e:
-                if attempt >= self.max_attempts:
+                if attempt >= max_attempts:
                     raise JiraUnavailable(
                         f"Jira at {self.credentials.site_url} cannot be reached: {e}"
                     ) from e
@@ -181,7 +183,7 @@ class JiraClient:
                 with self.stats.lock:
                     self.stats.throttled += 1
                 self.budget.throttled(retry_after)
-            if attempt >= self.max_attempts:
+            if attempt >= max_attempts:
                 messages, _ = _messages(response)
                 raise JiraUnavailable(
                     f"Jira kept answering {response.status_code} to {method} {path} after {attempt} attempts",
@@ -308,11 +310,13 @@ class JiraClient:
 
     def download(self, attachment_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Stream an attachment's bytes (no redirect hop); raise JiraError on failure, IOError if cut short."""
+        # A broken media file stays broken: three tries, not eight, before it is reported.
         response = self.request(
             "GET",
             f"/rest/api/3/attachment/content/{attachment_id}",
             params={"redirect": "false"},
             stream=True,
+            attempts=min(3, self.max_attempts),
         )
         expected = _int(response.headers.get("Content-Length"))
         received = 0

@@ -1,0 +1,429 @@
+"""Back up one project into one snapshot: configuration, issues (only new or changed ones), their content.
+
+The plan of requests, per project: one id page per 1000 issues (key + updated), one bulk fetch per 100
+new or changed issues, extra pages only where comments/worklogs/changelog overflow what comes inline,
+one download per new attachment. Unchanged issues are carried from the parent snapshot by reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.backup.spec import BackupSpec
+from backend.jira import JiraClient, JiraError, JiraNotFound
+from backend.repository import Entry, Repository, RepositoryError, SnapshotWriter
+from backend.storage import StorageError
+
+log = logging.getLogger(__name__)
+Progress = Callable[[dict[str, Any]], None]
+ISSUE_PREFIXES = (
+    "issues/",
+    "comments/",
+    "worklogs/",
+    "changelog/",
+    "remotelinks/",
+    "watchers/",
+    "votes/",
+    "properties/",
+    "attachments/",
+)
+BULK = 100
+
+
+class Cancelled(Exception):
+    """The run was cancelled."""
+
+
+@dataclass
+class ProjectResult:
+    """How one project's backup went: ok, warning (done, with things skipped), failed or cancelled."""
+
+    project: str
+    status: str = "ok"
+    snapshot_id: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    requests: int = 0
+    new_bytes: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class _Counts:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.values: dict[str, int] = {}
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            self.values[name] = self.values.get(name, 0) + n
+
+
+def fetch_site_objects(client: JiraClient, spec: BackupSpec) -> dict[str, Any]:
+    """Read the site-wide objects every project snapshot keeps (once per run)."""
+    data, _ = spec.resolved()
+    out: dict[str, Any] = {}
+    if data["configuration"]:
+        out["site/fields"] = client.get_json("/rest/api/3/field")
+        out["site/issuetypes"] = client.get_json("/rest/api/3/issuetype")
+        out["site/priorities"] = client.get_json("/rest/api/3/priority")
+        out["site/resolutions"] = client.get_json("/rest/api/3/resolution")
+        out["site/statuses"] = client.get_json("/rest/api/3/status")
+        out["site/issuelinktypes"] = client.get_json("/rest/api/3/issueLinkType")
+        out["site/filters"] = client.paged("/rest/api/3/filter/search", "values", 100)
+        out["site/dashboards"] = client.paged("/rest/api/3/dashboard", "dashboards", 100)
+        out["site/workflows"] = client.paged("/rest/api/3/workflow/search", "values", 50)
+    if data["users"]:
+        users, start = [], 0
+        while True:
+            page = client.get_json("/rest/api/3/users/search", startAt=start, maxResults=1000)
+            users.extend(page)
+            if len(page) < 1000:
+                break
+            start += len(page)
+        out["site/users"] = users
+    return out
+
+
+def _project_config(client: JiraClient, key: str, project_id: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "config/components": client.get_json(f"/rest/api/3/project/{key}/components"),
+        "config/versions": client.get_json(f"/rest/api/3/project/{key}/versions"),
+        "config/statuses": client.get_json(f"/rest/api/3/project/{key}/statuses"),
+        "config/roles": client.get_json(f"/rest/api/3/project/{key}/role"),
+        "config/properties": client.get_json(f"/rest/api/3/project/{key}/properties"),
+    }
+    boards: list[dict[str, Any]] = []
+    start = 0
+    while True:
+        page = client.get_json("/rest/agile/1.0/board", projectKeyOrId=key, startAt=start, maxResults=50)
+        boards.extend(page.get("values") or [])
+        if page.get("isLast", True) or not page.get("values"):
+            break
+        start += len(page["values"])
+    out["config/boards"] = boards
+    configs, sprints = [], []
+    for board in boards:
+        configs.append(client.get_json(f"/rest/agile/1.0/board/{board['id']}/configuration"))
+        if board.get("type") == "scrum":
+            start = 0
+            while True:
+                page = client.get_json(
+                    f"/rest/agile/1.0/board/{board['id']}/sprint", startAt=start, maxResults=50
+                )
+                sprints.extend(page.get("values") or [])
+                if page.get("isLast", True) or not page.get("values"):
+                    break
+                start += len(page["values"])
+    out["config/board-configuration"] = configs
+    out["config/sprints"] = sprints
+    return out
+
+
+def _parent_entries(repo: Repository, parent_id: str | None) -> dict[str, list[Entry]]:
+    """Group a parent snapshot's per-issue entries by issue key."""
+    grouped: dict[str, list[Entry]] = {}
+    if parent_id is None:
+        return grouped
+    for entry in repo.snapshot(parent_id).iter_entries():
+        if entry.name.startswith(ISSUE_PREFIXES):
+            key = entry.name.split("/")[1]
+            grouped.setdefault(key, []).append(entry)
+    return grouped
+
+
+def backup_project(
+    client: JiraClient,
+    repo: Repository,
+    spec: BackupSpec,
+    key: str,
+    *,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    site_objects: dict[str, Any] | None = None,
+) -> ProjectResult:
+    """Back up one project into one snapshot; never raises for Jira or storage trouble (it fails the result)."""
+    started = time.monotonic()
+    requests_before = client.stats.requests
+    result = ProjectResult(key)
+    writer: SnapshotWriter | None = None
+    try:
+        writer = _run(
+            client,
+            repo,
+            spec,
+            key,
+            result,
+            progress or (lambda _: None),
+            cancel or threading.Event(),
+            site_objects,
+        )
+        result.snapshot_id = writer.commit()
+        result.new_bytes = writer.new_bytes
+        if result.warnings and result.status == "ok":
+            result.status = "warning"
+    except Cancelled:
+        result.status = "cancelled"
+        result.errors.append("the backup was cancelled; no snapshot was written for this project")
+    except JiraNotFound:
+        result.status = "failed"
+        result.errors.append(f"project {key} does not exist or this account may not browse it")
+    except JiraError as e:
+        result.status = "failed"
+        result.errors.append(f"Jira: {e}")
+    except (StorageError, RepositoryError) as e:
+        result.status = "failed"
+        result.errors.append(f"storage: {e}")
+    except _AttachmentFailed as e:
+        result.status = "failed"
+        result.errors.append(str(e))
+    finally:
+        if writer is not None and result.snapshot_id is None:
+            writer.abort()
+        result.requests = client.stats.requests - requests_before
+        result.seconds = round(time.monotonic() - started, 3)
+    log.info(
+        "project backed up",
+        extra={"project": key, "status": result.status, "counts": result.counts, "requests": result.requests},
+    )
+    return result
+
+
+class _AttachmentFailed(Exception):
+    """A corrupted attachment failed the project (policy 'fail')."""
+
+
+def _run(
+    client: JiraClient,
+    repo: Repository,
+    spec: BackupSpec,
+    key: str,
+    result: ProjectResult,
+    progress: Progress,
+    cancel: threading.Event,
+    site_objects: dict[str, Any] | None,
+) -> SnapshotWriter:
+    data, notes = spec.resolved()
+    site = client.credentials.site_url
+    project = client.get_json(
+        f"/rest/api/3/project/{key}", expand="description,lead,issueTypes,url,projectKeys,permissions,insight"
+    )
+    parent = repo.latest(key, site) if spec.incremental else None
+    if parent is not None and (parent.meta.get("data") != data):
+        parent = None  # what is backed up changed: carrying would miss data, so read everything again
+    meta = {"spec": spec.to_dict(), "data": data, "notes": notes, "project_id": project["id"]}
+    writer = repo.start_snapshot(key, site, parent.id if parent else None, meta)
+    counts = _Counts()
+    writer.add_json("project", project, "project")
+    if data["configuration"] or data["users"]:
+        objects = site_objects if site_objects is not None else fetch_site_objects(client, spec)
+        for name, doc in objects.items():
+            writer.add_json(name, doc, "site")
+    if data["configuration"]:
+        for name, doc in _project_config(client, key, project["id"]).items():
+            writer.add_json(name, doc, "config")
+    progress({"project": key, "phase": "listing"})
+
+    listed: dict[str, tuple[str, str]] = {}  # key -> (id, updated)
+    jql = f'project = "{key}"'
+    if spec.exclude_jql:
+        jql += f" AND NOT ({spec.exclude_jql})"
+    for issue in client.search_jql(jql, ["updated"], page_size=5000):
+        listed[issue["key"]] = (issue["id"], issue["fields"]["updated"])
+    parents = _parent_entries(repo, parent.id if parent else None)
+    changed: list[str] = []
+    for issue_key, (issue_id, updated) in listed.items():
+        previous = {e.name: e for e in parents.get(issue_key, [])}
+        main = previous.get(f"issues/{issue_key}")
+        if main is not None and main.attrs.get("updated") == updated and main.attrs.get("id") == issue_id:
+            for entry in previous.values():
+                writer.carry(entry.name, entry)
+            counts.add("carried")
+        else:
+            changed.append(issue_id)
+    deleted = sorted(set(parents) - set(listed))
+    counts.add("issues", len(listed))
+    counts.add("fetched", len(changed))
+    counts.add("deleted", len(deleted))
+    writer.meta["deleted"] = deleted
+    progress({"project": key, "phase": "fetching", "done": 0, "total": len(changed)})
+
+    skipped: list[dict[str, Any]] = []
+    done = [0]
+    lock = threading.Lock()
+
+    def batch(ids: list[str]) -> None:
+        if cancel.is_set():
+            raise Cancelled()
+        expand = ["changelog"] if data["changelog"] else None
+        for issue in client.bulkfetch(ids, ["*all"], expand):
+            if cancel.is_set():
+                raise Cancelled()
+            _store_issue(client, writer, repo, issue, data, spec, parents, counts, skipped)
+        with lock:
+            done[0] += len(ids)
+            progress({"project": key, "phase": "fetching", "done": done[0], "total": len(changed)})
+
+    batches = [changed[i : i + BULK] for i in range(0, len(changed), BULK)]
+    with ThreadPoolExecutor(max_workers=spec.max_workers, thread_name_prefix=f"backup-{key}") as pool:
+        futures = [pool.submit(batch, b) for b in batches]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    if skipped:
+        writer.meta["skipped_attachments"] = skipped
+        for s in skipped:
+            result.warnings.append(
+                f"attachment {s['id']} ({s['filename']}) of {s['issue']} skipped: {s['reason']}"
+            )
+    result.counts = dict(sorted(counts.values.items()))
+    writer.meta["counts"] = result.counts
+    return writer
+
+
+def _store_issue(
+    client: JiraClient,
+    writer: SnapshotWriter,
+    repo: Repository,
+    issue: dict[str, Any],
+    data: dict[str, bool],
+    spec: BackupSpec,
+    parents: dict[str, list[Entry]],
+    counts: _Counts,
+    skipped: list[dict[str, Any]],
+) -> None:
+    key, issue_id = issue["key"], issue["id"]
+    fields = issue.setdefault("fields", {})
+    # Comments, worklogs and changelog live in entries of their own; the issue keeps their totals only.
+    comment_page = fields.get("comment") or {}
+    worklog_page = fields.get("worklog") or {}
+    if data["comments"]:
+        comments = list(comment_page.get("comments") or [])
+        if comment_page.get("total", 0) > len(comments):
+            comments += client.paged(
+                f"/rest/api/3/issue/{issue_id}/comment", "comments", 100, start_at=len(comments)
+            )
+        if comments:
+            writer.add_json(f"comments/{key}", comments, "comment")
+            counts.add("comments", len(comments))
+    if data["worklogs"]:
+        worklogs = list(worklog_page.get("worklogs") or [])
+        if worklog_page.get("total", 0) > len(worklogs):
+            worklogs += client.paged(
+                f"/rest/api/3/issue/{issue_id}/worklog", "worklogs", 1000, start_at=len(worklogs)
+            )
+        if worklogs:
+            writer.add_json(f"worklogs/{key}", worklogs, "worklog")
+            counts.add("worklogs", len(worklogs))
+    if data["changelog"]:
+        page = issue.pop("changelog", None) or {}
+        histories = list(page.get("histories") or [])
+        if page.get("total", 0) > len(histories):
+            histories += client.paged(
+                f"/rest/api/3/issue/{issue_id}/changelog", "values", 100, start_at=len(histories)
+            )
+        if histories:
+            writer.add_json(f"changelog/{key}", histories, "changelog")
+    else:
+        issue.pop("changelog", None)
+    for kind, path, wanted in (
+        ("remotelinks", f"/rest/api/3/issue/{issue_id}/remotelink", data["remotelinks"]),
+        ("properties", f"/rest/api/3/issue/{issue_id}/properties", data["properties"]),
+    ):
+        if wanted:
+            doc = client.get_json(path)
+            if kind == "properties":
+                doc = {
+                    p["key"]: client.get_json(f"{path}/{p['key']}").get("value")
+                    for p in doc.get("keys") or []
+                }
+            if doc:
+                writer.add_json(f"{kind}/{key}", doc, kind.rstrip("s"))
+    if data["watchers"] and (fields.get("watches") or {}).get("watchCount"):
+        writer.add_json(
+            f"watchers/{key}", client.get_json(f"/rest/api/3/issue/{issue_id}/watchers"), "watchers"
+        )
+    if data["votes"] and (fields.get("votes") or {}).get("votes"):
+        writer.add_json(f"votes/{key}", client.get_json(f"/rest/api/3/issue/{issue_id}/votes"), "votes")
+    if data["attachments"]:
+        previous = {e.name: e for e in parents.get(key, []) if e.kind == "attachment"}
+        for meta in fields.get("attachment") or []:
+            _store_attachment(client, writer, key, meta, previous, spec, counts, skipped)
+    if "comment" in fields:
+        fields["comment"] = {k: v for k, v in comment_page.items() if k != "comments"}
+    if "worklog" in fields:
+        fields["worklog"] = {k: v for k, v in worklog_page.items() if k != "worklogs"}
+    if not data["links"]:
+        fields.pop("issuelinks", None)
+    if not data["hierarchy"]:
+        fields.pop("parent", None)
+        fields.pop("subtasks", None)
+    writer.add_json(
+        f"issues/{key}", issue, "issue", {"id": issue_id, "key": key, "updated": fields.get("updated")}
+    )
+
+
+def _store_attachment(
+    client: JiraClient,
+    writer: SnapshotWriter,
+    key: str,
+    meta: dict[str, Any],
+    previous: dict[str, Entry],
+    spec: BackupSpec,
+    counts: _Counts,
+    skipped: list[dict[str, Any]],
+) -> None:
+    name = f"attachments/{key}/{meta['id']}"
+    attrs = {
+        "id": str(meta["id"]),
+        "filename": meta.get("filename"),
+        "mimeType": meta.get("mimeType"),
+        "size": meta.get("size"),
+        "created": meta.get("created"),
+        "author": (meta.get("author") or {}).get("accountId"),
+    }
+    old = previous.get(name)
+    if old is not None and old.size == meta.get("size"):
+        writer.carry(name, old)  # attachments never change in place: same id, same bytes
+        counts.add("attachments")
+        return
+    try:
+        entry = writer.add_stream(
+            name, _verified(client.download(str(meta["id"])), meta.get("size")), "attachment", attrs
+        )
+    except (OSError, JiraError) as e:
+        if spec.corrupt_attachments == "fail":
+            raise _AttachmentFailed(
+                f"attachment {meta['id']} ({meta.get('filename')}) of {key} is corrupted: {e}"
+            ) from e
+        with writer.lock:
+            skipped.append(
+                {"id": str(meta["id"]), "issue": key, "filename": meta.get("filename"), "reason": str(e)}
+            )
+        counts.add("attachments_skipped")
+        return
+    counts.add("attachments")
+    counts.add("attachment_bytes", entry.size)
+
+
+def _verified(chunks, expected: int | None):
+    """Pass a download through, failing before the entry is recorded if its length is not the announced one."""
+    received = 0
+    for chunk in chunks:
+        received += len(chunk)
+        yield chunk
+    if expected is not None and received != expected:
+        raise OSError(f"got {received} bytes where Jira announced {expected}")
