@@ -244,7 +244,7 @@ def _build_site_objects(site: Site, admin_id: str) -> None:
 
 
 def _words(r: random.Random, n: int) -> str:
-    return " ".join(r.choice(catalog.WORDS) for _ in range(n))
+    return " ".join(r.choices(catalog.WORDS, k=n))
 
 
 def _adf(r: random.Random, people: list[str], paragraphs: int, table: bool = False) -> dict[str, Any]:

@@ -472,6 +472,8 @@ def sort_key(site: Site, order: list[tuple[str, bool]]) -> Callable[[Issue], Any
                 value: Any = (site.projects[issue.project_id].key, issue.num)
             elif name in ("created", "updated", "id"):
                 value = getattr(issue, name)
+            elif name == "project":
+                value = site.projects[issue.project_id].key
             elif name == "priority":
                 value = int(issue_content(site, issue)["fields"]["priority"] or 9)
             else:

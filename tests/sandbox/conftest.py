@@ -32,6 +32,8 @@ class Jira:
             assert resp.status_code == expect, f"{method} {path} -> {resp.status_code}: {resp.text[:500]}"
         if validate:
             check(resp)
+            if resp.content and resp.headers.get("Content-Type", "").startswith("application/json"):
+                assert_self_links(resp.json(), self.url)
         return resp
 
     def get(self, path: str, **kw) -> Any:
@@ -78,6 +80,19 @@ class Jira:
                 return out
             assert token not in seen, "a page token repeated"
             seen.add(token)
+
+
+def assert_self_links(node: Any, url: str) -> None:
+    """Assert every `self` link in a JSON answer points at the site it came from."""
+    if isinstance(node, dict):
+        link = node.get("self")
+        if isinstance(link, str):
+            assert link.startswith(url + "/"), f"self link {link!r} is not on {url}"
+        for value in node.values():
+            assert_self_links(value, url)
+    elif isinstance(node, list):
+        for value in node:
+            assert_self_links(value, url)
 
 
 @pytest.fixture(scope="session")

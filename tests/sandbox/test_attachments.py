@@ -100,3 +100,29 @@ def test_site_marks_some_attachments_corrupt_and_they_fail_as_marked(make_site):
         except requests.exceptions.ChunkedEncodingError:
             got = -1
         assert got != meta["size"], f"{mark['corrupt']} attachment delivered its full size"
+
+
+def test_redirect_target_is_a_signed_url_that_needs_no_login(jira, attachments, marks):
+    a = _healthy(attachments, marks)
+    hop = jira.call("GET", f"/rest/api/3/attachment/content/{a['id']}", allow_redirects=False, expect=303)
+    target = requests.compat.urljoin(jira.url + "/", hop.headers["Location"])
+    resp = requests.get(target, timeout=30)
+    assert resp.status_code == 200
+    assert len(resp.content) == a["size"]
+
+
+def test_redirect_target_refuses_a_forged_token(jira, attachments, marks):
+    a = _healthy(attachments, marks)
+    hop = jira.call("GET", f"/rest/api/3/attachment/content/{a['id']}", allow_redirects=False, expect=303)
+    target = requests.compat.urljoin(jira.url + "/", hop.headers["Location"])
+    forged = target.split("token=")[0] + "token=forged"
+    assert requests.get(forged, timeout=30).status_code == 401
+
+
+def test_zero_byte_attachments_download_empty(make_site):
+    site = make_site(projects=1, issues_per_project=80, seed=12, attachment_share=1.0, corrupt_share=0.0)
+    empty = [a for a in site.admin("GET", "attachments") if a["size"] == 0]
+    assert empty, "the generator makes some zero-byte attachments"
+    resp = site.call("GET", f"/rest/api/3/attachment/content/{empty[0]['id']}", validate=False)
+    assert resp.content == b""
+    assert site.get(f"/rest/api/3/attachment/{empty[0]['id']}")["size"] == 0

@@ -102,3 +102,11 @@ def test_viewer_cannot_create_issues_in_a_hidden_project(jira, viewer):
     body = {"fields": {"project": {"key": hidden}, "issuetype": {"name": "Task"}, "summary": "x"}}
     resp = viewer.call("POST", "/rest/api/3/issue", json=body, expect=400)
     assert "project" in resp.json()["errors"]
+
+
+def test_announced_base_url_is_used_in_server_info_and_links(make_site):
+    site = make_site(projects=1, issues_per_project=2, base_url="https://acme.atlassian.net")
+    info = site.get("/rest/api/3/serverInfo")
+    assert info["baseUrl"] == "https://acme.atlassian.net"
+    me = site.call("GET", "/rest/api/3/myself", validate=False).json()
+    assert me["self"].startswith("https://acme.atlassian.net/rest/api/3/user")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+
+from tests.sandbox.validate import check_issue_fields
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +185,67 @@ def test_remote_links_watchers_votes_and_properties(jira, issues):
 def test_transitions_are_listed(jira, issues):
     transitions = jira.get(f"/rest/api/3/issue/{issues[0]['key']}/transitions")["transitions"]
     assert {t["to"]["name"] for t in transitions} >= {"Done"} - {issues[0]["fields"]["status"]["name"]}
+
+
+def test_every_issue_field_value_matches_its_schema(issues):
+    for issue in issues:
+        check_issue_fields(issue)
+
+
+@pytest.mark.parametrize(
+    "expand",
+    [
+        "renderedFields",
+        "names",
+        "schema",
+        "transitions",
+        "operations",
+        "editmeta",
+        "changelog",
+        "versionedRepresentations",
+    ],
+)
+def test_each_issue_expand_is_valid(jira, issues, expand):
+    issue = jira.get(f"/rest/api/3/issue/{issues[1]['key']}", params={"expand": expand})
+    assert issue["key"] == issues[1]["key"]
+
+
+def test_search_with_all_fields_is_valid(jira, issues):
+    key = issues[0]["key"].split("-")[0]
+    body = jira.get(
+        "/rest/api/3/search/jql",
+        params={"jql": f"project = {key}", "fields": "*all", "expand": "names,schema", "maxResults": 20},
+    )
+    for issue in body["issues"]:
+        check_issue_fields(issue)
+
+
+def _matches(schema: dict, value) -> bool:
+    kind = schema["type"]
+    if kind == "array":
+        return isinstance(value, list) and all(
+            _matches({"type": schema.get("items", "any")}, v) for v in value
+        )
+    checks = {
+        "option": lambda v: isinstance(v, dict) and "value" in v and "id" in v,
+        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "date": lambda v: isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", v),
+        "datetime": lambda v: isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}T[\d:.]+[+-]\d{4}", v),
+        "user": lambda v: isinstance(v, dict) and "accountId" in v,
+        "string": lambda v: isinstance(v, str) or (isinstance(v, dict) and v.get("type") == "doc"),
+        "json": lambda v: isinstance(v, dict | list),
+        "any": lambda v: True,
+    }
+    return bool(checks.get(kind, lambda v: True)(value))
+
+
+def test_custom_field_values_match_the_declared_field_schema(jira, issues):
+    declared = {f["id"]: f["schema"] for f in jira.get("/rest/api/3/field") if f["custom"]}
+    seen = set()
+    for issue in issues:
+        for name, value in issue["fields"].items():
+            if name.startswith("customfield_") and value is not None:
+                assert name in declared, f"{name} is not listed by /field"
+                assert _matches(declared[name], value), f"{issue['key']} {name}={value!r} vs {declared[name]}"
+                seen.add(name)
+    assert len(seen) >= 6

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import requests
 
 from tests.sandbox.conftest import Jira
-from tests.sandbox.validate import assert_error_shape, check
+from tests.sandbox.validate import assert_error_shape, check, check_issue_fields
 
 
 def test_burst_beyond_the_bucket_gets_429_with_jira_headers(make_site):
@@ -102,6 +104,8 @@ def test_mutate_changes_a_share_of_issues_and_search_sees_them(fresh):
     }
     assert all(after[k] > before[k] for k in changed)
     assert all(after[k] == before[k] for k in before if k not in changed)
+    for doc in fresh.post("/rest/api/3/issue/bulkfetch", {"issueIdsOrKeys": changed[:100]})["issues"]:
+        check_issue_fields(doc)
 
 
 def test_reset_returns_to_the_generated_site(fresh):
@@ -143,3 +147,43 @@ def test_datacenter_flavor_serves_v2_search_with_total_and_bearer_tokens(make_si
         f"{site.url}/rest/api/2/search", params={"jql": f"project = {key}", "startAt": 10}, timeout=10
     ).json()
     assert len(last["issues"]) == 2
+
+
+def test_datacenter_search_pages_by_start_at_to_the_end_and_refuses_bad_tokens(make_site):
+    site = make_site(projects=2, issues_per_project=23, flavor="datacenter")
+    key = site.admin("GET", "site")["projects"][0]["key"]
+    bearer = requests.Session()
+    bearer.headers["Authorization"] = "Bearer sandbox-admin-token"
+    seen, start = [], 0
+    while True:
+        resp = bearer.post(
+            f"{site.url}/rest/api/2/search",
+            json={"jql": f"project = {key}", "startAt": start, "maxResults": 10, "fields": ["summary"]},
+            timeout=10,
+        )
+        assert resp.status_code == 200, resp.text
+        check(resp)
+        page = resp.json()
+        seen += [i["key"] for i in page["issues"]]
+        start += len(page["issues"])
+        if start >= page["total"] or not page["issues"]:
+            break
+    assert len(seen) == len(set(seen)) == 23
+    bad = bearer.get(f"{site.url}/rest/api/2/search", params={"jql": "project = ("}, timeout=10)
+    assert bad.status_code == 400
+    assert_error_shape(bad)
+    wrong = requests.get(
+        f"{site.url}/rest/api/2/search",
+        headers={"Authorization": "Bearer nope"},
+        params={"jql": f"project = {key}"},
+        timeout=10,
+    )
+    assert wrong.status_code == 401
+
+
+def test_waiting_as_retry_after_says_is_enough(make_site):
+    site = make_site(projects=1, issues_per_project=2, rate_limit=2, burst=1)
+    site.get("/rest/api/3/myself")
+    limited = site.call("GET", "/rest/api/3/myself", expect=429, validate=False)
+    time.sleep(float(limited.headers["Retry-After"]))
+    site.get("/rest/api/3/myself")

@@ -122,3 +122,53 @@ def test_legacy_search_is_gone_with_410(sandbox_site, path, method):
     assert resp.status_code == 410
     assert "/rest/api/3/search/jql" in " ".join(resp.json()["errorMessages"])
     check(resp)
+
+
+def _keys(jira, jql: str) -> set[str]:
+    return {i["key"] for i in jira.search_all(jql, fields="key")}
+
+
+def test_jql_is_case_insensitive_and_accepts_quotes_and_parentheses(jira, keys):
+    a, b = keys[0], keys[1]
+    both = _keys(jira, f"project in ({a}, {b})")
+    assert _keys(jira, f'PROJECT IN ("{a}", "{b}")') == both
+    assert _keys(jira, f"project = {a} or project = {b} order by key asc") == both
+    first = sorted(_keys(jira, f"project = {a}"))[0]
+    assert _keys(jira, f"(project = {a} OR project = {b}) AND NOT key = {first}") == both - {first}
+    assert _keys(jira, f"project = {a} AND issuekey != {first}") == _keys(jira, f"project = {a}") - {first}
+
+
+def test_relative_dates_in_updated(fresh):
+    assert fresh.search_all("updated >= -1d", fields="key") == []
+    changed = fresh.admin("POST", "mutate", {"share": 0.1, "seed": 5})["changed"]
+    assert sorted(i["key"] for i in fresh.search_all("updated >= -1d", fields="key")) == sorted(changed)
+    assert sorted(i["key"] for i in fresh.search_all("updated > -2h", fields="key")) == sorted(changed)
+
+
+def test_order_by_several_fields(jira, keys):
+    issues = jira.search_all(
+        f"project in ({keys[0]}, {keys[1]}) ORDER BY project ASC, key DESC", fields="key"
+    )
+    pairs = [(i["key"].split("-")[0], int(i["key"].split("-")[1])) for i in issues]
+    blocks = [p for n, (p, _) in enumerate(pairs) if n == 0 or pairs[n - 1][0] != p]
+    assert len(blocks) == 2, "each project's issues come together"
+    for project in blocks:
+        numbers = [num for p, num in pairs if p == project]
+        assert numbers == sorted(numbers, reverse=True), "key DESC holds within a project"
+
+
+def test_post_search_accepts_every_documented_body_member(jira, keys):
+    ids = [int(i["id"]) for i in jira.search_all(f"project = {keys[0]}")[:3]]
+    body = {
+        "jql": f"project = {keys[0]}",
+        "maxResults": 5,
+        "fields": ["key", "updated"],
+        "expand": "names",
+        "properties": [],
+        "fieldsByKeys": False,
+        "reconcileIssues": ids,
+    }
+    first = jira.post("/rest/api/3/search/jql", body)
+    second = jira.post("/rest/api/3/search/jql", {**body, "nextPageToken": first["nextPageToken"]})
+    assert second["issues"]
+    assert not {i["id"] for i in first["issues"]} & {i["id"] for i in second["issues"]}

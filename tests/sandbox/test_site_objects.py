@@ -90,3 +90,12 @@ def test_groups_filters_and_dashboards_read(jira):
     dashboards = jira.get("/rest/api/3/dashboard")["dashboards"]
     assert dashboards
     jira.get(f"/rest/api/3/dashboard/{dashboards[0]['id']}")
+
+
+def test_project_search_filters_by_keys_and_query(jira, project_key):
+    project = jira.get(f"/rest/api/3/project/{project_key}")
+    by_key = jira.get("/rest/api/3/project/search", params={"keys": project_key})
+    assert [p["key"] for p in by_key["values"]] == [project_key]
+    by_name = jira.get("/rest/api/3/project/search", params={"query": project["name"][:3]})
+    assert project_key in {p["key"] for p in by_name["values"]}
+    assert jira.get(f"/rest/api/3/project/{project['id']}")["key"] == project_key

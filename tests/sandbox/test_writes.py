@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.sandbox.validate import check_issue_fields
+
 
 @pytest.fixture
 def project(fresh) -> dict:
@@ -61,12 +63,14 @@ def test_issue_with_custom_fields_then_subtask(fresh, project):
     number = next(f for f in fields.values() if f["schema"]["type"] == "number")["id"]
     created = _create(fresh, project, description=_adf("restored text"), labels=["a", "b"], **{number: 5.0})
     issue = fresh.get(f"/rest/api/3/issue/{created['key']}")
+    check_issue_fields(issue)
     assert issue["fields"]["labels"] == ["a", "b"]
     assert issue["fields"][number] == 5.0
     assert issue["fields"]["description"] == _adf("restored text")
     subtask_type = next(t for t in fresh.get("/rest/api/3/issuetype") if t["subtask"])
     sub = _create(fresh, project, issuetype={"id": subtask_type["id"]}, parent={"key": created["key"]})
     child = fresh.get(f"/rest/api/3/issue/{sub['key']}")
+    check_issue_fields(child)
     assert child["fields"]["parent"]["key"] == created["key"]
     parent = fresh.get(f"/rest/api/3/issue/{created['key']}")
     assert [s["key"] for s in parent["fields"]["subtasks"]] == [sub["key"]]

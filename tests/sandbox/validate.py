@@ -120,3 +120,79 @@ def documented_operations() -> set[str]:
                 if method in {"get", "post", "put", "delete", "patch"}:
                     out.add(f"{method.upper()} {template}")
     return out
+
+
+# Issue fields are free-form in IssueBean; these are the spec's schemas for the system fields' values.
+FIELD_SCHEMAS = {
+    "status": "StatusDetails",
+    "issuetype": "IssueTypeDetails",
+    "project": "ProjectDetails",
+    "assignee": "UserDetails",
+    "reporter": "UserDetails",
+    "creator": "UserDetails",
+    "priority": "Priority",
+    "resolution": "Resolution",
+    "comment": "PageOfComments",
+    "worklog": "PageOfWorklogs",
+    "timetracking": "TimeTrackingDetails",
+    "votes": "Votes",
+    "watches": "Watchers",
+}
+LIST_FIELD_SCHEMAS = {
+    "attachment": "Attachment",
+    "issuelinks": "IssueLink",
+    "components": "ProjectComponent",
+    "fixVersions": "Version",
+    "versions": "Version",
+}
+
+
+@cache
+def _component_validator(name: str) -> OAS30Validator:
+    spec = _spec(SPECS[0])
+    return OAS30Validator({"$ref": f"#/components/schemas/{name}", "components": spec["components"]})
+
+
+def check_issue_fields(issue: dict[str, Any]) -> None:
+    """Validate the system fields of one issue document against their component schemas, and its ADF."""
+    fields = issue.get("fields") or {}
+    for name, value in fields.items():
+        if value is None:
+            continue
+        if name in FIELD_SCHEMAS:
+            items = [value]
+            schema = FIELD_SCHEMAS[name]
+        elif name in LIST_FIELD_SCHEMAS:
+            assert isinstance(value, list), f"{issue.get('key')}: {name} is not a list"
+            items = value
+            schema = LIST_FIELD_SCHEMAS[name]
+        else:
+            if isinstance(value, dict) and value.get("type") == "doc":
+                assert_adf(value)
+            continue
+        for item in items:
+            errors = list(_component_validator(schema).iter_errors(item))
+            if name == "issuelinks":
+                # In an issue's fields each link names only the other side (the spec's `required` is for
+                # creating a link): exactly one of inwardIssue/outwardIssue is there.
+                assert ("inwardIssue" in item) != ("outwardIssue" in item), item
+                errors = [e for e in errors if not (e.validator == "required" and "wardIssue" in e.message)]
+            assert not errors, f"{issue.get('key')}: fields.{name} vs {schema}: {errors[0].message[:300]}"
+    if fields.get("description") is not None:
+        assert_adf(fields["description"])
+
+
+def assert_adf(doc: Any) -> None:
+    """Assert the shape of an Atlassian Document Format document: a versioned doc of typed nodes."""
+    assert isinstance(doc, dict) and doc.get("type") == "doc" and doc.get("version") == 1, doc
+
+    def walk(node: Any) -> None:
+        assert isinstance(node, dict) and isinstance(node.get("type"), str), node
+        if node["type"] == "text":
+            assert isinstance(node.get("text"), str) and node["text"], node
+        for child in node.get("content", []):
+            walk(child)
+
+    assert isinstance(doc.get("content"), list)
+    for child in doc["content"]:
+        walk(child)
