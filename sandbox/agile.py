@@ -164,3 +164,46 @@ def sprint_issues(sprint_id: int):
     b = _board_or_404(s["board_id"])
     project = site().projects[b["project_id"]]
     return jsonify(_issues_page(matching_issues(f"project = {project.key} AND sprint = {sprint_id}")))
+
+
+def _parse_time(value: str | None, field: str) -> int | None:
+    if value is None:
+        return None
+    from datetime import datetime
+
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            return int(datetime.strptime(value, fmt).timestamp() * 1000)
+        except ValueError:
+            continue
+    raise JiraHTTPError(400, [], {field: "Invalid date format: use yyyy-MM-ddTHH:mm:ss.SSSZ."})
+
+
+@bp.post("/sprint")
+def sprint_create():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise JiraHTTPError(400, "The request body must be a JSON object.")
+    errors = {}
+    if not str(body.get("name", "")).strip():
+        errors["name"] = "The sprint name must not be empty."
+    board = next((b for b in _visible_boards() if b["id"] == body.get("originBoardId")), None)
+    if board is None:
+        errors["originBoardId"] = "The board does not exist or you do not have permission to see it."
+    elif board["type"] != "scrum":
+        errors["originBoardId"] = "The board does not support sprints."
+    if errors:
+        raise JiraHTTPError(400, [], errors)
+    start = _parse_time(body.get("startDate"), "startDate") or render.now_ms()
+    end = _parse_time(body.get("endDate"), "endDate") or start + 14 * 86_400_000
+    s = {
+        "id": site().next_id("sprints", len(site().sprints) + 1),
+        "name": str(body["name"]).strip(),
+        "state": "future",
+        "board_id": board["id"],
+        "startDate": start,
+        "endDate": end,
+        "goal": str(body.get("goal") or ""),
+    }
+    site().sprints.append(s)
+    return jsonify(_sprint(s)), 201

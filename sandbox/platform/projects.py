@@ -108,6 +108,11 @@ def project_create():
             created=render.now_ms(),
         )
         site().projects[project_id] = project
+        if type_key == "software":  # Jira's scrum template comes with a board
+            board_id = site().next_id("boards", len(site().boards) + 1)
+            site().boards.append(
+                {"id": board_id, "name": f"{key} board", "type": "scrum", "project_id": project_id}
+            )
     return jsonify({"self": f"{base()}/rest/api/3/project/{project_id}", "id": project_id, "key": key}), 201
 
 
