@@ -26,10 +26,16 @@ class CliError(Exception):
 
 
 def _repo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--repo", default=os.environ.get("KEEPSTONE_REPO"),
-                   help="repository location: file:///path, azure://container, s3://bucket (or KEEPSTONE_REPO)")
-    p.add_argument("--password-env", default="KEEPSTONE_REPO_PASSWORD",
-                   help="environment variable holding the repository password (default KEEPSTONE_REPO_PASSWORD)")
+    p.add_argument(
+        "--repo",
+        default=os.environ.get("KEEPSTONE_REPO"),
+        help="repository location: file:///path, azure://container, s3://bucket (or KEEPSTONE_REPO)",
+    )
+    p.add_argument(
+        "--password-env",
+        default="KEEPSTONE_REPO_PASSWORD",
+        help="environment variable holding the repository password (default KEEPSTONE_REPO_PASSWORD)",
+    )
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -69,11 +75,16 @@ def add_commands(sub) -> None:
     _repo_args(p)
     p.add_argument("--site", required=True, help="Jira site URL, e.g. https://example.atlassian.net")
     p.add_argument("--email", default=os.environ.get("KEEPSTONE_JIRA_EMAIL", ""))
-    p.add_argument("--token-env", default="KEEPSTONE_JIRA_TOKEN",
-                   help="environment variable holding the API token (default KEEPSTONE_JIRA_TOKEN)")
+    p.add_argument(
+        "--token-env",
+        default="KEEPSTONE_JIRA_TOKEN",
+        help="environment variable holding the API token (default KEEPSTONE_JIRA_TOKEN)",
+    )
     p.add_argument("--token", help="API token (prefer --token-env: arguments show up in process lists)")
     p.add_argument("--projects", help="comma-separated project keys (default: all the account can browse)")
-    p.add_argument("--include", help=f"comma-separated data to add to the defaults ({', '.join(DATA_DEFAULTS)})")
+    p.add_argument(
+        "--include", help=f"comma-separated data to add to the defaults ({', '.join(DATA_DEFAULTS)})"
+    )
     p.add_argument("--exclude", help="comma-separated data to leave out")
     p.add_argument("--exclude-jql", help="leave out issues matching this JQL")
     p.add_argument("--corrupt-attachments", choices=("skip", "fail"), default="skip")
@@ -117,6 +128,7 @@ def _guarded(fn):
         except CliError as e:
             print(f"keepstone: {e}", file=sys.stderr)
             return e.status
+
     return run
 
 
@@ -130,10 +142,16 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def _spec(args: argparse.Namespace) -> BackupSpec:
-    raw: dict[str, Any] = {"corrupt_attachments": args.corrupt_attachments, "max_workers": args.workers,
-                           "incremental": not args.full}
+    raw: dict[str, Any] = {
+        "corrupt_attachments": args.corrupt_attachments,
+        "max_workers": args.workers,
+        "incremental": not args.full,
+    }
     if args.projects:
-        raw["projects"] = {"mode": "selected", "keys": [k.strip() for k in args.projects.split(",") if k.strip()]}
+        raw["projects"] = {
+            "mode": "selected",
+            "keys": [k.strip() for k in args.projects.split(",") if k.strip()],
+        }
     data = dict(DATA_DEFAULTS)
     for name, value in ((args.include, True), (args.exclude, False)):
         for kind in (name or "").split(","):
@@ -159,7 +177,9 @@ def _progress_printer(stream=sys.stderr):
         if event.get("phase") == "fetching" and project:
             bar = bars.get(project)
             if bar is None:
-                bar = bars[project] = tqdm(total=event.get("total", 0), desc=project, unit="issue", file=stream)
+                bar = bars[project] = tqdm(
+                    total=event.get("total", 0), desc=project, unit="issue", file=stream
+                )
             bar.n = event.get("done", 0)
             bar.refresh()
         elif event.get("phase") == "project-done" and project in bars:
@@ -220,8 +240,10 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
     repo = open_repository(args)
     for s in repo.snapshots(args.project):
         counts = s.meta.get("counts") or {}
-        print(f"{s.short_id}  {s.time}  {s.project:10} {counts.get('issues', 0):>6} issues  "
-              f"{len(s.meta.get('deleted') or [])} deleted  {s.site}")
+        print(
+            f"{s.short_id}  {s.time}  {s.project:10} {counts.get('issues', 0):>6} issues  "
+            f"{len(s.meta.get('deleted') or [])} deleted  {s.site}"
+        )
     return EXIT_OK
 
 
@@ -253,7 +275,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             extra = snapshot.entry(f"{part}/{key}")
             if extra is not None:
                 doc[part] = repo.read_json(extra)
-        doc["attachments"] = [e.attrs for e in snapshot.entries.values() if e.name.startswith(f"attachments/{key}/")]
+        doc["attachments"] = [
+            e.attrs for e in snapshot.entries.values() if e.name.startswith(f"attachments/{key}/")
+        ]
         print(f"# {key} in snapshot {snapshot.info.short_id} of {snapshot.info.time}", file=sys.stderr)
         print(json.dumps(doc, indent=2, ensure_ascii=False))
         return EXIT_OK
@@ -268,8 +292,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     for error in result.errors:
         print(f"error: {error}")
     read = f", {result.blobs_read} blobs read back" if args.read_data else ""
-    print(f"{'no errors' if result.ok else f'{len(result.errors)} errors'}: {result.snapshots} snapshots, "
-          f"{result.packs} packs{read}")
+    print(
+        f"{'no errors' if result.ok else f'{len(result.errors)} errors'}: {result.snapshots} snapshots, "
+        f"{result.packs} packs{read}"
+    )
     return EXIT_OK if result.ok else EXIT_FAILED
 
 

@@ -1,0 +1,175 @@
+"""Organisations (tenants keyed by Jira cloudId): install/update, suspend, status for the panel."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import Blueprint, jsonify
+from flask_login import current_user
+from marshmallow import Schema, ValidationError, fields, validate, validates
+from sqlalchemy import func, select
+
+from backend.api.common import iso, load
+from backend.auth.access import check_tenant, organisation
+from backend.backup import BackupSpec
+from backend.db.models import Membership, Organisation, Plan, ProjectRun, Run
+from backend.errors import Unauthorized
+from backend.scheduler import next_fire
+from backend.services import services
+
+bp = Blueprint("organisations", __name__, url_prefix="/api/v1")
+CLOUD_ID = validate.Regexp(r"^[A-Za-z0-9-]{8,64}$")
+DEFAULT_SCHEDULE = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "hour": 2}
+DEFAULT_ROTATION = {"scheme": "gfs", "daily": 7, "weekly": 4, "monthly": 12, "yearly": 3}
+
+
+class OrganisationIn(Schema):
+    site_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"})
+    display_name = fields.String(load_default="", validate=validate.Length(max=255))
+    time_zone = fields.String(load_default="UTC")
+
+    @validates("time_zone")
+    def _zone(self, value: str, **_) -> None:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError(f"unknown time zone {value!r}") from None
+
+
+def org_json(org: Organisation) -> dict:
+    return {
+        "cloud_id": org.cloud_id,
+        "site_url": org.site_url,
+        "display_name": org.display_name,
+        "time_zone": org.time_zone,
+        "state": org.state,
+        "created": iso(org.created),
+    }
+
+
+def default_plan(org: Organisation) -> Plan:
+    return Plan(
+        organisation=org,
+        name="Default plan",
+        is_default=True,
+        enabled=True,
+        spec=BackupSpec().to_dict(),
+        schedule=dict(DEFAULT_SCHEDULE),
+        rotation=dict(DEFAULT_ROTATION),
+        storage_url=services().config.repository_url(org.cloud_id),
+    )
+
+
+@bp.put("/organisations/<cloud_id>")
+def put_organisation(cloud_id: str):
+    CLOUD_ID(cloud_id)
+    check_tenant(cloud_id)
+    data = load(OrganisationIn())
+    svc = services()
+    with svc.db.session() as s:
+        org = s.scalar(select(Organisation).where(Organisation.cloud_id == cloud_id))
+        created = org is None
+        if created:
+            org = Organisation(cloud_id=cloud_id, **data)
+            s.add(org)
+            s.add(default_plan(org))
+        else:
+            for k, v in data.items():
+                setattr(org, k, v)
+            org.state = "active"
+        s.commit()
+        if svc.scheduler:
+            for plan in org.plans:
+                svc.scheduler.sync(plan.id, plan.schedule, org.time_zone, plan.enabled)
+        return jsonify(org_json(org)), 201 if created else 200
+
+
+@bp.post("/organisations/<cloud_id>/suspend")
+def suspend(cloud_id: str):
+    svc = services()
+    with svc.db.session() as s:
+        org = organisation(s, cloud_id)
+        org.state = "suspended"
+        s.commit()
+        if svc.scheduler:
+            for plan in org.plans:
+                svc.scheduler.sync(plan.id, {}, org.time_zone, False)
+        return jsonify(org_json(org))
+
+
+@bp.get("/organisations")
+def my_organisations():
+    if not current_user.is_authenticated:
+        raise Unauthorized("sign in to list your organisations")
+    with services().db.session() as s:
+        orgs = s.scalars(
+            select(Organisation)
+            .join(Membership, Membership.organisation_id == Organisation.id)
+            .where(Membership.user_id == current_user.user_id)
+        )
+        return jsonify({"items": [org_json(o) for o in orgs if current_user.can_see(o.cloud_id)]})
+
+
+@bp.get("/organisations/<cloud_id>/status")
+def status(cloud_id: str):
+    svc = services()
+    with svc.db.session() as s:
+        org = organisation(s, cloud_id)
+        plans = [p for p in org.plans if p.enabled]
+        last = s.scalar(
+            select(Run)
+            .where(Run.organisation_id == org.id, Run.finished.is_not(None))
+            .order_by(Run.finished.desc())
+            .limit(1)
+        )
+        current = s.scalar(
+            select(Run)
+            .where(Run.organisation_id == org.id, Run.state.in_(("queued", "running")))
+            .order_by(Run.id.desc())
+            .limit(1)
+        )
+        protected = 0
+        if last is not None:
+            protected = (
+                s.scalar(
+                    select(func.count())
+                    .select_from(ProjectRun)
+                    .where(ProjectRun.run_id == last.id, ProjectRun.snapshot_id.is_not(None))
+                )
+                or 0
+            )
+        now = datetime.now(UTC)
+        nexts = [n for n in (next_fire(p.schedule, org.time_zone, now) for p in plans if p.schedule) if n]
+        state = (
+            "suspended"
+            if org.state != "active"
+            else "running"
+            if current
+            else (last.state if last else "never backed up")
+        )
+        return jsonify(
+            {
+                "cloud_id": org.cloud_id,
+                "protected_projects": protected,
+                "service_region": svc.config.service_region,
+                "storage_region": svc.config.storage_region,
+                "state": state,
+                "last_backup_at": iso(last.finished) if last else None,
+                "last_backup_state": last.state if last else None,
+                "next_backup_at": iso(min(nexts)) if nexts and org.state == "active" else None,
+                "current_run": {"id": current.id, "state": current.state, "progress": current.progress}
+                if current
+                else None,
+                "has_account": _has_account(s, org.id),
+            }
+        )
+
+
+def _has_account(s, org_id: int) -> bool:
+    from backend.db.models import JiraAccount
+
+    return (
+        s.scalar(select(func.count()).select_from(JiraAccount).where(JiraAccount.organisation_id == org_id))
+        > 0
+    )

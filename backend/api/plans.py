@@ -1,0 +1,153 @@
+"""Backup plans: what to back up (the engine's BackupSpec), when (schedule), how long to keep (rotation)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import select
+
+from backend.api.common import iso, load
+from backend.auth.access import check_tenant, organisation
+from backend.backup import BackupSpec, SpecError
+from backend.db.models import Organisation, Plan
+from backend.errors import Invalid, NotFound
+from backend.scheduler import DAYS, ScheduleError, next_fire, trigger_for
+from backend.services import services
+
+bp = Blueprint("plans", __name__, url_prefix="/api/v1")
+
+
+class ScheduleSchema(Schema):
+    days = fields.List(fields.String(validate=validate.OneOf(DAYS)))
+    hour = fields.Integer(strict=True, validate=validate.Range(0, 23))
+    cron = fields.String()
+    time_zone = fields.String()
+
+    @validates_schema
+    def _possible(self, data, **_) -> None:
+        if not data.get("cron") and ("days" not in data or "hour" not in data):
+            raise ValidationError("give days and hour, or a cron expression")
+        if "days" in data and not data["days"]:
+            raise ValidationError({"days": ["choose at least one day"]})
+        try:
+            trigger_for(data, "UTC")
+        except ScheduleError as e:
+            raise ValidationError({e.field: [str(e)]}) from None
+
+
+class RotationSchema(Schema):
+    scheme = fields.String(required=True, validate=validate.OneOf(("gfs", "custom", "unlimited")))
+    daily = fields.Integer(strict=True, validate=validate.Range(0, 3650))
+    weekly = fields.Integer(strict=True, validate=validate.Range(0, 520))
+    monthly = fields.Integer(strict=True, validate=validate.Range(0, 240))
+    yearly = fields.Integer(strict=True, validate=validate.Range(0, 100))
+    keep_last = fields.Integer(strict=True, validate=validate.Range(1, 100000))
+
+
+class PlanIn(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    spec = fields.Dict(load_default=dict)
+    schedule = fields.Nested(ScheduleSchema, required=True)
+    rotation = fields.Nested(
+        RotationSchema,
+        load_default=lambda: {"scheme": "gfs", "daily": 7, "weekly": 4, "monthly": 12, "yearly": 3},
+    )
+    enabled = fields.Boolean(load_default=True)
+
+    @validates_schema
+    def _spec(self, data, **_) -> None:
+        if "spec" in data:
+            try:
+                data["spec"] = BackupSpec.from_dict(data["spec"]).to_dict()
+            except SpecError as e:
+                raise ValidationError({"spec": e.fields}) from None
+
+
+def plan_json(plan: Plan, org: Organisation) -> dict:
+    svc = services()
+    upcoming = svc.scheduler.next_run(plan.id) if svc.scheduler else None
+    if upcoming is None and plan.enabled and plan.schedule and org.state == "active":
+        upcoming = next_fire(plan.schedule, org.time_zone)
+    return {
+        "id": plan.id,
+        "name": plan.name,
+        "is_default": plan.is_default,
+        "enabled": plan.enabled,
+        "spec": plan.spec,
+        "schedule": plan.schedule,
+        "rotation": plan.rotation,
+        "storage_url": plan.storage_url,
+        "next_run_at": iso(upcoming),
+        "created": iso(plan.created),
+        "notes": BackupSpec.from_dict(plan.spec).resolved()[1],
+    }
+
+
+def _sync(plan: Plan, org: Organisation) -> None:
+    if services().scheduler:
+        services().scheduler.sync(
+            plan.id, plan.schedule, org.time_zone, plan.enabled and org.state == "active"
+        )
+
+
+@bp.get("/organisations/<cloud_id>/plans")
+def list_plans(cloud_id: str):
+    with services().db.session() as s:
+        org = organisation(s, cloud_id)
+        return jsonify({"items": [plan_json(p, org) for p in org.plans]})
+
+
+@bp.post("/organisations/<cloud_id>/plans")
+def create_plan(cloud_id: str):
+    data = load(PlanIn())
+    with services().db.session() as s:
+        org = organisation(s, cloud_id)
+        plan = Plan(organisation=org, storage_url=services().config.repository_url(cloud_id), **data)
+        s.add(plan)
+        s.commit()
+        _sync(plan, org)
+        return jsonify(plan_json(plan, org)), 201
+
+
+def _plan(s, plan_id: int) -> tuple[Plan, Organisation]:
+    plan = s.get(Plan, plan_id)
+    if plan is None:
+        raise NotFound(f"no plan {plan_id}")
+    org = s.get(Organisation, plan.organisation_id)
+    try:
+        check_tenant(org.cloud_id)
+    except Exception:
+        raise NotFound(f"no plan {plan_id}") from None
+    return plan, org
+
+
+@bp.get("/plans/<int:plan_id>")
+def get_plan(plan_id: int):
+    with services().db.session() as s:
+        plan, org = _plan(s, plan_id)
+        return jsonify(plan_json(plan, org))
+
+
+@bp.patch("/plans/<int:plan_id>")
+def patch_plan(plan_id: int):
+    data = load(PlanIn(), partial=True)
+    if not data:
+        raise Invalid("nothing to change")
+    with services().db.session() as s:
+        plan, org = _plan(s, plan_id)
+        for key, value in data.items():
+            setattr(plan, key, value)
+        s.commit()
+        _sync(plan, org)
+        return jsonify(plan_json(plan, org))
+
+
+def default_plan_id(s, org: Organisation) -> int:
+    plan = s.scalar(select(Plan).where(Plan.organisation_id == org.id, Plan.is_default.is_(True)))
+    if plan is None:
+        from backend.api.organisations import default_plan
+
+        plan = default_plan(org)
+        s.add(plan)
+        s.commit()
+    return plan.id

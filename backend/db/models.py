@@ -1,0 +1,147 @@
+"""The backend's tables: tenants, their Jira accounts, plans, runs and their results, users, used tokens."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cloud_id: Mapped[str] = mapped_column(String(64), unique=True)
+    site_url: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    state: Mapped[str] = mapped_column(String(16), default="active")  # active | suspended
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    plans: Mapped[list[Plan]] = relationship(back_populates="organisation", cascade="all, delete-orphan")
+
+
+class JiraAccount(Base):
+    __tablename__ = "jira_accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), unique=True)
+    site_url: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str] = mapped_column(String(255))
+    token_sealed: Mapped[str] = mapped_column(Text)
+    account_id: Mapped[str] = mapped_column(String(128), default="")
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Plan(Base):
+    __tablename__ = "plans"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    schedule: Mapped[dict[str, Any]] = mapped_column(
+        default=dict
+    )  # {days, hour, time_zone} or {cron, time_zone}
+    rotation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    storage_url: Mapped[str] = mapped_column(String(1024))
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    organisation: Mapped[Organisation] = relationship(back_populates="plans")
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # manual | schedule
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    # queued | running | succeeded | warning | partial | failed | cancelled
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    started: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished: Mapped[datetime | None] = mapped_column(nullable=True)
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str] = mapped_column(Text, default="")
+    projects: Mapped[list[ProjectRun]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="ProjectRun.id"
+    )
+
+
+class ProjectRun(Base):
+    __tablename__ = "project_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    project: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    snapshot_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    warnings: Mapped[list[Any]] = mapped_column(default=list)
+    errors: Mapped[list[Any]] = mapped_column(default=list)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    run: Mapped[Run] = relationship(back_populates="projects")
+
+
+class RunLog(Base):
+    __tablename__ = "run_logs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    project: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    level: Mapped[str] = mapped_column(String(8), default="info")
+    message: Mapped[str] = mapped_column(Text)
+    time: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ActiveRun(Base):
+    """At most one active run per plan, across every process: the primary key is the lock."""
+
+    __tablename__ = "active_runs"
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer)
+
+
+class ScheduledFire(Base):
+    """One row per plan and scheduled slot, so that two schedulers firing the same slot start one run."""
+
+    __tablename__ = "scheduled_fires"
+    __table_args__ = (UniqueConstraint("plan_id", "slot"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    slot: Mapped[str] = mapped_column(String(32))
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    jira_account_id: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "organisation_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    role: Mapped[str] = mapped_column(String(16), default="admin")
+
+
+class UsedToken(Base):
+    """JWT ids already spent (SSO hand-offs): inserting twice fails, which is the replay check."""
+
+    __tablename__ = "used_tokens"
+    jti: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires: Mapped[datetime] = mapped_column()

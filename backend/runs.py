@@ -1,0 +1,275 @@
+"""Runs: start one (Backup now or a schedule), execute it with the real engine, record everything in the DB.
+
+Execution sits behind `RunExecutor` (submit a callable): a bounded thread pool here; a Celery task queue can
+take its place without touching the rest. Progress, results and logs go through the database, never
+process memory, so any process can show or cancel any run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from backend import vault
+from backend.backup import BackupSpec, ProjectResult, backup_project, fetch_site_objects, select_projects
+from backend.backup.run import overall_status
+from backend.config import Config
+from backend.db import Database
+from backend.db.models import (
+    ActiveRun,
+    JiraAccount,
+    Organisation,
+    Plan,
+    ProjectRun,
+    Run,
+    RunLog,
+    ScheduledFire,
+)
+from backend.jira import JiraClient, JiraCredentials, JiraError
+from backend.repository import Repository, RepositoryError, WrongPassword
+from backend.storage import StorageError, open_storage
+
+log = logging.getLogger(__name__)
+STATE_OF = {
+    "ok": "succeeded",
+    "warning": "warning",
+    "partial": "partial",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+ACTIVE_STATES = ("queued", "running")
+
+
+class RunExecutor(Protocol):
+    def submit(self, fn, *args: Any) -> Any:
+        """Run fn(*args) somewhere, soon."""
+
+
+class ThreadRunExecutor:
+    def __init__(self, workers: int) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run")
+
+    def submit(self, fn, *args: Any) -> Any:
+        return self.pool.submit(fn, *args)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class AlreadyRunning(Exception):
+    """A run of this plan is already queued or running."""
+
+
+class RunService:
+    def __init__(self, config: Config, db: Database, executor: RunExecutor) -> None:
+        self.config = config
+        self.db = db
+        self.executor = executor
+
+    # --- starting ---------------------------------------------------------------------------------
+
+    def start(self, plan_id: int, trigger: str) -> int:
+        """Create a queued run and hand it to the executor; AlreadyRunning if the plan has an active run."""
+        with self.db.session() as s:
+            plan = s.get(Plan, plan_id)
+            run = Run(organisation_id=plan.organisation_id, plan_id=plan_id, trigger=trigger)
+            s.add(run)
+            s.flush()
+            try:
+                s.add(ActiveRun(plan_id=plan_id, run_id=run.id))
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                raise AlreadyRunning(f"plan {plan_id} already has a run in progress") from None
+            run_id = run.id
+        self.executor.submit(self.execute, run_id)
+        return run_id
+
+    def start_scheduled(self, plan_id: int, slot: str) -> int | None:
+        """A schedule fired: claim the slot (once across processes), then start unless a run is active."""
+        with self.db.session() as s:
+            plan = s.get(Plan, plan_id)
+            if plan is None or not plan.enabled or plan.organisation.state != "active":
+                return None
+            try:
+                s.add(ScheduledFire(plan_id=plan_id, slot=slot))
+                s.commit()
+            except IntegrityError:
+                return None  # another scheduler already fired this slot
+        try:
+            return self.start(plan_id, "schedule")
+        except AlreadyRunning:
+            log.info("scheduled run skipped: previous run still active", extra={"plan_id": plan_id})
+            return None
+
+    def cancel(self, run_id: int) -> None:
+        with self.db.session() as s:
+            s.execute(update(Run).where(Run.id == run_id).values(cancel_requested=True))
+            s.commit()
+
+    # --- executing --------------------------------------------------------------------------------
+
+    def _log(self, run_id: int, message: str, project: str | None = None, level: str = "info") -> None:
+        with self.db.session() as s:
+            s.add(RunLog(run_id=run_id, project=project, level=level, message=message))
+            s.commit()
+
+    def _finish(self, run_id: int, state: str, error: str = "", requests: int = 0) -> None:
+        with self.db.session() as s:
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(state=state, error=error, requests=requests, finished=datetime.now(UTC))
+            )
+            s.execute(delete(ActiveRun).where(ActiveRun.run_id == run_id))
+            s.commit()
+
+    def execute(self, run_id: int) -> None:
+        """Run a backup from start to end; every outcome ends in the database, never in an exception."""
+        try:
+            self._execute(run_id)
+        except Exception as e:
+            log.exception("run crashed", extra={"run_id": run_id})
+            self._log(
+                run_id, f"the run stopped on an unexpected error: {e.__class__.__name__}", level="error"
+            )
+            self._finish(run_id, "failed", f"internal error: {e.__class__.__name__}")
+
+    def _execute(self, run_id: int) -> None:
+        with self.db.session() as s:
+            run = s.get(Run, run_id)
+            plan = s.get(Plan, run.plan_id)
+            org = s.get(Organisation, run.organisation_id)
+            account = s.scalar(select(JiraAccount).where(JiraAccount.organisation_id == org.id))
+            run.state, run.started = "running", datetime.now(UTC)
+            s.commit()
+            spec_raw, storage_url, cloud_id = dict(plan.spec), plan.storage_url, org.cloud_id
+            creds = None
+            if account is not None:
+                token = vault.unseal(self.config.secret_key, account.token_sealed, f"jira-token:{cloud_id}")
+                creds = JiraCredentials(account.site_url, account.email, token)
+        if creds is None:
+            self._log(run_id, "no Jira credentials yet: set an API token in Settings", level="error")
+            self._finish(run_id, "failed", "no Jira credentials: set the API token in Settings")
+            return
+        spec = BackupSpec.from_dict(spec_raw)
+        client = JiraClient(creds, pool_size=max(4, spec.max_workers * 2))
+        try:
+            repo = self._repository(storage_url, cloud_id)
+            keys, results = select_projects(client, spec)
+            site_objects = fetch_site_objects(client, spec)
+        except (JiraError, StorageError, RepositoryError, WrongPassword) as e:
+            self._log(run_id, f"the run could not start: {e}", level="error")
+            self._finish(run_id, "failed", str(e), client.stats.requests)
+            return
+        with self.db.session() as s:
+            for key in keys:
+                s.add(ProjectRun(run_id=run_id, project=key))
+            for r in results:
+                s.add(ProjectRun(run_id=run_id, project=r.project, status=r.status, errors=r.errors))
+                for line in r.errors:
+                    s.add(RunLog(run_id=run_id, project=r.project, level="error", message=line))
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(progress={"projects_total": len(keys) + len(results), "projects_done": len(results)})
+            )
+            s.commit()
+        self._log(run_id, f"backing up {len(keys)} projects: {', '.join(keys)}")
+        cancel = threading.Event()
+        with repo.lock():
+            for index, key in enumerate(keys):
+                if self._cancel_requested(run_id):
+                    cancel.set()
+                result = (
+                    ProjectResult(key, status="cancelled", errors=["the run was cancelled"])
+                    if cancel.is_set()
+                    else backup_project(
+                        client,
+                        repo,
+                        spec,
+                        key,
+                        progress=self._progress(run_id, index, len(keys) + len(results), cancel),
+                        cancel=cancel,
+                        site_objects=site_objects,
+                    )
+                )
+                results.append(result)
+                self._record(run_id, result)
+        state = STATE_OF[overall_status(results)]
+        self._log(run_id, f"run {state}: {client.stats.requests} requests")
+        self._finish(run_id, state, "", client.stats.requests)
+
+    def _repository(self, storage_url: str, cloud_id: str) -> Repository:
+        storage = open_storage(storage_url)
+        password = vault.repository_password(self.config.secret_key, cloud_id)
+        try:
+            return Repository.open(storage, password)
+        except RepositoryError as e:
+            if "no repository" not in str(e):
+                raise
+            return Repository.init(storage, password)
+
+    def _cancel_requested(self, run_id: int) -> bool:
+        with self.db.session() as s:
+            return bool(s.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
+
+    def _progress(self, run_id: int, index: int, total: int, cancel: threading.Event):
+        last = [0.0]
+
+        def report(event: dict[str, Any]) -> None:
+            now = time.monotonic()
+            if now - last[0] < 0.5 and event.get("done") != event.get("total"):
+                return
+            last[0] = now
+            progress = {
+                "projects_total": total,
+                "projects_done": index,
+                "project": event.get("project"),
+                "phase": event.get("phase"),
+                "issues_done": event.get("done", 0),
+                "issues_total": event.get("total", 0),
+            }
+            with self.db.session() as s:
+                s.execute(update(Run).where(Run.id == run_id).values(progress=progress))
+                s.commit()
+                if s.scalar(select(Run.cancel_requested).where(Run.id == run_id)):
+                    cancel.set()
+
+        return report
+
+    def _record(self, run_id: int, result: ProjectResult) -> None:
+        with self.db.session() as s:
+            row = s.scalar(
+                select(ProjectRun).where(ProjectRun.run_id == run_id, ProjectRun.project == result.project)
+            )
+            row.status, row.snapshot_id, row.counts = result.status, result.snapshot_id, result.counts
+            row.warnings, row.errors, row.requests = result.warnings[:200], result.errors, result.requests
+            run = s.get(Run, run_id)
+            run.progress = {
+                **run.progress,
+                "projects_done": run.progress.get("projects_done", 0) + 1,
+                "phase": "project-done",
+                "project": result.project,
+            }
+            for line in result.errors:
+                s.add(RunLog(run_id=run_id, project=result.project, level="error", message=line))
+            for line in result.warnings[:50]:
+                s.add(RunLog(run_id=run_id, project=result.project, level="warning", message=line))
+            s.add(
+                RunLog(
+                    run_id=run_id,
+                    project=result.project,
+                    level="info",
+                    message=f"{result.project}: {result.status}, {result.counts.get('issues', 0)} issues, "
+                    f"{result.requests} requests",
+                )
+            )
+            s.commit()

@@ -1,0 +1,1 @@
+"""The management UI: sign-in page and the dashboard of an organisation's runs."""
