@@ -92,12 +92,16 @@ class RunService:
         self.executor.submit(self.execute, run_id)
         return run_id
 
-    def start_scheduled(self, plan_id: int, slot: str) -> int | None:
+    def start_scheduled(self, plan_id: int) -> int | None:
         """A schedule fired: claim the slot (once across processes), then start unless a run is active."""
+        from backend.scheduler import current_slot
+
         with self.db.session() as s:
             plan = s.get(Plan, plan_id)
-            if plan is None or not plan.enabled or plan.organisation.state != "active":
+            if plan is None or not plan.enabled or plan.organisation.state != "active" or not plan.schedule:
                 return None
+            slot = current_slot(plan.schedule, plan.organisation.time_zone, datetime.now(UTC),
+                                self.config.misfire_grace_seconds).isoformat()
             try:
                 s.add(ScheduledFire(plan_id=plan_id, slot=slot))
                 s.commit()

@@ -9,7 +9,7 @@ row first, so one slot starts one run however many schedulers fire it.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -63,14 +63,24 @@ def next_fire(schedule: dict[str, Any], default_tz: str, now: datetime | None = 
     return trigger.get_next_fire_time(None, now or datetime.now(UTC))
 
 
+def current_slot(schedule: dict[str, Any], default_tz: str, now: datetime, grace_seconds: int) -> datetime:
+    """The latest scheduled time at or before `now` (the slot a fire belongs to; the same in every process)."""
+    trigger = trigger_for(schedule, default_tz)
+    slot = trigger.get_next_fire_time(None, now - timedelta(seconds=grace_seconds)) or now
+    while True:
+        following = trigger.get_next_fire_time(slot, slot + timedelta(seconds=1))
+        if following is None or following > now:
+            return min(slot, now)
+        slot = following
+
+
 def fire_plan(plan_id: int) -> None:
     """The job every schedule runs (module level, so the job store can persist a reference to it)."""
     runs = _ACTIVE.get("runs")
     if runs is None:
         log.warning("schedule fired with no run service", extra={"plan_id": plan_id})
         return
-    slot = datetime.now(UTC).replace(second=0, microsecond=0).isoformat()
-    runs.start_scheduled(plan_id, slot)
+    runs.start_scheduled(plan_id)
 
 
 class PlanScheduler:

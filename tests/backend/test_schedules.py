@@ -1,0 +1,159 @@
+"""Schedules with real schedulers: once per slot across two processes, misfire policy after downtime."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from sqlalchemy import create_engine, func, select, text
+
+from backend.db.models import Run
+from backend.scheduler import current_slot
+from tests.backend.conftest import make_backend
+from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, ROOT, free_port
+
+TENANT = "11111111-2222-4333-8444-555555555555"
+
+
+def prepare(tmp_path, issuer, sandbox_url: str, hour: int | None = None) -> tuple[str, int]:
+    """A database with a tenant, credentials and a plan scheduled for the current hour; return (url, plan id)."""
+    backend = make_backend(tmp_path, issuer, scheduler=True)
+    try:
+        backend.install(TENANT, sandbox_url)
+        backend.call(
+            "PUT",
+            f"/api/v1/organisations/{TENANT}/account",
+            TENANT,
+            json={"email": ADMIN_EMAIL, "api_token": ADMIN_TOKEN},
+        ).raise_for_status()
+        hour = datetime.now(UTC).hour if hour is None else hour
+        plan = backend.call(
+            "POST",
+            f"/api/v1/organisations/{TENANT}/plans",
+            TENANT,
+            json={
+                "name": "hourly",
+                "schedule": {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "hour": hour},
+                "spec": {"projects": {"mode": "selected", "keys": ["PLAT"]}},
+            },
+        ).json()
+        return backend.config.database_url, plan["id"]
+    finally:
+        backend.app.extensions["keepstone"].scheduler.shutdown()
+        backend.server.stop()
+        backend.app.extensions["keepstone"].db.engine.dispose()
+
+
+def put_job(database_url: str, plan_id: int, when: datetime) -> None:
+    """Set the plan's next run time in the persistent job store, as downtime would leave it."""
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            row = conn.execute(
+                text("SELECT job_state FROM apscheduler_jobs WHERE id = :id"), {"id": f"plan-{plan_id}"}
+            ).one()
+            state = pickle.loads(row.job_state)
+            state["next_run_time"] = when
+            conn.execute(
+                text("UPDATE apscheduler_jobs SET job_state = :s, next_run_time = :t WHERE id = :id"),
+                {
+                    "s": pickle.dumps(state, pickle.HIGHEST_PROTOCOL),
+                    "t": when.timestamp(),
+                    "id": f"plan-{plan_id}",
+                },
+            )
+    finally:
+        engine.dispose()
+
+
+def count_runs(database_url: str) -> int:
+    from backend.db import Database
+
+    db = Database(database_url)
+    try:
+        with db.session() as s:
+            return s.scalar(select(func.count()).select_from(Run))
+    finally:
+        db.engine.dispose()
+
+
+def test_current_slot_is_the_latest_scheduled_time():
+    now = datetime(2026, 11, 23, 14, 25, tzinfo=UTC)
+    schedule = {"days": ["mon", "wed"], "hour": 14}
+    assert current_slot(schedule, "UTC", now, 3600) == datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+
+
+@pytest.mark.slow
+def test_a_due_plan_runs_once_with_two_backend_processes(tmp_path, issuer, sandbox_site):
+    database_url, plan_id = prepare(tmp_path, issuer, sandbox_site.url)
+    put_job(database_url, plan_id, datetime.now(UTC) + timedelta(seconds=6))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "KEEPSTONE_DATABASE_URL": database_url,
+        "KEEPSTONE_SECRET_KEY": "test-secret-key-" + "x" * 32,
+        "KEEPSTONE_DATA_DIR": str(tmp_path / "data"),
+        "KEEPSTONE_CONNECTOR_JWKS_URL": issuer.jwks_url,
+        "KEEPSTONE_SCHEDULER": "on",
+    }
+    ports = [free_port(), free_port()]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "keepstone.cli", "backend", "--port", str(p)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for p in ports
+    ]
+    try:
+        for port in ports:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    requests.get(f"http://127.0.0.1:{port}/login", timeout=1)
+                    break
+                except requests.RequestException:
+                    time.sleep(0.2)
+        time.sleep(12)  # the slot passes in both processes
+        assert count_runs(database_url) == 1
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(10)
+
+
+def test_a_run_missed_during_short_downtime_runs_once_at_start(tmp_path, issuer, sandbox_site):
+    database_url, plan_id = prepare(tmp_path, issuer, sandbox_site.url)
+    put_job(database_url, plan_id, datetime.now(UTC) - timedelta(minutes=10))  # within the one-hour grace
+    backend = make_backend(tmp_path, issuer, database_url, scheduler=True)
+    try:
+        deadline = time.monotonic() + 20
+        while count_runs(database_url) == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
+        assert count_runs(database_url) == 1
+    finally:
+        backend.app.extensions["keepstone"].scheduler.shutdown()
+        backend.server.stop()
+
+
+def test_a_run_missed_beyond_the_grace_time_is_skipped(tmp_path, issuer, sandbox_site):
+    missed = (datetime.now(UTC) - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+    database_url, plan_id = prepare(tmp_path, issuer, sandbox_site.url, hour=missed.hour)
+    put_job(database_url, plan_id, missed)  # the only slot since then is three hours old
+    backend = make_backend(tmp_path, issuer, database_url, scheduler=True)
+    try:
+        time.sleep(3)
+        assert count_runs(database_url) == 0
+        job = backend.app.extensions["keepstone"].scheduler.next_run(plan_id)
+        assert job is not None and job > datetime.now(UTC)  # the schedule moved on to the next slot
+    finally:
+        backend.app.extensions["keepstone"].scheduler.shutdown()
+        backend.server.stop()
