@@ -39,3 +39,32 @@ def test_site_listing_matches_what_search_finds(fresh):
     for project in listed["projects"]:
         found = {i["key"] for i in fresh.search_all(f"project = {project['key']}", fields="key")}
         assert found == set(project["issues"])
+
+
+def _docs(site, ids: list[str]) -> list[dict]:
+    return site.post("/rest/api/3/issue/bulkfetch", {"issueIdsOrKeys": ids, "fields": ["*all"]})["issues"]
+
+
+def test_unchanged_issues_read_back_byte_identical(jira):
+    ids = [i["id"] for i in jira.search_all("created >= 2000-01-01")][:100]
+    first = jira.call("POST", "/rest/api/3/issue/bulkfetch", json={"issueIdsOrKeys": ids, "fields": ["*all"]})
+    second = jira.call(
+        "POST", "/rest/api/3/issue/bulkfetch", json={"issueIdsOrKeys": ids, "fields": ["*all"]}
+    )
+    assert first.content == second.content
+
+
+def test_reset_restores_issue_documents_exactly(fresh):
+    ids = [i["id"] for i in fresh.search_all("created >= 2000-01-01")]
+    before = _docs(fresh, ids)
+    fresh.admin("POST", "mutate", {"share": 0.5, "seed": 2})
+    fresh.put(f"/rest/api/3/issue/{ids[0]}", {"fields": {"summary": "changed"}}, expect=204)
+    fresh.admin("POST", "reset")
+    assert _docs(fresh, ids) == before
+
+
+def test_mutate_is_deterministic_for_a_seed(make_site):
+    one, two = (make_site(projects=1, issues_per_project=40, seed=21) for _ in range(2))
+    first = one.admin("POST", "mutate", {"share": 0.2, "seed": 4})["changed"]
+    second = two.admin("POST", "mutate", {"share": 0.2, "seed": 4})["changed"]
+    assert first == second and len(first) == 8

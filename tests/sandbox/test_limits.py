@@ -187,3 +187,27 @@ def test_waiting_as_retry_after_says_is_enough(make_site):
     limited = site.call("GET", "/rest/api/3/myself", expect=429, validate=False)
     time.sleep(float(limited.headers["Retry-After"]))
     site.get("/rest/api/3/myself")
+
+
+def test_injected_429_on_bulkfetch_is_counted_and_then_passes(fresh):
+    ids = [i["id"] for i in fresh.search_all("created >= 2000-01-01")][:5]
+    fresh.admin("POST", "stats/reset")
+    fresh.admin("POST", "faults", {"path": r"/issue/bulkfetch$", "status": 429, "count": 1, "retry_after": 2})
+    limited = fresh.call(
+        "POST", "/rest/api/3/issue/bulkfetch", json={"issueIdsOrKeys": ids}, expect=429, validate=False
+    )
+    assert limited.headers["Retry-After"] == "2"
+    assert_error_shape(limited)
+    fresh.get(f"/rest/api/3/issue/{ids[0]}")
+    assert len(fresh.post("/rest/api/3/issue/bulkfetch", {"issueIdsOrKeys": ids})["issues"]) == 5
+    stats = fresh.admin("GET", "stats")["endpoints"]["POST /rest/api/3/issue/bulkfetch"]
+    assert stats["status"] == {"429": 1, "200": 1}
+
+
+def test_fault_can_be_limited_to_one_method(fresh):
+    key = fresh.search_all("created >= 2000-01-01", fields="key")[0]["key"]
+    fresh.admin("POST", "faults", {"path": r"/comment$", "status": 500, "count": 1, "method": "POST"})
+    fresh.get(f"/rest/api/3/issue/{key}/comment")
+    body = {"body": {"type": "doc", "version": 1, "content": []}}
+    fresh.call("POST", f"/rest/api/3/issue/{key}/comment", json=body, expect=500, validate=False)
+    fresh.post(f"/rest/api/3/issue/{key}/comment", body, expect=201)

@@ -1,0 +1,223 @@
+"""The admin panel inside Jira and its actions; the tenant always comes from the verified token."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jwt
+import requests
+from flask import Blueprint, Response, jsonify, render_template, request
+
+from connector.connect import token_from_request
+from connector.errors import TokenError
+from connector.handoff import sso_form, sso_token
+from connector.qsh import CONTEXT_QSH
+from connector.state import state
+from connector.tenants import Tenant
+
+bp = Blueprint("panel", __name__)
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CONTEXT_LIFETIME = 15 * 60
+
+
+@dataclass
+class Caller:
+    """Who is calling: the tenant (from the verified token) and the Jira account."""
+
+    tenant: Tenant
+    account_id: str
+    name: str
+
+
+def _connect_caller(allow_context: bool, token: str | None = None) -> Caller:
+    st = state()
+    tenant, claims = st.connect.verify_request(
+        token or token_from_request(request.headers, request.args),
+        request.method,
+        request.path,
+        request.query_string.decode(),
+        allow_context=allow_context,
+    )
+    if not tenant.installed or not tenant.enabled:
+        raise TokenError("the app is not enabled on this site", 403)
+    context = claims.get("context") or {}
+    name = (context.get("user") or {}).get("displayName") or claims.get("sub") or "Jira admin"
+    return Caller(tenant, str(claims.get("sub") or ""), str(name))
+
+
+def _forge_caller() -> Caller:
+    st = state()
+    claims = st.forge.verify(request.headers.get("Authorization"))
+    tenant = st.tenants.get(claims["context"]["cloudId"])
+    if tenant is None or not tenant.installed:
+        raise TokenError("the app is not installed on this site", 403)
+    principal = claims.get("principal") or ""
+    account = principal if isinstance(principal, str) else str(principal.get("accountId", ""))
+    return Caller(tenant, account, account or "Jira admin")
+
+
+def context_token(tenant: Tenant, account_id: str, name: str) -> str:
+    """Mint a context token for the panel's own calls (HS256 with the tenant's secret, qsh context-qsh)."""
+    now = int(time.time())
+    claims = {
+        "iss": tenant.client_key,
+        "sub": account_id,
+        "iat": now,
+        "exp": now + CONTEXT_LIFETIME,
+        "qsh": CONTEXT_QSH,
+        "context": {"user": {"accountId": account_id, "displayName": name}},
+    }
+    return jwt.encode(claims, tenant.shared_secret, algorithm="HS256")
+
+
+def _frame_headers(resp: Response, tenant: Tenant, form_action: str = "'self'") -> Response:
+    resp.headers["Content-Security-Policy"] = (
+        f"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self'; form-action {form_action}; base-uri 'none'; object-src 'none'; "
+        f"frame-ancestors {tenant.origin()}"
+    )
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get("/panel")
+def page():
+    """Render the panel (a Connect page call: HS256 with the request's own qsh, no context token)."""
+    caller = _connect_caller(allow_context=False)
+    token = context_token(caller.tenant, caller.account_id, caller.name)
+    html = render_template("panel.html", context_token=token, site_url=caller.tenant.site_url, days=DAYS)
+    return _frame_headers(Response(html, mimetype="text/html"), caller.tenant)
+
+
+def _backend(method: str, path: str, caller: Caller, body: dict | None = None):
+    try:
+        resp = state().backend.call(method, path, caller.tenant.cloud_id, body)
+    except requests.RequestException:
+        return _error("backend_unavailable", "The Keepstone service is not reachable.", 502)
+    try:
+        data = resp.json()
+    except ValueError:
+        data = {"error": {"code": "bad_backend_answer", "message": resp.text[:200]}}
+    return data, resp.status_code
+
+
+def _error(code: str, message: str, status: int, fields: dict | None = None):
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}, status
+
+
+def _default_plan(caller: Caller) -> dict | None:
+    data, status = _backend("GET", f"/api/v1/organisations/{caller.tenant.cloud_id}/plans", caller)
+    if status != 200:
+        return None
+    plans = data.get("items", data.get("plans", [])) if isinstance(data, dict) else data
+    return next((p for p in plans if p.get("is_default")), plans[0] if plans else None)
+
+
+def do_status(caller: Caller, body: dict):
+    data, status = _backend("GET", f"/api/v1/organisations/{caller.tenant.cloud_id}/status", caller)
+    if status == 200:
+        plan = _default_plan(caller)
+        data["schedule"] = (plan or {}).get("schedule")
+    return data, status
+
+
+def do_schedule(caller: Caller, body: dict):
+    days, hour = body.get("days"), body.get("hour")
+    fields = {}
+    if not isinstance(days, list) or not days or any(d not in DAYS for d in days):
+        fields["days"] = "Pick at least one day."
+    if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
+        fields["hour"] = "Hour must be 0-23."
+    if fields:
+        return _error("invalid", "Schedule is not valid.", 400, fields)
+    plan = _default_plan(caller)
+    if plan is None:
+        return _error("no_plan", "No backup plan exists yet.", 409)
+    time_zone = (plan.get("schedule") or {}).get("time_zone", "UTC")
+    schedule = {"days": [d for d in DAYS if d in days], "hour": hour, "time_zone": time_zone}
+    data, status = _backend("PATCH", f"/api/v1/plans/{plan['id']}", caller, {"schedule": schedule})
+    if status >= 300:
+        return data, status
+    return do_status(caller, {})
+
+
+def do_backup(caller: Caller, body: dict):
+    return _backend("POST", f"/api/v1/organisations/{caller.tenant.cloud_id}/runs", caller, {})
+
+
+def do_account(caller: Caller, body: dict):
+    email, token = body.get("email"), body.get("api_token")
+    if not isinstance(email, str) or not email or not isinstance(token, str) or not token:
+        return _error("invalid", "Email and API token are required.", 400)
+    payload = {"email": email, "api_token": token}
+    return _backend("PUT", f"/api/v1/organisations/{caller.tenant.cloud_id}/account", caller, payload)
+
+
+def do_get_account(caller: Caller, body: dict):
+    return _backend("GET", f"/api/v1/organisations/{caller.tenant.cloud_id}/account", caller)
+
+
+ACTIONS = {
+    ("GET", "status"): do_status,
+    ("PUT", "schedule"): do_schedule,
+    ("POST", "backup"): do_backup,
+    ("PUT", "account"): do_account,
+    ("GET", "account"): do_get_account,
+}
+
+
+def _body() -> dict:
+    if request.method == "GET":
+        return {}
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
+
+
+def _answer(result) -> Response:
+    data, status = result
+    resp = jsonify(data)
+    resp.status_code = status
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.route("/panel/api/<action>", methods=["GET", "PUT", "POST"])
+def api(action: str):
+    """Run one panel action (context tokens accepted: these are the endpoints meant for them)."""
+    handler = ACTIONS.get((request.method, action))
+    if handler is None:
+        return _answer(_error("not_found", "No such action.", 404))
+    return _answer(handler(_connect_caller(allow_context=True), _body()))
+
+
+@bp.get("/panel/api/runs/<run_id>")
+def run(run_id: str):
+    """Show one run's progress (the backend checks that it belongs to the caller's tenant)."""
+    caller = _connect_caller(allow_context=True)
+    return _answer(_backend("GET", f"/api/v1/runs/{requests.utils.quote(run_id, safe='')}", caller))
+
+
+@bp.post("/panel/more")
+def more():
+    """Hand the user to the backend: mint a one-time SSO token and auto-POST it to /sso."""
+    token = request.form.get("jwt") or ""
+    if not token:
+        raise TokenError("missing JWT")
+    caller = _connect_caller(allow_context=True, token=token)
+    st = state()
+    sso = sso_token(st.keys, caller.tenant.cloud_id, caller.account_id, caller.name)
+    resp = Response(sso_form(st.config.backend_url, sso), mimetype="text/html")
+    backend_origin = "/".join(st.config.backend_url.split("/")[:3])
+    return _frame_headers(resp, caller.tenant, form_action=backend_origin)
+
+
+@bp.route("/forge/panel/<action>", methods=["GET", "PUT", "POST"])
+def forge_api(action: str):
+    """Run one panel action for the Forge Custom UI (its resolver calls carry a FIT)."""
+    handler = ACTIONS.get((request.method, action))
+    if handler is None:
+        return _answer(_error("not_found", "No such action.", 404))
+    return _answer(handler(_forge_caller(), _body()))

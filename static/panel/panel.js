@@ -1,0 +1,144 @@
+// Keepstone panel: show the backend's status and run the panel's actions with the context token.
+"use strict";
+(function () {
+  const root = document.getElementById("panel");
+  const token = root.dataset.token;
+  const $ = (id) => document.getElementById(id);
+  let schedule = null;
+
+  async function call(method, path, body) {
+    const opts = { method, headers: { Authorization: "JWT " + token, Accept: "application/json" } };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    const resp = await fetch(path, opts);
+    let data = {};
+    try { data = await resp.json(); } catch (e) { /* empty answer */ }
+    return { ok: resp.ok, status: resp.status, data };
+  }
+
+  function when(value) {
+    if (!value) return "Never";
+    const d = new Date(value);
+    return isNaN(d) ? String(value) : d.toISOString().replace("T", " ").slice(0, 16) + " UTC";
+  }
+
+  function say(el, text, good) {
+    el.textContent = text;
+    el.className = good ? "good" : "bad";
+  }
+
+  function errorText(r) {
+    const e = (r.data && r.data.error) || {};
+    return e.message || ("Request failed (" + r.status + ")");
+  }
+
+  function showStatus(s) {
+    $("protected_projects").textContent = s.protected_projects ?? "–";
+    $("service_region").textContent = s.service_region || "–";
+    $("storage_region").textContent = s.storage_region || "–";
+    $("state").textContent = s.state || "–";
+    $("last_backup_at").textContent = when(s.last_backup_at);
+    $("next_backup_at").textContent = s.next_backup_at ? when(s.next_backup_at) : "Not scheduled";
+    schedule = s.schedule || null;
+    if (s.current_run && s.current_run.id) watchRun(s.current_run.id);
+  }
+
+  async function refresh() {
+    const r = await call("GET", "/panel/api/status");
+    if (r.ok) showStatus(r.data); else say($("message"), errorText(r), false);
+  }
+
+  let watching = null;
+  const FINAL = ["succeeded", "warning", "partial", "failed", "cancelled"];
+  function percent(run) {
+    const p = run.progress;
+    if (FINAL.includes(run.state) && run.state !== "failed" && run.state !== "cancelled") return 100;
+    if (typeof p === "number") return p;
+    if (!p || typeof p !== "object") return 0;
+    if (p.percent != null) return Number(p.percent);
+    if (p.projects_total) {
+      const part = p.issues_total ? Math.min(1, (p.issues_done || 0) / p.issues_total) : 0;
+      return Math.min(100, (100 * ((p.projects_done || 0) + part)) / p.projects_total);
+    }
+    return 0;
+  }
+  function showRun(run) {
+    $("run").hidden = false;
+    $("run_state").textContent = run.state || "";
+    const pct = Number(percent(run)) || 0;
+    $("run_bar").value = pct;
+    $("run_progress").textContent = Math.round(pct) + "%";
+  }
+  function watchRun(id) {
+    if (watching === id) return;
+    watching = id;
+    const tick = async () => {
+      const r = await call("GET", "/panel/api/runs/" + encodeURIComponent(id));
+      if (!r.ok) { watching = null; return; }
+      showRun(r.data);
+      const done = FINAL.includes(r.data.state);
+      if (done) {
+        watching = null;
+        const words = { succeeded: "Backup succeeded.", warning: "Backup finished with warnings.",
+          partial: "Backup partly done.", failed: "Backup failed.", cancelled: "Backup cancelled." };
+        say($("message"), words[r.data.state] || "Backup ended.", r.data.state !== "failed");
+        refresh();
+      } else setTimeout(tick, 700);
+    };
+    tick();
+  }
+
+  $("backup_now").addEventListener("click", async () => {
+    $("backup_now").disabled = true;
+    const r = await call("POST", "/panel/api/backup", {});
+    $("backup_now").disabled = false;
+    if (!r.ok) return say($("message"), errorText(r), false);
+    say($("message"), "Backup started.", true);
+    const run = r.data.run || r.data;
+    showRun(run);
+    watchRun(run.id);
+  });
+
+  $("edit").addEventListener("click", () => {
+    const form = $("schedule_form");
+    const days = (schedule && schedule.days) || [];
+    form.querySelectorAll("input[name=days]").forEach((box) => { box.checked = days.includes(box.value); });
+    $("hour").value = String(schedule && schedule.hour != null ? schedule.hour : 2);
+    form.hidden = false;
+  });
+  $("cancel_schedule").addEventListener("click", () => { $("schedule_form").hidden = true; });
+  $("schedule_form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const days = [...document.querySelectorAll("input[name=days]:checked")].map((b) => b.value);
+    const r = await call("PUT", "/panel/api/schedule", { days, hour: Number($("hour").value) });
+    if (!r.ok) return say($("message"), errorText(r), false);
+    $("schedule_form").hidden = true;
+    say($("message"), "Schedule saved.", true);
+    showStatus(r.data);
+  });
+
+  document.querySelectorAll(".tab").forEach((tab) => tab.addEventListener("click", () => {
+    document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t === tab));
+    document.querySelectorAll(".pane").forEach((p) => { p.hidden = p.id !== tab.dataset.tab; });
+    if (tab.dataset.tab === "settings") loadAccount();
+  }));
+
+  async function loadAccount() {
+    const r = await call("GET", "/panel/api/account");
+    $("account_current").textContent = r.ok && r.data.email ? "Current account: " + r.data.email : "No API token set yet.";
+  }
+  $("account_form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("save_token").disabled = true;
+    const r = await call("PUT", "/panel/api/account", { email: $("email").value, api_token: $("api_token").value });
+    $("save_token").disabled = false;
+    $("api_token").value = "";
+    if (!r.ok) return say($("account_message"), errorText(r), false);
+    say($("account_message"), "Token checked and saved.", true);
+    loadAccount();
+  });
+
+  refresh();
+})();
