@@ -67,3 +67,13 @@ def create_app(config: Config | None = None) -> Flask:
         svc.scheduler = PlanScheduler(config.database_url, runs, config.misfire_grace_seconds)
         svc.scheduler.start()
     return app
+
+
+def shutdown(app: Flask) -> None:
+    """Stop what create_app started: the scheduler, the run workers and the database pool."""
+    svc: Services = app.extensions["keepstone"]
+    if svc.scheduler is not None:
+        svc.scheduler.shutdown()
+        svc.scheduler = None
+    svc.runs.executor.shutdown()
+    svc.db.engine.dispose()

@@ -18,8 +18,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from backend import vault
-from backend.backup import BackupSpec, ProjectResult, backup_project, fetch_site_objects, select_projects
-from backend.backup.run import overall_status
+from backend.backup import BackupSpec, ProjectResult, run_backup
 from backend.config import Config
 from backend.db import Database
 from backend.db.models import (
@@ -32,7 +31,7 @@ from backend.db.models import (
     RunLog,
     ScheduledFire,
 )
-from backend.jira import JiraClient, JiraCredentials, JiraError
+from backend.jira import JiraClient, JiraCredentials
 from backend.repository import Repository, RepositoryError, WrongPassword
 from backend.storage import StorageError, open_storage
 
@@ -100,8 +99,12 @@ class RunService:
             plan = s.get(Plan, plan_id)
             if plan is None or not plan.enabled or plan.organisation.state != "active" or not plan.schedule:
                 return None
-            slot = current_slot(plan.schedule, plan.organisation.time_zone, datetime.now(UTC),
-                                self.config.misfire_grace_seconds).isoformat()
+            slot = current_slot(
+                plan.schedule,
+                plan.organisation.time_zone,
+                datetime.now(UTC),
+                self.config.misfire_grace_seconds,
+            ).isoformat()
             try:
                 s.add(ScheduledFire(plan_id=plan_id, slot=slot))
                 s.commit()
@@ -167,49 +170,54 @@ class RunService:
         client = JiraClient(creds, pool_size=max(4, spec.max_workers * 2))
         try:
             repo = self._repository(storage_url, cloud_id)
-            keys, results = select_projects(client, spec)
-            site_objects = fetch_site_objects(client, spec)
-        except (JiraError, StorageError, RepositoryError, WrongPassword) as e:
+        except (StorageError, RepositoryError, WrongPassword) as e:
             self._log(run_id, f"the run could not start: {e}", level="error")
-            self._finish(run_id, "failed", str(e), client.stats.requests)
+            self._finish(run_id, "failed", str(e))
             return
-        with self.db.session() as s:
-            for key in keys:
-                s.add(ProjectRun(run_id=run_id, project=key))
-            for r in results:
-                s.add(ProjectRun(run_id=run_id, project=r.project, status=r.status, errors=r.errors))
-                for line in r.errors:
-                    s.add(RunLog(run_id=run_id, project=r.project, level="error", message=line))
-            s.execute(
-                update(Run)
-                .where(Run.id == run_id)
-                .values(progress={"projects_total": len(keys) + len(results), "projects_done": len(results)})
-            )
-            s.commit()
-        self._log(run_id, f"backing up {len(keys)} projects: {', '.join(keys)}")
         cancel = threading.Event()
-        with repo.lock():
-            for index, key in enumerate(keys):
-                if self._cancel_requested(run_id):
-                    cancel.set()
-                result = (
-                    ProjectResult(key, status="cancelled", errors=["the run was cancelled"])
-                    if cancel.is_set()
-                    else backup_project(
-                        client,
-                        repo,
-                        spec,
-                        key,
-                        progress=self._progress(run_id, index, len(keys) + len(results), cancel),
-                        cancel=cancel,
-                        site_objects=site_objects,
+        total = [0]
+
+        def selected(keys: list[str], missing: list[ProjectResult]) -> None:
+            total[0] = len(keys) + len(missing)
+            with self.db.session() as s:
+                for key in keys:
+                    s.add(ProjectRun(run_id=run_id, project=key))
+                for r in missing:
+                    s.add(ProjectRun(run_id=run_id, project=r.project))
+                s.execute(
+                    update(Run)
+                    .where(Run.id == run_id)
+                    .values(progress={"projects_total": total[0], "projects_done": 0})
+                )
+                s.add(
+                    RunLog(
+                        run_id=run_id,
+                        level="info",
+                        message=f"backing up {len(keys)} projects: {', '.join(keys)}",
                     )
                 )
-                results.append(result)
-                self._record(run_id, result)
-        state = STATE_OF[overall_status(results)]
-        self._log(run_id, f"run {state}: {client.stats.requests} requests")
-        self._finish(run_id, state, "", client.stats.requests)
+                s.commit()
+
+        try:
+            result = run_backup(
+                client,
+                repo,
+                spec,
+                progress=self._progress(run_id, cancel),
+                cancel=cancel,
+                on_selected=selected,
+                on_result=lambda r: self._record(run_id, r),
+            )
+        except (StorageError, RepositoryError) as e:
+            self._log(run_id, f"the repository failed: {e}", level="error")
+            self._finish(run_id, "failed", str(e), client.stats.requests)
+            return
+        if result.errors:
+            for line in result.errors:
+                self._log(run_id, f"the run could not start: {line}", level="error")
+        state = STATE_OF[result.status]
+        self._log(run_id, f"run {state}: {result.requests} requests")
+        self._finish(run_id, state, "; ".join(result.errors), result.requests)
 
     def _repository(self, storage_url: str, cloud_id: str) -> Repository:
         storage = open_storage(storage_url)
@@ -225,26 +233,29 @@ class RunService:
         with self.db.session() as s:
             return bool(s.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
 
-    def _progress(self, run_id: int, index: int, total: int, cancel: threading.Event):
+    def _progress(self, run_id: int, cancel: threading.Event):
         last = [0.0]
+        lock = threading.Lock()
 
         def report(event: dict[str, Any]) -> None:
-            now = time.monotonic()
-            if now - last[0] < 0.5 and event.get("done") != event.get("total"):
+            if event.get("phase") != "fetching":
                 return
-            last[0] = now
-            progress = {
-                "projects_total": total,
-                "projects_done": index,
-                "project": event.get("project"),
-                "phase": event.get("phase"),
-                "issues_done": event.get("done", 0),
-                "issues_total": event.get("total", 0),
-            }
+            now = time.monotonic()
+            with lock:
+                if now - last[0] < 0.5 and event.get("done") != event.get("total"):
+                    return
+                last[0] = now
             with self.db.session() as s:
-                s.execute(update(Run).where(Run.id == run_id).values(progress=progress))
+                run = s.get(Run, run_id)
+                run.progress = {
+                    **run.progress,
+                    "project": event.get("project"),
+                    "phase": "fetching",
+                    "issues_done": event.get("done", 0),
+                    "issues_total": event.get("total", 0),
+                }
                 s.commit()
-                if s.scalar(select(Run.cancel_requested).where(Run.id == run_id)):
+                if run.cancel_requested:
                     cancel.set()
 
         return report

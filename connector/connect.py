@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 
 import jwt
 import requests
@@ -44,10 +45,14 @@ def _unverified_claims(token: str) -> dict:
 class InstallKeys:
     """Fetch and cache Connect install public keys by kid from the configured key server."""
 
+    MISS_TTL = 60.0  # seconds an unknown kid is remembered, so forged kids cannot flood the key server
+
     def __init__(self, server_url: str) -> None:
         self.server_url = server_url.rstrip("/")
         self._cache: dict[str, object] = {}
+        self._misses: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.fetches = 0
 
     def get(self, kid: str):
         """Return the public key for `kid`; refuse kids that are not UUIDs (no path or URL tricks)."""
@@ -56,11 +61,16 @@ class InstallKeys:
         with self._lock:
             if kid in self._cache:
                 return self._cache[kid]
+            if time.monotonic() - self._misses.get(kid, -self.MISS_TTL) < self.MISS_TTL:
+                raise TokenError(f"unknown kid {kid}")
+            self.fetches += 1
         try:
             resp = requests.get(f"{self.server_url}/{kid}", timeout=5, allow_redirects=False)
         except requests.RequestException as e:
             raise TokenError(f"install key server unreachable: {e}") from None
         if resp.status_code != 200:
+            with self._lock:
+                self._misses[kid] = time.monotonic()
             raise TokenError(f"unknown kid {kid}")
         try:
             key = load_pem_public_key(resp.content)

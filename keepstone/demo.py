@@ -54,7 +54,8 @@ def start_stack(var: Path, sandbox_port: int = 0, backend_port: int = 0, connect
     backend_config = BackendConfig(
         data_dir=var / "backend", connector_jwks_url=connector_url + "/.well-known/jwks.json"
     )
-    servers["backend"] = serve_in_thread(create_backend(backend_config), port=backend_port)
+    backend_app = create_backend(backend_config)
+    servers["backend"] = serve_in_thread(backend_app, port=backend_port)
     config = ConnectorConfig(
         base_url=connector_url,
         backend_url=backend_url,
@@ -72,7 +73,21 @@ def start_stack(var: Path, sandbox_port: int = 0, backend_port: int = 0, connect
     failed = [e for e in install["events"] if e["status"] >= 300]
     if failed:
         raise RuntimeError(f"install events failed: {failed}")
-    return {"servers": servers, "apps_page": install["appsPage"], "cloud_id": install["cloudId"]}
+    return {
+        "servers": servers,
+        "apps_page": install["appsPage"],
+        "cloud_id": install["cloudId"],
+        "backend_app": backend_app,
+    }
+
+
+def stop_stack(stack: dict) -> None:
+    """Stop the servers and the backend's scheduler and workers."""
+    from backend.app import shutdown
+
+    for server in reversed(list(stack["servers"].values())):
+        server.stop()
+    shutdown(stack["backend_app"])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,6 +102,5 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        for server in reversed(list(stack["servers"].values())):
-            server.stop()
+        stop_stack(stack)
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -65,6 +67,18 @@ def overall_status(results: list[ProjectResult]) -> str:
     return "warning" if "warning" in statuses else "ok"
 
 
+def project_client(client: JiraClient) -> JiraClient:
+    """A client of its own for one project (exact request counts), sharing the site's rate budget."""
+    return JiraClient(
+        client.credentials,
+        budget=client.budget,
+        pool_size=16,
+        max_attempts=client.max_attempts,
+        backoff_base=client.backoff_base,
+        timeout=client.timeout,
+    )
+
+
 def run_backup(
     client: JiraClient,
     repo: Repository,
@@ -72,8 +86,11 @@ def run_backup(
     *,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    on_selected: Callable[[list[str], list[ProjectResult]], None] | None = None,
+    on_result: Callable[[ProjectResult], None] | None = None,
+    parallel_projects: int = 2,
 ) -> RunResult:
-    """Back up every selected project, each into its own snapshot, under a shared repository lock."""
+    """Back up every selected project, each into its own snapshot, a few at a time, under a shared lock."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
     before = client.stats.requests
     cancel = cancel or threading.Event()
@@ -90,17 +107,27 @@ def run_backup(
             client.stats.requests - before,
             [f"Jira: {e}"],
         )
+    if on_selected:
+        on_selected(keys, list(results))
+    for r in results:
+        if on_result:
+            on_result(r)
     report({"phase": "selected", "projects": keys})
-    with repo.lock():
-        for index, key in enumerate(keys):
-            if cancel.is_set():
-                results.append(ProjectResult(key, status="cancelled", errors=["the run was cancelled first"]))
-                continue
-            report({"phase": "project", "project": key, "index": index, "total": len(keys)})
+    extra = [0]
+    lock = threading.Lock()
+
+    def one(key: str) -> ProjectResult:
+        if cancel.is_set():
+            result = ProjectResult(key, status="cancelled", errors=["the run was cancelled first"])
+        else:
+            report({"phase": "project", "project": key})
+            own = project_client(client)
             t = time.monotonic()
             result = backup_project(
-                client, repo, spec, key, progress=report, cancel=cancel, site_objects=site_objects
+                own, repo, spec, key, progress=report, cancel=cancel, site_objects=site_objects
             )
+            with lock:
+                extra[0] += own.stats.requests
             report(
                 {
                     "phase": "project-done",
@@ -109,11 +136,16 @@ def run_backup(
                     "seconds": round(time.monotonic() - t, 2),
                 }
             )
-            results.append(result)
+        if on_result:
+            on_result(result)
+        return result
+
+    with repo.lock(), ThreadPoolExecutor(max(1, parallel_projects), thread_name_prefix="project") as pool:
+        results += list(pool.map(one, keys))
     return RunResult(
         overall_status(results),
         results,
         started,
         datetime.now(UTC).isoformat(timespec="seconds"),
-        client.stats.requests - before,
+        client.stats.requests - before + extra[0],
     )

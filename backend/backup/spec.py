@@ -85,7 +85,7 @@ class BackupSpec:
     data: dict[str, bool] = field(default_factory=lambda: dict(DATA_DEFAULTS))
     exclude_jql: str | None = None
     corrupt_attachments: str = "skip"
-    max_workers: int = 4
+    max_workers: int = 8
     incremental: bool = True
 
     @classmethod
@@ -135,7 +135,7 @@ class BackupSpec:
         policy = raw.get("corrupt_attachments", "skip")
         if policy not in CORRUPT_POLICIES:
             errors["corrupt_attachments"] = "must be 'skip' or 'fail'"
-        workers = raw.get("max_workers", 4)
+        workers = raw.get("max_workers", 8)
         if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 32:
             errors["max_workers"] = "must be a whole number from 1 to 32"
         exclude = raw.get("exclude_jql")

@@ -151,6 +151,15 @@ def test_malicious_kid_never_reaches_the_key_server(installed):
         assert r.json()["error"]["message"] == "kid must be a UUID"
 
 
+def test_unknown_kid_is_fetched_once_then_remembered(installed):
+    keys = installed.app.extensions["connector"].connect.install_keys
+    kid = str(uuid.uuid4())
+    before = keys.fetches
+    for _ in range(3):
+        assert _post_install(installed, _install_token(installed, kid=kid)).status_code == 401
+    assert keys.fetches == before + 1
+
+
 # --- page and API calls (HS256 + qsh) ----------------------------------------------------------------
 
 PAGE_QUERY = "xdm_e=x&lic=none"

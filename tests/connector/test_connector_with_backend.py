@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def real(tmp_path: Path):
-    from keepstone.demo import start_stack
+    from keepstone.demo import start_stack, stop_stack
 
     running = start_stack(tmp_path / "var")
     servers = running["servers"]
@@ -28,8 +28,7 @@ def real(tmp_path: Path):
     tenant = state.tenants.get(running["cloud_id"])
     running.update(state=state, tenant=tenant, ctx=context_token(tenant, "5b10admin", "Site Admin"))
     yield running
-    for server in reversed(list(servers.values())):
-        server.stop()
+    stop_stack(running)
 
 
 def _sso(real) -> str:

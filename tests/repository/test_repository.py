@@ -125,10 +125,12 @@ def test_check_passes_on_a_healthy_repository(repo):
 
 
 def test_check_detects_a_tampered_pack(repo, storage):
-    _one_snapshot(repo)
-    pack = next(iter(storage.list("data")))
+    sid = _one_snapshot(repo)
+    attachment = repo.snapshot(sid).entry("attachments/ABC-1/9")
+    where = repo.index.get(attachment.blobs[0])  # flip a bit inside an attachment's bytes, not a tree
+    pack = where.pack
     data = bytearray(storage.load("data", pack))
-    data[10] ^= 0xFF
+    data[where.offset + 20] ^= 0xFF
     storage.save("data", pack, bytes(data))
     assert repo.check(read_data=False).ok  # structure alone cannot see a flipped bit ...
     errors = repo.check(read_data=True).errors  # ... reading the data does

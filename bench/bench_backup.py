@@ -1,0 +1,204 @@
+"""The backup engine against a rate-limited, latent sandbox, side by side in one run:
+
+- requests used vs the minimum the data needs (id pages + bulk pages + overflow pages + attachments +
+  the fixed configuration reads), and the share of the allowed rate kept busy;
+- an incremental run with 1% of issues changed, vs the full run (requests, new stored bytes);
+- stored bytes vs the raw JSON the API returned (attachments left out of this one);
+- a naive per-issue fetch of the same site (GET issue + comments + worklogs per issue), for the ratio;
+- peak RSS of a `keepstone backup` process at two site sizes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from backend.backup import BackupSpec, run_backup
+from backend.jira import JiraClient, JiraCredentials
+from backend.repository import Repository
+from backend.storage import open_storage
+from keepstone.servers import serve_in_thread
+from sandbox.app import create_app
+from sandbox.config import SandboxConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+AUTH = ("admin@example.com", "sandbox-admin-token")
+ID_PAGE, BULK, COMMENT_PAGE, WORKLOG_PAGE, INLINE = 1000, 100, 100, 1000, 20
+
+
+def _site(**kw):
+    return serve_in_thread(create_app(SandboxConfig(**kw)))
+
+
+def _client(url: str) -> JiraClient:
+    return JiraClient(JiraCredentials(url, *AUTH), pool_size=16)
+
+
+def _stored_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _minimum(repo: Repository, snapshot_ids: list[str], projects: int) -> int:
+    """The fewest requests the backed-up data allows, counted from what the snapshots hold."""
+    total = 0
+    for sid in snapshot_ids:
+        snap = repo.snapshot(sid)
+        issues = comments_extra = worklogs_extra = attachments = 0
+        for entry in snap.iter_entries():
+            if entry.kind == "issue":
+                issues += 1
+            elif entry.kind == "comment":
+                n = len(repo.read_json(entry))
+                comments_extra += math.ceil(max(0, n - INLINE) / COMMENT_PAGE)
+            elif entry.kind == "worklog":
+                n = len(repo.read_json(entry))
+                worklogs_extra += math.ceil(max(0, n - INLINE) / WORKLOG_PAGE)
+            elif entry.kind == "attachment":
+                attachments += 1
+        config = (
+            1 + 5 + 1 + 2
+        )  # project, components/versions/statuses/roles/properties, boards, board config + sprints
+        total += (
+            max(1, math.ceil(issues / ID_PAGE)) + math.ceil(issues / BULK) + comments_extra + worklogs_extra
+        )
+        total += attachments + config
+    site_objects = 1 + 10  # project list, site-wide objects and users, once per run
+    return total + site_objects
+
+
+def _naive(url: str, keys: list[str]) -> tuple[int, float]:
+    """Fetch every issue one by one, as a simple script would: issue, comments, worklogs."""
+    client = _client(url)
+    started = time.perf_counter()
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(key: str) -> None:
+        client.get_json(f"/rest/api/3/issue/{key}", fields="*all")
+        client.get_json(f"/rest/api/3/issue/{key}/comment")
+        client.get_json(f"/rest/api/3/issue/{key}/worklog")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, keys))
+    return client.stats.requests, time.perf_counter() - started
+
+
+def _rss_of_backup(issues_per_project: int, projects: int) -> int:
+    """Peak RSS (KiB) of a `keepstone backup` child process backing up a site of the given size."""
+    with (
+        _site(
+            projects=projects, issues_per_project=issues_per_project, seed=11, attachment_share=0.0
+        ) as site,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        env = {
+            **os.environ,
+            "KEEPSTONE_REPO_PASSWORD": "pw",
+            "KEEPSTONE_JIRA_TOKEN": AUTH[1],
+            "PYTHONPATH": str(ROOT),
+        }
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "keepstone.cli",
+                "backup",
+                "--repo",
+                f"file://{tmp}/repo",
+                "--init",
+                "--site",
+                site.url,
+                "--email",
+                AUTH[0],
+                "--workers",
+                "4",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = status
+        return int(usage.ru_maxrss)
+
+
+def run(quick: bool) -> dict[str, object]:
+    per_project = 300 if quick else 2000
+    rate = 100 if quick else 50
+    out: dict[str, object] = {"issues": 2 * per_project, "rate_limit_per_s": rate, "latency_ms": 20}
+    with (
+        _site(
+            projects=2,
+            issues_per_project=per_project,
+            seed=21,
+            latency_ms=20,
+            rate_limit=rate,
+            burst=rate,
+            corrupt_share=0.0,
+            attachment_share=0.1,
+            attachment_max_bytes=200_000,
+        ) as site,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        repo = Repository.init(open_storage(f"file://{tmp}/repo"), "pw")
+        spec = BackupSpec.from_dict({})
+        client = _client(site.url)
+        started = time.perf_counter()
+        full = run_backup(client, repo, spec)
+        seconds = time.perf_counter() - started
+        minimum = _minimum(repo, [p.snapshot_id for p in full.projects], 2)
+        out["full_requests"] = full.requests
+        out["full_requests_minimum"] = minimum
+        out["full_requests_vs_minimum"] = round(full.requests / minimum, 3)
+        out["full_seconds"] = round(seconds, 1)
+        out["rate_busy_share"] = round(full.requests / seconds / rate, 3)
+        out["throttled_429s"] = client.stats.throttled
+        full_new = sum(p.new_bytes for p in full.projects)
+
+        requests.post(
+            f"{site.url}/_sandbox/mutate", json={"share": 0.01, "seed": 5}, timeout=30
+        ).raise_for_status()
+        inc_client = _client(site.url)
+        incremental = run_backup(inc_client, repo, spec)
+        out["incremental_requests"] = incremental.requests
+        out["incremental_requests_vs_full"] = round(incremental.requests / full.requests, 4)
+        out["incremental_new_bytes_vs_full"] = round(
+            sum(p.new_bytes for p in incremental.projects) / full_new, 4
+        )
+
+        keys = [
+            k
+            for p in requests.get(f"{site.url}/_sandbox/site", timeout=30).json()["projects"]
+            for k in p["issues"]
+        ]
+        naive_requests, naive_seconds = _naive(site.url, keys)
+        json_only = full.requests - sum(p.counts.get("attachments", 0) for p in full.projects)
+        out["naive_requests"] = naive_requests
+        out["naive_vs_engine_requests_without_attachments"] = round(naive_requests / json_only, 2)
+        out["naive_seconds"] = round(naive_seconds, 1)
+
+    with (
+        _site(projects=2, issues_per_project=per_project, seed=22, attachment_share=0.0) as site,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        repo = Repository.init(open_storage(f"file://{tmp}/repo"), "pw")
+        client = _client(site.url)
+        run_backup(client, repo, BackupSpec.from_dict({}))
+        stored = _stored_bytes(Path(tmp) / "repo")
+        out["raw_json_bytes"] = client.stats.bytes_in
+        out["stored_bytes"] = stored
+        out["stored_vs_raw_json"] = round(stored / client.stats.bytes_in, 3)
+
+    small, large = (1000, 4000) if quick else (5000, 20000)
+    rss_small = _rss_of_backup(small, 2)
+    rss_large = _rss_of_backup(large, 2)
+    out["rss_kib_small_site"] = {"issues": 2 * small, "peak_rss_kib": rss_small}
+    out["rss_kib_large_site"] = {"issues": 2 * large, "peak_rss_kib": rss_large}
+    out["rss_large_vs_small"] = round(rss_large / rss_small, 3)
+    return out
