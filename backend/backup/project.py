@@ -68,64 +68,71 @@ class _Counts:
             self.values[name] = self.values.get(name, 0) + n
 
 
+def _all_users(client: JiraClient) -> list[dict[str, Any]]:
+    users, start = [], 0
+    while True:
+        page = client.get_json("/rest/api/3/users/search", startAt=start, maxResults=1000)
+        users.extend(page)
+        if len(page) < 1000:
+            return users
+        start += len(page)
+
+
+def _read_all(reads: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Run independent reads side by side (they are latency-bound; the rate budget still paces them)."""
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="config") as pool:
+        futures = {name: pool.submit(read) for name, read in reads.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def fetch_site_objects(client: JiraClient, spec: BackupSpec) -> dict[str, Any]:
     """Read the site-wide objects every project snapshot keeps (once per run)."""
     data, _ = spec.resolved()
-    out: dict[str, Any] = {}
+    reads: dict[str, Callable[[], Any]] = {}
     if data["configuration"]:
-        out["site/fields"] = client.get_json("/rest/api/3/field")
-        out["site/issuetypes"] = client.get_json("/rest/api/3/issuetype")
-        out["site/priorities"] = client.get_json("/rest/api/3/priority")
-        out["site/resolutions"] = client.get_json("/rest/api/3/resolution")
-        out["site/statuses"] = client.get_json("/rest/api/3/status")
-        out["site/issuelinktypes"] = client.get_json("/rest/api/3/issueLinkType")
-        out["site/filters"] = client.paged("/rest/api/3/filter/search", "values", 100)
-        out["site/dashboards"] = client.paged("/rest/api/3/dashboard", "dashboards", 100)
-        out["site/workflows"] = client.paged("/rest/api/3/workflow/search", "values", 50)
+        for name, path in (
+            ("fields", "field"),
+            ("issuetypes", "issuetype"),
+            ("priorities", "priority"),
+            ("resolutions", "resolution"),
+            ("statuses", "status"),
+            ("issuelinktypes", "issueLinkType"),
+        ):
+            reads[f"site/{name}"] = lambda path=path: client.get_json(f"/rest/api/3/{path}")
+        reads["site/filters"] = lambda: client.paged("/rest/api/3/filter/search", "values", 100)
+        reads["site/dashboards"] = lambda: client.paged("/rest/api/3/dashboard", "dashboards", 100)
+        reads["site/workflows"] = lambda: client.paged("/rest/api/3/workflow/search", "values", 50)
     if data["users"]:
-        users, start = [], 0
-        while True:
-            page = client.get_json("/rest/api/3/users/search", startAt=start, maxResults=1000)
-            users.extend(page)
-            if len(page) < 1000:
-                break
-            start += len(page)
-        out["site/users"] = users
-    return out
+        reads["site/users"] = lambda: _all_users(client)
+    return _read_all(reads)
 
 
 def _project_config(client: JiraClient, key: str, project_id: str) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "config/components": client.get_json(f"/rest/api/3/project/{key}/components"),
-        "config/versions": client.get_json(f"/rest/api/3/project/{key}/versions"),
-        "config/statuses": client.get_json(f"/rest/api/3/project/{key}/statuses"),
-        "config/roles": client.get_json(f"/rest/api/3/project/{key}/role"),
-        "config/properties": client.get_json(f"/rest/api/3/project/{key}/properties"),
+    reads: dict[str, Callable[[], Any]] = {
+        f"config/{name}": (lambda name=name, path=path: client.get_json(f"/rest/api/3/project/{key}/{path}"))
+        for name, path in (
+            ("components", "components"),
+            ("versions", "versions"),
+            ("statuses", "statuses"),
+            ("roles", "role"),
+            ("properties", "properties"),
+        )
     }
-    boards: list[dict[str, Any]] = []
-    start = 0
-    while True:
-        page = client.get_json("/rest/agile/1.0/board", projectKeyOrId=key, startAt=start, maxResults=50)
-        boards.extend(page.get("values") or [])
-        if page.get("isLast", True) or not page.get("values"):
-            break
-        start += len(page["values"])
-    out["config/boards"] = boards
-    configs, sprints = [], []
+    reads["config/boards"] = lambda: client.paged(f"/rest/agile/1.0/board?projectKeyOrId={key}", "values", 50)
+    out = _read_all(reads)
+    boards = out["config/boards"]
+    board_reads: dict[str, Callable[[], Any]] = {}
     for board in boards:
-        configs.append(client.get_json(f"/rest/agile/1.0/board/{board['id']}/configuration"))
+        board_reads[f"configuration/{board['id']}"] = lambda b=board["id"]: client.get_json(
+            f"/rest/agile/1.0/board/{b}/configuration"
+        )
         if board.get("type") == "scrum":
-            start = 0
-            while True:
-                page = client.get_json(
-                    f"/rest/agile/1.0/board/{board['id']}/sprint", startAt=start, maxResults=50
-                )
-                sprints.extend(page.get("values") or [])
-                if page.get("isLast", True) or not page.get("values"):
-                    break
-                start += len(page["values"])
-    out["config/board-configuration"] = configs
-    out["config/sprints"] = sprints
+            board_reads[f"sprints/{board['id']}"] = lambda b=board["id"]: client.paged(
+                f"/rest/agile/1.0/board/{b}/sprint", "values", 50
+            )
+    found = _read_all(board_reads)
+    out["config/board-configuration"] = [v for k, v in found.items() if k.startswith("configuration/")]
+    out["config/sprints"] = [s for k, v in found.items() if k.startswith("sprints/") for s in v]
     return out
 
 
