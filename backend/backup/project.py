@@ -268,26 +268,47 @@ def _run(
     done = [0]
     lock = threading.Lock()
 
-    def batch(ids: list[str]) -> None:
-        if cancel.is_set():
-            raise Cancelled()
-        expand = ["changelog"] if data["changelog"] else None
-        for issue in client.bulkfetch(ids, ["*all"], expand):
+    # Bulk fetches feed a second pool that stores issues one by one, so that an issue with many
+    # attachments or overflowing comments never holds up the other 99 of its page.
+    in_flight = threading.BoundedSemaphore(spec.max_workers * BULK * 2)  # bounds memory on big projects
+
+    def store(issue: dict[str, Any]) -> None:
+        try:
             if cancel.is_set():
                 raise Cancelled()
             _store_issue(client, writer, repo, issue, data, spec, parents, counts, skipped)
-        with lock:
-            done[0] += len(ids)
-            progress({"project": key, "phase": "fetching", "done": done[0], "total": len(changed)})
+            with lock:
+                done[0] += 1
+                progress({"project": key, "phase": "fetching", "done": done[0], "total": len(changed)})
+        finally:
+            in_flight.release()
+
+    def batch(ids: list[str], store_pool: ThreadPoolExecutor) -> list:
+        if cancel.is_set():
+            raise Cancelled()
+        expand = ["changelog"] if data["changelog"] else None
+        futures = []
+        for issue in client.bulkfetch(ids, ["*all"], expand):
+            in_flight.acquire()
+            futures.append(store_pool.submit(store, issue))
+        return futures
 
     batches = [changed[i : i + BULK] for i in range(0, len(changed), BULK)]
-    with ThreadPoolExecutor(max_workers=spec.max_workers, thread_name_prefix=f"backup-{key}") as pool:
-        futures = [pool.submit(batch, b) for b in batches]
+    with (
+        ThreadPoolExecutor(
+            max_workers=max(1, spec.max_workers // 2), thread_name_prefix=f"fetch-{key}"
+        ) as fetch_pool,
+        ThreadPoolExecutor(max_workers=spec.max_workers, thread_name_prefix=f"store-{key}") as store_pool,
+    ):
+        fetches = [fetch_pool.submit(batch, b, store_pool) for b in batches]
+        stores: list = []
         try:
-            for future in futures:
+            for future in fetches:
+                stores += future.result()
+            for future in stores:
                 future.result()
         except BaseException:
-            for future in futures:
+            for future in fetches + stores:
                 future.cancel()
             raise
     if skipped:
