@@ -20,7 +20,13 @@ class TokenVerifier:
         self.jwks_url = jwks_url
         self.issuer = issuer
         self.lock = threading.Lock()
-        self.client = PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5) if jwks_url else None
+        # Keys are cached for five minutes; an unknown kid refetches the set at most once a second, so a
+        # rotated key works at once while a flood of made-up kids cannot hammer the connector.
+        self.client = (
+            PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5, cooldown_duration=1.0)
+            if jwks_url
+            else None
+        )
 
     def verify(self, token: str, audience: str, typ: str) -> dict[str, Any]:
         if self.client is None:

@@ -15,8 +15,7 @@ def stack(tmp_path) -> Iterator[Stack]:
     try:
         yield s
     finally:
-        for server in (s.connector, s.backend, s.site):
-            server.stop()
+        s.stop()
 
 
 @pytest.fixture

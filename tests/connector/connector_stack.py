@@ -1,5 +1,5 @@
-"""The connector's test stack: a sandbox site, a backend (the Seam 4 stand-in until backend.app exists)
-and the connector, each on its own 127.0.0.1 port, plus a helper that installs the app and signs tokens."""
+"""The connector's test stack: a sandbox site, the real backend and the connector, each on its own
+127.0.0.1 port, plus a helper that installs the app, signs tokens and reads the backend's state."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from connector.config import ConnectorConfig
 from connector.qsh import qsh
 from keepstone.servers import RunningServer, serve_in_thread
 from tests.conftest import free_port, start_sandbox
-from tests.connector.connector_fakes import create_fake_backend
 
 
 @dataclass
@@ -26,6 +25,32 @@ class Stack:
     backend: RunningServer
     connector: RunningServer
     app: object  # the connector Flask app (for reading its tenant store in assertions)
+    backend_app: object = None  # the backend Flask app (for reading its database in assertions)
+
+    def backend_state(self) -> tuple[dict, list]:
+        """The backend's organisations (state, site, default plan schedule) and run ids, from its database."""
+        from sqlalchemy import select
+
+        from backend.db.models import Organisation, Run
+
+        with self.backend_app.extensions["keepstone"].db.session() as s:
+            orgs = {
+                o.cloud_id: {
+                    "state": o.state,
+                    "site_url": o.site_url,
+                    "plan": {"schedule": dict(next(p for p in o.plans if p.is_default).schedule)},
+                }
+                for o in s.scalars(select(Organisation))
+            }
+            runs = sorted(s.scalars(select(Run.id)))
+        return orgs, runs
+
+    def stop(self) -> None:
+        from backend.app import shutdown
+
+        for server in (self.connector, self.backend, self.site):
+            server.stop()
+        shutdown(self.backend_app)
 
     @property
     def url(self) -> str:
@@ -64,7 +89,18 @@ def start_stack(tmp_path: Path, **site_options) -> Stack:
     site = start_sandbox(**{"projects": 2, "issues_per_project": 5, "seed": 3, **site_options})
     port = free_port()
     connector_url = f"http://127.0.0.1:{port}"
-    backend = serve_in_thread(create_fake_backend(connector_url + "/.well-known/jwks.json", site.url))
+    from backend.app import create_app as create_backend
+    from backend.config import Config
+
+    backend_app = create_backend(
+        Config(
+            data_dir=tmp_path / f"backend-{port}",
+            connector_jwks_url=connector_url + "/.well-known/jwks.json",
+            secret_key="connector-tests-" + "k" * 32,
+            scheduler=False,
+        )
+    )
+    backend = serve_in_thread(backend_app)
     config = ConnectorConfig(
         base_url=connector_url,
         backend_url=backend.url,
@@ -73,4 +109,4 @@ def start_stack(tmp_path: Path, **site_options) -> Stack:
         connect_install_keys_url=site.url + "/connect-install-keys",
     )
     app = create_app(config)
-    return Stack(site, backend, serve_in_thread(app, port=port), app)
+    return Stack(site, backend, serve_in_thread(app, port=port), app, backend_app)
