@@ -188,6 +188,18 @@ def _progress_printer(stream=sys.stderr):
     return show, bars
 
 
+def connect_jira(site: str, email: str, token: str) -> JiraClient:
+    """A client for the site whose credentials were just checked; CliError with the reason if not."""
+    client = JiraClient(JiraCredentials(site, email, token))
+    try:
+        client.myself()
+    except JiraAuthError as e:
+        raise CliError(f"Jira refused the credentials for {email}: {e}") from e
+    except JiraError as e:
+        raise CliError(f"cannot reach Jira at {site}: {e}") from e
+    return client
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from backend.backup.run import run_backup
 
@@ -206,13 +218,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
         repo = Repository.init(storage, _password(args))
     except WrongPassword as e:
         raise CliError(str(e)) from e
-    client = JiraClient(JiraCredentials(args.site, args.email, token))
-    try:
-        client.myself()
-    except JiraAuthError as e:
-        raise CliError(f"Jira refused the credentials for {args.email}: {e}") from e
-    except JiraError as e:
-        raise CliError(f"cannot reach Jira at {args.site}: {e}") from e
+    client = connect_jira(args.site, args.email, token)
     show, bars = _progress_printer()
     try:
         result = run_backup(client, repo, spec, progress=show)

@@ -338,24 +338,18 @@ def _store_issue(
     # Comments, worklogs and changelog live in entries of their own; the issue keeps their totals only.
     comment_page = fields.get("comment") or {}
     worklog_page = fields.get("worklog") or {}
-    if data["comments"]:
-        comments = list(comment_page.get("comments") or [])
-        if comment_page.get("total", 0) > len(comments):
-            comments += client.paged(
-                f"/rest/api/3/issue/{issue_id}/comment", "comments", 100, start_at=len(comments)
-            )
-        if comments:
-            writer.add_json(f"comments/{key}", comments, "comment")
-            counts.add("comments", len(comments))
-    if data["worklogs"]:
-        worklogs = list(worklog_page.get("worklogs") or [])
-        if worklog_page.get("total", 0) > len(worklogs):
-            worklogs += client.paged(
-                f"/rest/api/3/issue/{issue_id}/worklog", "worklogs", 1000, start_at=len(worklogs)
-            )
-        if worklogs:
-            writer.add_json(f"worklogs/{key}", worklogs, "worklog")
-            counts.add("worklogs", len(worklogs))
+    for kind, page, path, list_key, size in (
+        ("comments", comment_page, "comment", "comments", 100),
+        ("worklogs", worklog_page, "worklog", "worklogs", 1000),
+    ):
+        if not data[kind]:
+            continue
+        items = list(page.get(list_key) or [])
+        if page.get("total", 0) > len(items):  # the rest of what did not fit inline
+            items += client.paged(f"/rest/api/3/issue/{issue_id}/{path}", list_key, size, start_at=len(items))
+        if items:
+            writer.add_json(f"{kind}/{key}", items, path)
+            counts.add(kind, len(items))
     if data["changelog"]:
         page = issue.pop("changelog", None) or {}
         histories = list(page.get("histories") or [])

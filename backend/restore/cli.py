@@ -15,9 +15,9 @@ from backend.backup.cli import (
     CliError,
     _guarded,
     _repo_args,
+    connect_jira,
     open_repository,
 )
-from backend.jira import JiraAuthError, JiraClient, JiraCredentials, JiraError
 from backend.repository import RepositoryError
 from backend.restore.plan import PARTS, RestoreError, RestoreRequest, build_plan
 
@@ -113,13 +113,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     token = os.environ.get(args.token_env)
     if not token or not args.email:
         raise CliError(f"give --email and the API token in ${args.token_env}", EXIT_USAGE)
-    client = JiraClient(JiraCredentials(args.site, args.email, token))
-    try:
-        client.myself()
-    except JiraAuthError as e:
-        raise CliError(f"Jira refused the credentials: {e}") from e
-    except JiraError as e:
-        raise CliError(f"cannot reach Jira at {args.site}: {e}") from e
+    client = connect_jira(args.site, args.email, token)
     ident = hashlib.sha256(
         json.dumps(
             [
