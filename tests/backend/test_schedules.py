@@ -9,7 +9,6 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import requests
 from sqlalchemy import create_engine, func, select, text
 
@@ -89,7 +88,6 @@ def test_current_slot_is_the_latest_scheduled_time():
     assert current_slot(schedule, "UTC", now, 3600) == datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
 
-@pytest.mark.slow
 def test_a_due_plan_runs_once_with_two_backend_processes(tmp_path, issuer, sandbox_site):
     database_url, plan_id = prepare(tmp_path, issuer, sandbox_site.url)
     put_job(database_url, plan_id, datetime.now(UTC) + timedelta(seconds=6))

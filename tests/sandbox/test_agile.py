@@ -51,3 +51,20 @@ def test_board_issues_are_a_search_result(jira, board):
 
 def test_unknown_board_is_404(jira):
     jira.get("/rest/agile/1.0/board/999999", expect=404)
+
+
+def test_a_sprint_can_be_created_on_a_scrum_board_and_read_back(fresh):
+    board = next(b for b in fresh.get("/rest/agile/1.0/board")["values"] if b["type"] == "scrum")
+    created = fresh.post(
+        "/rest/agile/1.0/sprint",
+        {
+            "name": "Restored sprint",
+            "originBoardId": board["id"],
+            "goal": "Ship",
+            "startDate": "2026-01-05T09:00:00.000+0000",
+        },
+        expect=201,
+    )
+    assert created["state"] == "future" and created["originBoardId"] == board["id"]
+    assert fresh.get(f"/rest/agile/1.0/sprint/{created['id']}")["name"] == "Restored sprint"
+    fresh.post("/rest/agile/1.0/sprint", {"name": "", "originBoardId": 999}, expect=400)
