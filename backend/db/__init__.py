@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -31,6 +32,7 @@ def make_engine(url: str) -> Engine:
 
 def migrate(url: str) -> None:
     """Bring the database schema up to the newest migration."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin chatter would bury the real news
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
