@@ -27,6 +27,7 @@ def add_commands(sub) -> None:
     p.add_argument("--burst", type=int, default=0)
     p.add_argument("--quota-points", type=int, default=0, help="hourly points quota per credential")
     p.add_argument("--fault-rate", type=float, default=0.0)
+    p.add_argument("--attachment-share", type=float, default=0.3, help="share of issues with attachments")
     p.add_argument("--attachment-max-bytes", type=int, default=2 * 1024 * 1024)
     p.add_argument("--large-attachment-share", type=float, default=0.0)
     p.add_argument("--corrupt-share", type=float, default=0.05)
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         burst=args.burst,
         quota_points_per_hour=args.quota_points,
         fault_rate=args.fault_rate,
+        attachment_share=args.attachment_share,
         attachment_max_bytes=args.attachment_max_bytes,
         attachment_large_share=args.large_attachment_share,
         corrupt_share=args.corrupt_share,

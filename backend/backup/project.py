@@ -270,7 +270,7 @@ def _run(
 
     # Bulk fetches feed a second pool that stores issues one by one, so that an issue with many
     # attachments or overflowing comments never holds up the other 99 of its page.
-    in_flight = threading.BoundedSemaphore(spec.max_workers * BULK * 2)  # bounds memory on big projects
+    in_flight = threading.BoundedSemaphore(2 * BULK)  # parsed issues waiting to be stored: bounds memory
 
     def store(issue: dict[str, Any]) -> None:
         try:

@@ -67,13 +67,23 @@ class Index:
         return damaged
 
 
+_local = threading.local()
+
+
+def _zstd() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+    """One compressor and decompressor per thread: their contexts are megabytes, made once, not per blob."""
+    if not hasattr(_local, "pair"):
+        _local.pair = (zstandard.ZstdCompressor(level=ZSTD_LEVEL), zstandard.ZstdDecompressor())
+    return _local.pair
+
+
 def seal_blob(keys: MasterKeys, blob_id: str, plaintext: bytes) -> bytes:
-    return keys.seal(zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(plaintext), bytes.fromhex(blob_id))
+    return keys.seal(_zstd()[0].compress(plaintext), bytes.fromhex(blob_id))
 
 
 def open_blob(keys: MasterKeys, blob_id: str, sealed: bytes) -> bytes:
     """Decrypt, decompress and verify one blob; IntegrityError if anything does not match."""
-    plaintext = zstandard.ZstdDecompressor().decompress(keys.open(sealed, bytes.fromhex(blob_id)))
+    plaintext = _zstd()[1].decompress(keys.open(sealed, bytes.fromhex(blob_id)))
     if keys.blob_id(plaintext) != blob_id:
         raise IntegrityError(f"blob {blob_id[:12]} does not hash to its id")
     return plaintext
