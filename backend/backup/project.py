@@ -272,26 +272,29 @@ def _run(
     # attachments or overflowing comments never holds up the other 99 of its page.
     in_flight = threading.BoundedSemaphore(2 * BULK)  # parsed issues waiting to be stored: bounds memory
 
+    failures: list[BaseException] = []  # the first failure of a store task, raised after the pools drain
+
     def store(issue: dict[str, Any]) -> None:
         try:
-            if cancel.is_set():
+            if cancel.is_set() or failures:
                 raise Cancelled()
             _store_issue(client, writer, repo, issue, data, spec, parents, counts, skipped)
             with lock:
                 done[0] += 1
                 progress({"project": key, "phase": "fetching", "done": done[0], "total": len(changed)})
+        except BaseException as e:  # kept, and re-raised in the caller's thread
+            with lock:
+                failures.append(e)
         finally:
             in_flight.release()
 
-    def batch(ids: list[str], store_pool: ThreadPoolExecutor) -> list:
-        if cancel.is_set():
+    def batch(ids: list[str], store_pool: ThreadPoolExecutor) -> None:
+        if cancel.is_set() or failures:
             raise Cancelled()
         expand = ["changelog"] if data["changelog"] else None
-        futures = []
         for issue in client.bulkfetch(ids, ["*all"], expand):
             in_flight.acquire()
-            futures.append(store_pool.submit(store, issue))
-        return futures
+            store_pool.submit(store, issue)  # no future kept: thousands of them would cost memory
 
     batches = [changed[i : i + BULK] for i in range(0, len(changed), BULK)]
     with (
@@ -301,16 +304,16 @@ def _run(
         ThreadPoolExecutor(max_workers=spec.max_workers, thread_name_prefix=f"store-{key}") as store_pool,
     ):
         fetches = [fetch_pool.submit(batch, b, store_pool) for b in batches]
-        stores: list = []
         try:
             for future in fetches:
-                stores += future.result()
-            for future in stores:
                 future.result()
         except BaseException:
-            for future in fetches + stores:
+            for future in fetches:
                 future.cancel()
             raise
+    if failures:
+        real = [f for f in failures if not isinstance(f, Cancelled)]
+        raise (real or failures)[0]
     if skipped:
         writer.meta["skipped_attachments"] = skipped
         for s in skipped:

@@ -22,7 +22,7 @@ from backend.storage import NotFound, Storage
 ZSTD_LEVEL = 6
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BlobLocation:
     pack: str
     offset: int
@@ -35,20 +35,28 @@ class Index:
     """Every known blob and where it lives; thread-safe."""
 
     def __init__(self) -> None:
-        self.blobs: dict[str, BlobLocation] = {}
+        # Keys are the 32 raw bytes of a blob id (half the memory of hex strings: big repositories hold
+        # hundreds of thousands of them); the methods take and give hex ids.
+        self.blobs: dict[bytes, BlobLocation] = {}
         self.files: set[str] = set()
         self.lock = threading.Lock()
 
     def get(self, blob_id: str) -> BlobLocation | None:
-        return self.blobs.get(blob_id)
+        return self.blobs.get(bytes.fromhex(blob_id))
 
     def __contains__(self, blob_id: str) -> bool:
-        return blob_id in self.blobs
+        return bytes.fromhex(blob_id) in self.blobs
+
+    def items(self):
+        """(hex blob id, location) for every known blob."""
+        return ((key.hex(), where) for key, where in self.blobs.items())
 
     def add_pack(self, pack: str, entries: list[list]) -> None:
         with self.lock:
             for blob_id, blob_type, offset, length, raw in entries:
-                self.blobs.setdefault(blob_id, BlobLocation(pack, offset, length, raw, blob_type))
+                self.blobs.setdefault(
+                    bytes.fromhex(blob_id), BlobLocation(pack, offset, length, raw, blob_type)
+                )
 
     def load(self, storage: Storage, keys: MasterKeys, names: list[str] | None = None) -> list[str]:
         """Read index files (all, or the named ones) into memory; return the names that were damaged."""

@@ -226,7 +226,7 @@ class Repository:
         result.errors += [f"index {d[:12]}: cannot be read or fails authentication" for d in damaged]
         stored_packs = set(self.storage.list("data"))
         indexed_packs: dict[str, list] = {}
-        for blob_id, where in index.blobs.items():
+        for blob_id, where in index.items():
             indexed_packs.setdefault(where.pack, []).append((blob_id, where))
         result.packs = len(indexed_packs)
         for pack, blobs in indexed_packs.items():
