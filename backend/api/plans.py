@@ -7,10 +7,10 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy import select
 
 from backend.api.common import iso, load
-from backend.auth.access import check_tenant, organisation
+from backend.auth.access import organisation, owned
 from backend.backup import BackupSpec, SpecError
 from backend.db.models import Organisation, Plan
-from backend.errors import Invalid, NotFound
+from backend.errors import Invalid
 from backend.scheduler import DAYS, ScheduleError, next_fire, trigger_for
 from backend.services import services
 
@@ -110,15 +110,7 @@ def create_plan(cloud_id: str):
 
 
 def _plan(s, plan_id: int) -> tuple[Plan, Organisation]:
-    plan = s.get(Plan, plan_id)
-    if plan is None:
-        raise NotFound(f"no plan {plan_id}")
-    org = s.get(Organisation, plan.organisation_id)
-    try:
-        check_tenant(org.cloud_id)
-    except Exception:
-        raise NotFound(f"no plan {plan_id}") from None
-    return plan, org
+    return owned(s, Plan, plan_id, "plan")
 
 
 @bp.get("/plans/<int:plan_id>")

@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from backend.api.common import iso, load, page_args
 from backend.api.plans import default_plan_id
-from backend.auth.access import check_tenant, organisation
-from backend.db.models import Organisation, Plan, Run, RunLog
-from backend.errors import Conflict, Invalid, NotFound
+from backend.auth.access import organisation, owned
+from backend.db.models import Plan, Run, RunLog
+from backend.errors import Conflict, Invalid
 from backend.runs import AlreadyRunning
 from backend.services import services
 
@@ -89,15 +89,7 @@ def list_runs(cloud_id: str):
 
 
 def _run(s, run_id: int) -> Run:
-    run = s.get(Run, run_id)
-    if run is None:
-        raise NotFound(f"no run {run_id}")
-    org = s.get(Organisation, run.organisation_id)
-    try:
-        check_tenant(org.cloud_id)
-    except Exception:
-        raise NotFound(f"no run {run_id}") from None
-    return run
+    return owned(s, Run, run_id, "run")[0]
 
 
 @bp.get("/runs/<int:run_id>")

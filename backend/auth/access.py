@@ -48,3 +48,19 @@ def organisation(s: Session, cloud_id: str) -> Organisation:
     if org is None:
         raise NotFound(f"no organisation {cloud_id}")
     return org
+
+
+def owned(s: Session, model, object_id: int, what: str):
+    """An object of an organisation (plan, run) and that organisation, if the caller may see them.
+
+    Another tenant's object answers 404 like a missing one, so ids reveal nothing.
+    """
+    obj = s.get(model, object_id)
+    if obj is None:
+        raise NotFound(f"no {what} {object_id}")
+    org = s.get(Organisation, obj.organisation_id)
+    try:
+        check_tenant(org.cloud_id)
+    except (Forbidden, NotFound):
+        raise NotFound(f"no {what} {object_id}") from None
+    return obj, org
