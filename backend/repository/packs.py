@@ -20,6 +20,7 @@ from backend.repository.model import RepositoryCorrupt
 from backend.storage import NotFound, Storage
 
 ZSTD_LEVEL = 6
+INDEX_EVERY = 8  # packs per index file written while a snapshot is still being written
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +156,14 @@ class Packer:
                 self.index.add_pack(name, header)
                 self.unindexed.append({"id": name, "blobs": header})
                 self.bytes_stored += len(data)
+                # Index the uploaded packs every so often instead of holding every header until the
+                # snapshot commits: memory stays flat on big projects, and the write order still holds
+                # (these packs are already stored).
+                ready, self.unindexed = (
+                    (self.unindexed, []) if len(self.unindexed) >= INDEX_EVERY else ([], self.unindexed)
+                )
+            if ready:
+                self._write_index(ready)
                 self.packs_written += 1
                 for entry in header:
                     self.pending.discard(entry[0])
@@ -178,8 +187,10 @@ class Packer:
             while self.in_flight:
                 self.lock.wait()
             packs, self.unindexed = self.unindexed, []
-        if not packs:
-            return
+        if packs:
+            self._write_index(packs)
+
+    def _write_index(self, packs: list[dict]) -> None:
         data = self.keys.seal(json.dumps({"version": 1, "packs": packs}).encode(), b"index")
         name = hashlib.sha256(data).hexdigest()
         self.storage.save("index", name, data)
