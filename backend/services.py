@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flask import current_app
 
@@ -23,9 +23,6 @@ class Services:
     tokens: TokenVerifier
     runs: RunService
     scheduler: PlanScheduler | None = None
-
-    def extras(self) -> dict[str, Any]:
-        return {}
 
 
 def services() -> Services:

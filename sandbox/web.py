@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Response, current_app, g, jsonify, request
@@ -22,7 +22,6 @@ class SandboxState:
     limiter: Any = None
     faults: Any = None
     stats: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class JiraHTTPError(Exception):

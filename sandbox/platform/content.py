@@ -21,6 +21,7 @@ from sandbox.web import (
     int_arg,
     issue_or_404,
     json_body,
+    page_bean,
     site,
 )
 
@@ -79,18 +80,35 @@ def comment_add(key: str):
     return jsonify(render.comment(site(), base(), issue, c)), 201
 
 
+def _items_by_id(part: str, raw_ids: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """(issue, item) for comment or worklog ids, without generating every issue of the site.
+
+    Generated items are numbered issue id * 1000 + n; items written later live on materialised issues.
+    """
+    if not isinstance(raw_ids, list) or not all(
+        isinstance(i, int | str) and str(i).isdigit() for i in raw_ids
+    ):
+        raise JiraHTTPError(400, "ids must be a list of numeric ids.")
+    if len(raw_ids) > 1000:
+        raise JiraHTTPError(400, f"At most 1000 {part} ids may be requested at once.")
+    ids = {int(i) for i in raw_ids}
+    s = site()
+    candidates = {i // 1000 for i in ids if i // 1000 in s.issues}
+    candidates |= {issue.id for issue in s.issues.values() if issue.content is not None}
+    found = []
+    for issue_id in sorted(candidates):
+        issue = s.issues[issue_id]
+        if not issue.deleted:
+            found += [(issue, item) for item in issue_content(s, issue)[part] if item["id"] in ids]
+    return found
+
+
 @bp.post("/comment/list")
 def comment_list():
-    ids = {str(i) for i in (json_body().get("ids") or [])}
-    if len(ids) > 1000:
-        raise JiraHTTPError(400, "At most 1000 comment ids may be requested at once.")
-    found = []
-    for issue in site().issues.values():
-        if issue.deleted or (issue.content is None and not ids):
-            continue
-        for c in issue_content(site(), issue)["comments"]:
-            if str(c["id"]) in ids:
-                found.append(render.comment(site(), base(), issue, c))
+    found = [
+        render.comment(site(), base(), issue, c)
+        for issue, c in _items_by_id("comments", json_body().get("ids"))
+    ]
     return jsonify({"startAt": 0, "maxResults": 1000, "total": len(found), "isLast": True, "values": found})
 
 
@@ -173,17 +191,12 @@ def worklogs_updated():
 
 @bp.post("/worklog/list")
 def worklog_list():
-    ids = {int(i) for i in (json_body().get("ids") or [])}
-    if len(ids) > 1000:
-        raise JiraHTTPError(400, "At most 1000 worklog ids may be requested at once.")
-    found = []
-    for issue in site().issues.values():
-        if issue.deleted:
-            continue
-        for w in issue_content(site(), issue)["worklogs"]:
-            if w["id"] in ids:
-                found.append(render.worklog(site(), base(), issue, w))
-    return jsonify(found)
+    return jsonify(
+        [
+            render.worklog(site(), base(), issue, w)
+            for issue, w in _items_by_id("worklogs", json_body().get("ids"))
+        ]
+    )
 
 
 @bp.get("/issue/<key>/changelog")
@@ -191,19 +204,8 @@ def changelog(key: str):
     issue = issue_or_404(key)
     histories = issue_content(site(), issue)["changelog"]
     start, limit = int_arg("startAt", 0), int_arg("maxResults", 100, 0, 100)
-    page = [render.history(site(), base(), h) for h in histories[start : start + limit]]
-    out = {
-        "self": f"{base()}/rest/api/3/issue/{issue.key}/changelog?startAt={start}&maxResults={limit}",
-        "startAt": start,
-        "maxResults": limit,
-        "total": len(histories),
-        "isLast": start + len(page) >= len(histories),
-        "values": page,
-    }
-    if not out["isLast"]:
-        out["nextPage"] = (
-            f"{base()}/rest/api/3/issue/{issue.key}/changelog?startAt={start + limit}&maxResults={limit}"
-        )
+    out = page_bean(histories, start, limit, f"/rest/api/3/issue/{issue.key}/changelog")
+    out["values"] = [render.history(site(), base(), h) for h in out["values"]]
     return jsonify(out)
 
 

@@ -249,3 +249,10 @@ def test_custom_field_values_match_the_declared_field_schema(jira, issues):
                 assert _matches(declared[name], value), f"{issue['key']} {name}={value!r} vs {declared[name]}"
                 seen.add(name)
     assert len(seen) >= 6
+
+
+@pytest.mark.parametrize("path", ["/rest/api/3/comment/list", "/rest/api/3/worklog/list"])
+@pytest.mark.parametrize("ids", [["abc"], "10001", [None]])
+def test_listing_by_id_refuses_ids_that_are_not_numbers(jira, path, ids):
+    r = jira.call("POST", path, json={"ids": ids}, expect=400, validate=False)
+    assert r.json()["errorMessages"] == ["ids must be a list of numeric ids."]
