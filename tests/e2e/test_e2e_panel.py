@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -106,7 +105,6 @@ def test_admin_journey_through_the_panel(stack, browser_page):
     assert frame.locator("#run_progress").inner_text() == "100%"
     assert frame.locator("#last_backup_at").inner_text() != "Never"
     page.screenshot(path=str(SCREENSHOTS / "06-backup-done.png"), full_page=True)
-    shutil.copy(SCREENSHOTS / "06-backup-done.png", ROOT / "docs" / "img" / "panel.png")
 
     # More features: a new tab lands logged in on the backend's dashboard, with a clean URL.
     backend_url = stack["servers"]["backend"].url
