@@ -210,7 +210,8 @@ def run(quick: bool) -> dict[str, object]:
         out["full_requests_minimum"] = minimum
         out["full_requests_vs_minimum"] = round(full.requests / minimum, 3)
         out["full_seconds"] = round(seconds, 1)
-        out["rate_busy_share"] = round(full.requests / seconds / rate, 3)
+        # What the site allowed in that time: its burst bucket, full at the start, plus its refill.
+        out["rate_busy_share"] = round(full.requests / (site["burst"] + rate * seconds), 3)
         out["throttled_429s"] = requests.get(f"{url}/_sandbox/stats", timeout=30).json()["totals"][
             "rate_limited"
         ]

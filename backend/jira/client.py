@@ -147,7 +147,7 @@ class JiraClient:
         attempt = 0
         while True:
             attempt += 1
-            self.budget.acquire()
+            ticket = self.budget.acquire()
             try:
                 response = self.session.request(
                     method,
@@ -172,8 +172,10 @@ class JiraClient:
             self.stats.count(endpoint, size)
             if response.status_code not in RETRY_STATUSES:
                 self.budget.observe(
+                    ticket,
                     _int(response.headers.get("X-RateLimit-Remaining")),
                     response.headers.get("X-RateLimit-NearLimit", "").lower() == "true",
+                    _int(response.headers.get("X-RateLimit-Limit")),
                 )
                 if response.status_code >= 400:
                     self._raise(response, method, path)
