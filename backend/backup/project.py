@@ -240,16 +240,21 @@ def _run(
             writer.add_json(name, doc, "config")
     progress({"project": key, "phase": "listing"})
 
-    listed: dict[str, tuple[str, str]] = {}  # key -> (id, updated)
+    # One pass over the id pages: carry what is unchanged, note what must be fetched. Nothing per issue
+    # is kept but the ids to fetch (and a set of ints against a page boundary listing an issue twice).
     jql = f'project = "{key}"'
     if spec.exclude_jql:
         jql += f" AND NOT ({spec.exclude_jql})"
-    for issue in client.search_jql(jql, ["updated"], page_size=5000):
-        listed[issue["key"]] = (issue["id"], issue["fields"]["updated"])
     parents = _parent_entries(repo, parent.id if parent else None)
+    refetched: dict[str, list[Entry]] = {}  # parent entries of changed issues (their attachments carry)
     changed: list[str] = []
-    for issue_key, (issue_id, updated) in listed.items():
-        previous = {e.name: e for e in parents.get(issue_key, [])}
+    seen: set[int] = set()
+    for issue in client.search_jql(jql, ["updated"], page_size=5000):
+        issue_key, issue_id, updated = issue["key"], issue["id"], issue["fields"]["updated"]
+        if int(issue_id) in seen:
+            continue
+        seen.add(int(issue_id))
+        previous = {e.name: e for e in parents.pop(issue_key, [])}
         main = previous.get(f"issues/{issue_key}")
         if main is not None and main.attrs.get("updated") == updated and main.attrs.get("id") == issue_id:
             for entry in previous.values():
@@ -257,8 +262,11 @@ def _run(
             counts.add("carried")
         else:
             changed.append(issue_id)
-    deleted = sorted(set(parents) - set(listed))
-    counts.add("issues", len(listed))
+            if previous:
+                refetched[issue_key] = list(previous.values())
+    deleted = sorted(parents)  # in the parent snapshot, no longer listed
+    parents = refetched
+    counts.add("issues", len(seen))
     counts.add("fetched", len(changed))
     counts.add("deleted", len(deleted))
     writer.meta["deleted"] = deleted
