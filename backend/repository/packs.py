@@ -46,7 +46,7 @@ class Index:
     """
 
     ROW = struct.Struct("<32sIIIIB")  # id, pack number, offset, sealed length, plaintext length, type
-    TYPES = ("data", "tree")
+    TYPES = ("data", "tree")  # a blob's type is stored as its position here
 
     def __init__(self) -> None:
         self.rows = bytearray()
@@ -104,19 +104,23 @@ class Index:
                 slot, row = self._find(key)
                 if row >= 0:
                     continue  # the first pack that holds a blob stays its home
-                self.rows += self.ROW.pack(key, number, offset, length, raw, self.TYPES.index(blob_type))
+                self.rows += self.ROW.pack(key, number, offset, length, raw, TYPE_CODES[blob_type])
                 self.count += 1
                 self.slots[slot] = self.count
                 if 2 * self.count > len(self.slots):
                     self._grow()
 
     def _grow(self) -> None:
-        """Double the table and put every row back (amortised: each row moves O(1) times on average)."""
-        self.slots = array("I", bytes(8 * len(self.slots)))
-        size = self.ROW.size
-        for row in range(self.count):
-            slot, _ = self._find(bytes(self.rows[row * size : row * size + 32]))
-            self.slots[slot] = row + 1
+        """Double the table and put every row back (ids are unique: each only needs a free slot)."""
+        slots = array("I", bytes(8 * len(self.slots)))
+        mask, size = len(slots) - 1, self.ROW.size
+        with memoryview(self.rows) as view:
+            for row in range(self.count):
+                slot = int.from_bytes(view[row * size : row * size + 8], "little") & mask
+                while slots[slot]:
+                    slot = (slot + 1) & mask
+                slots[slot] = row + 1
+        self.slots = slots
 
     def load(self, storage: Storage, keys: MasterKeys, names: list[str] | None = None) -> list[str]:
         """Read index files (all, or the named ones) into memory; return the names that were damaged."""
@@ -135,6 +139,7 @@ class Index:
         return damaged
 
 
+TYPE_CODES = {name: code for code, name in enumerate(Index.TYPES)}
 _local = threading.local()
 
 
