@@ -147,40 +147,41 @@ def _naive(url: str, keys: list[str]) -> tuple[int, float]:
     return client.stats.requests, time.perf_counter() - started
 
 
-def _rss_of_backup(issues_per_project: int, projects: int) -> int:
-    """Peak RSS (KiB) of a `keepstone backup` process backing up a site of the given size."""
+def _backup_process_rss(url: str, repo: str) -> int:
+    """Peak RSS (KiB) of one `keepstone backup` process run to its end."""
+    env = {
+        **os.environ,
+        "KEEPSTONE_REPO_PASSWORD": "pw",
+        "KEEPSTONE_JIRA_TOKEN": AUTH[1],
+        "PYTHONPATH": str(ROOT),
+        "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),  # see docs/operations.md
+    }
+    args = ["--repo", repo, "--init", "--site", url, "--email", AUTH[0]]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "keepstone.cli", "backup", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    peak = _peak_rss_kib(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(f"keepstone backup exited {proc.returncode}")
+    return peak
+
+
+def _rss_of_backup(issues_per_project: int, projects: int) -> tuple[int, int]:
+    """Peak RSS (KiB) of a full `keepstone backup`, then of an incremental one after 1% of issues changed."""
     with (
         _site_process(
             projects=projects, issues_per_project=issues_per_project, seed=11, attachment_share=0.0
         ) as url,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        env = {
-            **os.environ,
-            "KEEPSTONE_REPO_PASSWORD": "pw",
-            "KEEPSTONE_JIRA_TOKEN": AUTH[1],
-            "PYTHONPATH": str(ROOT),
-            "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),  # see docs/operations.md
-        }
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "keepstone.cli",
-                "backup",
-                "--repo",
-                f"file://{tmp}/repo",
-                "--init",
-                "--site",
-                url,
-                "--email",
-                AUTH[0],
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        return _peak_rss_kib(proc)
+        full = _backup_process_rss(url, f"file://{tmp}/repo")
+        requests.post(
+            f"{url}/_sandbox/mutate", json={"share": 0.01, "seed": 6}, timeout=60
+        ).raise_for_status()
+        return full, _backup_process_rss(url, f"file://{tmp}/repo")
 
 
 def run(quick: bool) -> dict[str, object]:
@@ -246,9 +247,13 @@ def run(quick: bool) -> dict[str, object]:
         out["stored_vs_raw_json"] = round(stored / raw, 3)
 
     small, large = (1000, 4000) if quick else (5000, 20000)
-    rss_small = _rss_of_backup(small, 2)
-    rss_large = _rss_of_backup(large, 2)
+    (rss_small, incremental_small), (rss_large, incremental_large) = (
+        _rss_of_backup(small, 2),
+        _rss_of_backup(large, 2),
+    )
     out["rss_kib_small_site"] = {"issues": 2 * small, "peak_rss_kib": rss_small}
     out["rss_kib_large_site"] = {"issues": 2 * large, "peak_rss_kib": rss_large}
     out["rss_large_vs_small"] = round(rss_large / rss_small, 3)
+    out["incremental_rss_kib"] = {"small_site": incremental_small, "large_site": incremental_large}
+    out["incremental_rss_large_vs_small"] = round(incremental_large / incremental_small, 3)
     return out

@@ -136,16 +136,18 @@ def _project_config(client: JiraClient, key: str, project_id: str) -> dict[str, 
     return out
 
 
-def _parent_entries(repo: Repository, parent_id: str | None) -> dict[str, list[Entry]]:
-    """Group a parent snapshot's per-issue entries by issue key."""
-    grouped: dict[str, list[Entry]] = {}
-    if parent_id is None:
-        return grouped
-    for entry in repo.snapshot(parent_id).iter_entries():
-        if entry.name.startswith(ISSUE_PREFIXES):
-            key = entry.name.split("/")[1]
-            grouped.setdefault(key, []).append(entry)
-    return grouped
+def _issue_key(entry: Entry) -> str | None:
+    """The issue a per-issue entry belongs to (`comments/ABC-1` -> `ABC-1`), None for project entries."""
+    return entry.name.split("/")[1] if entry.name.startswith(ISSUE_PREFIXES) else None
+
+
+def _parent_versions(repo: Repository, parent_id: str) -> dict[str, str]:
+    """Issue key -> "id updated" of every issue in the parent snapshot: all a listing is compared with."""
+    return {
+        entry.name[len("issues/") :]: f"{entry.attrs.get('id')} {entry.attrs.get('updated')}"
+        for entry in repo.snapshot(parent_id).iter_entries()
+        if entry.kind == "issue" and entry.name.startswith("issues/")
+    }
 
 
 def backup_project(
@@ -240,32 +242,42 @@ def _run(
             writer.add_json(name, doc, "config")
     progress({"project": key, "phase": "listing"})
 
-    # One pass over the id pages: carry what is unchanged, note what must be fetched. Nothing per issue
-    # is kept but the ids to fetch (and a set of ints against a page boundary listing an issue twice).
+    # The parent is read in two streaming passes around the listing, so memory holds one short string per
+    # issue instead of every parent entry: its versions (key -> "id updated") to compare the listing
+    # with, then its entries again, carrying those of unchanged issues and keeping the attachment entries
+    # of changed ones (attachments never change in place, so they carry even when their issue changed).
     jql = f'project = "{key}"'
     if spec.exclude_jql:
         jql += f" AND NOT ({spec.exclude_jql})"
-    parents = _parent_entries(repo, parent.id if parent else None)
-    refetched: dict[str, list[Entry]] = {}  # parent entries of changed issues (their attachments carry)
-    changed: list[str] = []
-    seen: set[int] = set()
+    versions = _parent_versions(repo, parent.id) if parent else {}
+    unchanged: set[str] = set()
+    refetched: set[str] = set()  # changed issues that the parent holds
+    changed: list[str] = []  # ids to fetch
+    seen: set[int] = set()  # against a page boundary listing an issue twice
     for issue in client.search_jql(jql, ["updated"], page_size=5000):
         issue_key, issue_id, updated = issue["key"], issue["id"], issue["fields"]["updated"]
         if int(issue_id) in seen:
             continue
         seen.add(int(issue_id))
-        previous = {e.name: e for e in parents.pop(issue_key, [])}
-        main = previous.get(f"issues/{issue_key}")
-        if main is not None and main.attrs.get("updated") == updated and main.attrs.get("id") == issue_id:
-            for entry in previous.values():
-                writer.carry(entry.name, entry)
-            counts.add("carried")
+        previous = versions.pop(issue_key, None)
+        if previous == f"{issue_id} {updated}":
+            unchanged.add(issue_key)
         else:
             changed.append(issue_id)
-            if previous:
-                refetched[issue_key] = list(previous.values())
-    deleted = sorted(parents)  # in the parent snapshot, no longer listed
-    parents = refetched
+            if previous is not None:
+                refetched.add(issue_key)
+    deleted = sorted(versions)  # in the parent snapshot, no longer listed
+    del versions
+    parents: dict[str, list[Entry]] = {}  # attachment entries of changed issues
+    if parent is not None:
+        for entry in repo.snapshot(parent.id).iter_entries():
+            issue_key = _issue_key(entry)
+            if issue_key in unchanged:
+                writer.carry(entry.name, entry)
+            elif issue_key in refetched and entry.kind == "attachment":
+                parents.setdefault(issue_key, []).append(entry)
+    counts.add("carried", len(unchanged))
+    del unchanged, refetched
     counts.add("issues", len(seen))
     counts.add("fetched", len(changed))
     counts.add("deleted", len(deleted))
@@ -392,7 +404,7 @@ def _store_issue(
     if data["votes"] and (fields.get("votes") or {}).get("votes"):
         writer.add_json(f"votes/{key}", client.get_json(f"/rest/api/3/issue/{issue_id}/votes"), "votes")
     if data["attachments"]:
-        previous = {e.name: e for e in parents.get(key, []) if e.kind == "attachment"}
+        previous = {e.name: e for e in parents.get(key, [])}
         for meta in fields.get("attachment") or []:
             _store_attachment(client, writer, key, meta, previous, spec, counts, skipped)
     if "comment" in fields:

@@ -64,6 +64,14 @@ def test_incremental_run_fetches_only_changed_issues_and_records_deletions(fresh
     doc = repo.read_json(repo.snapshot(second.snapshot_id).entry(f"issues/{changed[0]}"))
     assert doc["fields"]["summary"].endswith("(edited)")
     assert issue_keys(repo, second.snapshot_id) == issue_keys(repo, first.snapshot_id) - {gone}
+    # Every item of every remaining issue is still there, edited or not (the attachments of edited issues
+    # carried by reference), and nothing of the deleted one is.
+    first_names, second_names = (
+        {e.name for e in repo.snapshot(sid).iter_entries()} for sid in (first.snapshot_id, second.snapshot_id)
+    )
+    with_attachments = {n.split("/")[1] for n in first_names if n.startswith("attachments/")}
+    assert with_attachments & set(changed)  # the case is really exercised
+    assert second_names == {n for n in first_names if gone not in n.split("/")[1:2]}
 
 
 def test_a_project_the_account_cannot_browse_fails_alone(sandbox_site, repo):
