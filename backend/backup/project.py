@@ -136,6 +136,9 @@ def _project_config(client: JiraClient, key: str, project_id: str) -> dict[str, 
     return out
 
 
+_UNCHANGED, _CHANGED = 0, 1  # what the listing found of an issue the parent snapshot holds
+
+
 def _issue_key(entry: Entry) -> str | None:
     """The issue a per-issue entry belongs to (`comments/ABC-1` -> `ABC-1`), None for project entries."""
     return entry.name.split("/")[1] if entry.name.startswith(ISSUE_PREFIXES) else None
@@ -243,42 +246,45 @@ def _run(
     progress({"project": key, "phase": "listing"})
 
     # The parent is read in two streaming passes around the listing, so memory holds one short string per
-    # issue instead of every parent entry: its versions (key -> "id updated") to compare the listing
-    # with, then its entries again, carrying those of unchanged issues and keeping the attachment entries
-    # of changed ones (attachments never change in place, so they carry even when their issue changed).
+    # issue instead of every parent entry: its versions (key -> "id updated"), which the listing marks in
+    # place (small ints: no new object per issue), then its entries again, carrying those of unchanged
+    # issues and keeping the attachment entries of changed ones (attachments never change in place).
     jql = f'project = "{key}"'
     if spec.exclude_jql:
         jql += f" AND NOT ({spec.exclude_jql})"
-    versions = _parent_versions(repo, parent.id) if parent else {}
-    unchanged: set[str] = set()
-    refetched: set[str] = set()  # changed issues that the parent holds
+    versions: dict[str, str | int] = _parent_versions(repo, parent.id) if parent else {}
     changed: list[str] = []  # ids to fetch
-    seen: set[int] = set()  # against a page boundary listing an issue twice
+    new_ids: set[int] = set()  # issues the parent does not hold, against a page boundary listing one twice
+    carried = listed = 0
     for issue in client.search_jql(jql, ["updated"], page_size=5000):
         issue_key, issue_id, updated = issue["key"], issue["id"], issue["fields"]["updated"]
-        if int(issue_id) in seen:
-            continue
-        seen.add(int(issue_id))
-        previous = versions.pop(issue_key, None)
-        if previous == f"{issue_id} {updated}":
-            unchanged.add(issue_key)
-        else:
+        previous = versions.get(issue_key)
+        if previous is None:  # new since the parent (or no parent)
+            if int(issue_id) in new_ids:
+                continue  # listed twice
+            new_ids.add(int(issue_id))
             changed.append(issue_id)
-            if previous is not None:
-                refetched.add(issue_key)
-    deleted = sorted(versions)  # in the parent snapshot, no longer listed
-    del versions
+        elif not isinstance(previous, str):
+            continue  # listed twice
+        elif previous == f"{issue_id} {updated}":
+            versions[issue_key] = _UNCHANGED
+            carried += 1
+        else:
+            versions[issue_key] = _CHANGED
+            changed.append(issue_id)
+        listed += 1
+    deleted = sorted(k for k, v in versions.items() if isinstance(v, str))  # no longer listed
     parents: dict[str, list[Entry]] = {}  # attachment entries of changed issues
     if parent is not None:
         for entry in repo.snapshot(parent.id).iter_entries():
-            issue_key = _issue_key(entry)
-            if issue_key in unchanged:
+            mark = versions.get(_issue_key(entry) or "")
+            if mark == _UNCHANGED:
                 writer.carry(entry.name, entry)
-            elif issue_key in refetched and entry.kind == "attachment":
-                parents.setdefault(issue_key, []).append(entry)
-    counts.add("carried", len(unchanged))
-    del unchanged, refetched
-    counts.add("issues", len(seen))
+            elif mark == _CHANGED and entry.kind == "attachment":
+                parents.setdefault(entry.name.split("/")[1], []).append(entry)
+    del versions, new_ids
+    counts.add("carried", carried)
+    counts.add("issues", listed)
     counts.add("fetched", len(changed))
     counts.add("deleted", len(deleted))
     writer.meta["deleted"] = deleted
