@@ -47,6 +47,7 @@ class LocalRateBudget:
     """A thread-safe adaptive token bucket with a shared pause."""
 
     WINDOW = 3.0  # seconds of history for the achieved rate and the refill-rate fit
+    SAMPLE = 0.01  # seconds between two points of the refill-rate fit
     RESERVE = 0.25  # share of the server's bucket kept in hand
     DRAIN = 2.0  # seconds over which tokens above the reserve are spent
     GROWTH = 0.05  # AIMD: relative increase per quiet second
@@ -146,10 +147,12 @@ class LocalRateBudget:
 
     def _observe_bucket(self, ticket: Ticket, remaining: int, limit: int) -> None:
         """Pace at the fitted refill rate plus the tokens held above the reserve."""
-        self.supply.append((ticket.at, remaining + ticket.seq))
-        while self.supply and self.supply[0][0] < ticket.at - self.WINDOW:
-            self.supply.popleft()
-        self.fitted = self._refill_rate()
+        if not self.supply or ticket.at - self.supply[-1][0] >= self.SAMPLE:
+            # At most one point per SAMPLE seconds: the fit costs the same at 20 or 2000 requests a second.
+            self.supply.append((ticket.at, remaining + ticket.seq))
+            while self.supply and self.supply[0][0] < ticket.at - self.WINDOW:
+                self.supply.popleft()
+            self.fitted = self._refill_rate()
         if self.fitted is not None:
             surplus = (remaining - limit * self.RESERVE) / self.DRAIN
             self.rate = max(0.5, self.fitted + surplus)

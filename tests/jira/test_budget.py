@@ -66,7 +66,7 @@ def drive(budget: LocalRateBudget, server: BurstLimit, clock: FakeClock, seconds
         )
 
 
-@pytest.mark.parametrize("rate,burst", [(50, 50), (10, 100), (100, 20)])
+@pytest.mark.parametrize("rate,burst", [(50, 50), (10, 100), (100, 20), (400, 100)])
 def test_remaining_headers_keep_the_site_busy_without_hitting_the_wall(rate, burst):
     clock = FakeClock()
     budget = LocalRateBudget(clock=clock, sleep=clock.sleep)
