@@ -37,7 +37,7 @@ class BlobLocation:
 class Index:
     """Every known blob and where it lives, in two flat buffers; thread-safe.
 
-    A repository holds hundreds of thousands of blobs, and a dict of Python objects costs about 250 bytes
+    A repository holds hundreds of thousands of blobs, and a dict of Python objects costs about 180 bytes
     for each (and scatters them over the allocator's arenas for the whole run). Here a blob is one fixed
     row of a bytearray (id, pack number, offset, lengths, type: 49 bytes) plus an open-addressing table of
     row numbers (`array('I')`, at most half full) keyed by the id's first eight bytes, which are uniformly
@@ -95,16 +95,26 @@ class Index:
             yield key.hex(), location
 
     def add_pack(self, pack: str, entries: list[list]) -> None:
+        """Add one pack's blobs ([id, type, offset, length, raw] each); ValueError, adding none, if malformed."""
         with self.lock:
-            number = self.pack_numbers.setdefault(pack, len(self.packs))
+            number = self.pack_numbers.get(pack, len(self.packs))
+            rows = []
+            try:
+                for blob_id, blob_type, offset, length, raw in entries:
+                    key = bytes.fromhex(blob_id)
+                    if len(key) != 32:
+                        raise ValueError(f"blob id {blob_id!r} is not 32 bytes")
+                    rows.append(self.ROW.pack(key, number, offset, length, raw, TYPE_CODES[blob_type]))
+            except (KeyError, TypeError, ValueError, struct.error) as e:
+                raise ValueError(f"pack {pack[:12]}: malformed index entry: {e!r}") from None
             if number == len(self.packs):
                 self.packs.append(pack)
-            for blob_id, blob_type, offset, length, raw in entries:
-                key = bytes.fromhex(blob_id)
-                slot, row = self._find(key)
-                if row >= 0:
+                self.pack_numbers[pack] = number
+            for row in rows:
+                slot, found = self._find(row[:32])
+                if found >= 0:
                     continue  # the first pack that holds a blob stays its home
-                self.rows += self.ROW.pack(key, number, offset, length, raw, TYPE_CODES[blob_type])
+                self.rows += row
                 self.count += 1
                 self.slots[slot] = self.count
                 if 2 * self.count > len(self.slots):
@@ -133,13 +143,19 @@ class Index:
             except (IntegrityError, ValueError, NotFound):
                 damaged.append(name)
                 continue
-            for pack in doc["packs"]:
-                self.add_pack(pack["id"], pack["blobs"])
+            try:
+                for pack in doc["packs"]:
+                    self.add_pack(pack["id"], pack["blobs"])
+            except (KeyError, TypeError, ValueError):
+                damaged.append(name)
+                continue
             self.files.add(name)
         return damaged
 
 
 TYPE_CODES = {name: code for code, name in enumerate(Index.TYPES)}
+
+
 _local = threading.local()
 
 

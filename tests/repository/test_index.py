@@ -6,6 +6,8 @@ import os
 import random
 import threading
 
+import pytest
+
 from backend.repository import Repository
 from backend.repository.packs import BlobLocation, Index
 from backend.storage import open_storage
@@ -90,3 +92,21 @@ def test_the_packer_forgets_blobs_in_flight_once_the_index_has_them(tmp_path):
     writer.commit()
     assert repo.packer.pending == set()  # nothing held per blob after the snapshot
     assert len(repo.index) >= 300
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [os.urandom(31).hex(), "data", 10, 10, 20],  # an id of the wrong length
+        [os.urandom(32).hex(), "blob", 10, 10, 20],  # a type this format does not know
+        [os.urandom(32).hex(), "data", -1, 10, 20],  # a negative offset
+        [os.urandom(32).hex(), "data", 1 << 40, 10, 20],  # an offset no pack reaches
+        ["not hex", "data", 10, 10, 20],
+    ],
+)
+def test_a_malformed_pack_entry_is_refused_whole(bad):
+    index = Index()
+    good = [os.urandom(32).hex(), "data", 0, 10, 20]
+    with pytest.raises(ValueError, match="malformed index entry"):
+        index.add_pack("c" * 64, [good, bad])
+    assert len(index) == 0 and good[0] not in index and index.packs == []
