@@ -38,3 +38,5 @@ def configure(level: str | None = None, stream=None) -> None:
     root.handlers[:] = [handler]
     root.setLevel((level or os.environ.get("KEEPSTONE_LOG_LEVEL", "INFO")).upper())
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # urllib3 warns on every connection retry; the Jira client logs its own retries and final error.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from backend.backup.spec import DATA_DEFAULTS, BackupSpec, SpecError
-from backend.jira import JiraAuthError, JiraClient, JiraCredentials, JiraError
+from backend.jira import JiraAuthError, JiraClient, JiraCredentials, JiraError, JiraUnavailable
 from backend.repository import Repository, RepositoryError, WrongPassword
 from backend.storage import StorageError, open_storage
 
@@ -192,11 +192,13 @@ def connect_jira(site: str, email: str, token: str) -> JiraClient:
     """A client for the site whose credentials were just checked; CliError with the reason if not."""
     client = JiraClient(JiraCredentials(site, email, token))
     try:
-        client.myself()
+        client.myself(attempts=3)  # a site that is down is said so in seconds, not after a minute of retries
     except JiraAuthError as e:
         raise CliError(f"Jira refused the credentials for {email}: {e}") from e
+    except JiraUnavailable as e:
+        raise CliError(str(e)) from e
     except JiraError as e:
-        raise CliError(f"cannot reach Jira at {site}: {e}") from e
+        raise CliError(f"{site} does not answer like a Jira site: {e}") from e
     return client
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -74,7 +75,11 @@ def _messages(response: requests.Response) -> tuple[list[str], dict[str, str]]:
     try:
         body = response.json()
     except ValueError:
-        return ([response.text[:200]] if response.text else []), {}
+        # Not Jira's JSON (a proxy's or a web server's page): its text says little, its type says more.
+        kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+        if not response.text or kind == "text/html":
+            return [f"an answer that is not Jira's ({kind or 'no content type'})"], {}
+        return [" ".join(response.text[:200].split())], {}
     if not isinstance(body, dict):
         return [], {}
     return list(body.get("errorMessages") or []), dict(body.get("errors") or {})
@@ -164,7 +169,7 @@ class JiraClient:
             except requests.RequestException as e:
                 if attempt >= max_attempts:
                     raise JiraUnavailable(
-                        f"Jira at {self.credentials.site_url} cannot be reached: {e}"
+                        f"Jira at {self.credentials.site_url} cannot be reached: {_reason(e)}"
                     ) from e
                 self._backoff(attempt, None)
                 continue
@@ -237,9 +242,9 @@ class JiraClient:
         response = self.request("POST", path, json=body)
         return response.json() if response.content else None
 
-    def myself(self) -> dict[str, Any]:
-        """Check the credentials: who they sign in as."""
-        return self.get_json("/rest/api/3/myself")
+    def myself(self, attempts: int | None = None) -> dict[str, Any]:
+        """Check the credentials: who they sign in as (`attempts` bounds the wait on a site that is down)."""
+        return self.request("GET", "/rest/api/3/myself", attempts=attempts).json()
 
     def projects(self) -> list[dict[str, Any]]:
         """Every project the account can browse (all pages of /project/search)."""
@@ -338,6 +343,14 @@ class JiraClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _reason(error: requests.RequestException) -> str:
+    """The root of a failed connection in a few words ("Connection refused"), not urllib3's whole chain."""
+    if isinstance(error, requests.Timeout):
+        return "no answer before the time-out"
+    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(error))
+    return found.group(1).strip() if found else type(error).__name__
 
 
 def _int(value: str | None) -> int | None:
