@@ -212,15 +212,17 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if not args.email:
         raise CliError("give the Jira account's email with --email", EXIT_USAGE)
     storage = open_storage(_storage_url(args))
+    repo: Repository | None = None
     try:
         repo = Repository.open(storage, _password(args))
     except RepositoryError as e:
         if not args.init or "no repository" not in str(e):
             raise CliError(f"cannot open the repository: {e}") from e
-        repo = Repository.init(storage, _password(args))
     except WrongPassword as e:
         raise CliError(str(e)) from e
     client = connect_jira(args.site, args.email, token)
+    if repo is None:  # created only once Jira has taken the credentials: a refused run leaves nothing behind
+        repo = Repository.init(storage, _password(args))
     show, bars = _progress_printer()
     try:
         result = run_backup(client, repo, spec, progress=show)

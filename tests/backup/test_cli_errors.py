@@ -115,3 +115,9 @@ def test_a_wrong_repository_password_is_refused(sandbox_site, backed_up):
     assert done.returncode == 1
     assert "password" in done.stderr and "Traceback" not in done.stderr
     assert fingerprint(folder) == before
+
+
+def test_init_creates_no_repository_when_jira_refuses_the_credentials(sandbox_site, tmp_path):
+    done = backup(sandbox_site.url, f"file://{tmp_path}/new", "--init", token="not-the-token")
+    assert done.returncode == 1 and "refused the credentials" in done.stderr
+    assert not [p for p in (tmp_path / "new").rglob("*") if p.is_file()]  # no config, no keys: no repository
