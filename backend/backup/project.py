@@ -277,11 +277,12 @@ def _run(
     parents: dict[str, list[Entry]] = {}  # attachment entries of changed issues
     if parent is not None:
         for entry in repo.snapshot(parent.id).iter_entries():
-            mark = versions.get(_issue_key(entry) or "")
+            issue_key = _issue_key(entry)
+            mark = versions.get(issue_key) if issue_key else None
             if mark == _UNCHANGED:
                 writer.carry(entry.name, entry)
             elif mark == _CHANGED and entry.kind == "attachment":
-                parents.setdefault(entry.name.split("/")[1], []).append(entry)
+                parents.setdefault(issue_key, []).append(entry)
     del versions, new_ids
     counts.add("carried", carried)
     counts.add("issues", listed)

@@ -350,7 +350,7 @@ def _reason(error: requests.RequestException) -> str:
     if isinstance(error, requests.Timeout):
         return "no answer before the time-out"
     found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(error))
-    return found.group(1).strip() if found else type(error).__name__
+    return found.group(1).strip() if found else f"{type(error).__name__}: {str(error)[:160]}"
 
 
 def _int(value: str | None) -> int | None:
