@@ -70,18 +70,17 @@ class LocalRateBudget:
         self.supply: collections.deque[tuple[float, int]] = collections.deque()  # (sent at, remaining+seq)
         self.fitted: float | None = None  # the refill rate fitted from the supply line, when it can be
         self.lock = threading.Lock()
-        self.throttle_count = 0
 
     # --- sending ----------------------------------------------------------------------------------
 
     def acquire(self) -> Ticket:
         while True:
-            ticket, wait = self.try_acquire()
+            ticket, wait = self._try_acquire()
             if ticket is not None:
                 return ticket
             self.sleep(min(max(wait, 0.001), 1.0))
 
-    def try_acquire(self) -> tuple[Ticket | None, float]:
+    def _try_acquire(self) -> tuple[Ticket | None, float]:
         """Take a send now if the pace allows it; else say how long to wait."""
         with self.lock:
             now = self.clock()
@@ -106,11 +105,6 @@ class LocalRateBudget:
     def _burst(self) -> float:
         return max(1.0, self.rate / 4)
 
-    def achieved_rate(self) -> float:
-        """Requests per second sent over the last few seconds."""
-        with self.lock:
-            return self._achieved(self.clock())
-
     def _achieved(self, now: float) -> float:
         recent = [t for t in self.sent if t >= now - self.WINDOW]
         if len(recent) < 2:
@@ -122,7 +116,6 @@ class LocalRateBudget:
     def throttled(self, retry_after: float | None) -> None:
         with self.lock:
             now = self.clock()
-            self.throttle_count += 1
             if now - self.last_decrease > 0.5:  # one decrease per burst of 429s
                 if self.fitted:
                     self.rate = max(0.5, self.fitted * 0.95)

@@ -15,7 +15,6 @@ from backend.jira import (
     JiraCredentials,
     JiraNotFound,
     JiraUnavailable,
-    LocalRateBudget,
 )
 from keepstone.servers import serve_in_thread
 from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, free_port, start_sandbox
@@ -109,22 +108,6 @@ def test_429_storm_is_ridden_out_by_all_threads_sharing_one_budget():
     assert client.stats.requests - client.stats.throttled == 60
     # The budget learns the pace: far fewer 429s than requests.
     assert stats["rate_limited"] < 30
-
-
-def test_budget_pauses_every_thread_for_retry_after():
-    now = [0.0]
-    slept: list[float] = []
-
-    def sleep(s: float) -> None:
-        slept.append(s)
-        now[0] += s
-
-    budget = LocalRateBudget(clock=lambda: now[0], sleep=sleep)
-    budget.acquire()
-    budget.throttled(2.0)
-    budget.acquire()
-    assert now[0] >= 2.0
-    assert budget.rate > 0  # it now paces instead of sending at will
 
 
 def test_wrong_token_is_an_auth_error_with_jiras_message(sandbox_site):
