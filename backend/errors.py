@@ -78,6 +78,7 @@ def init_app(app: Flask) -> None:
             400: "malformed_request",
             404: "not_found",
             405: "method_not_allowed",
+            413: "payload_too_large",
             415: "unsupported_media_type",
         }
         return error_body(e.code or 500, code.get(e.code or 500, "error"), e.description or e.name)

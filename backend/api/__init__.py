@@ -1,12 +1,41 @@
-"""The REST API /api/v1: one blueprint per resource, its marshmallow schemas beside it."""
+"""The REST API /api/v1: one blueprint per resource, its marshmallow schemas beside it.
+
+Every resource blueprint is nested in `api`, whose guard runs before any view: authenticate (401), CSRF for
+session writes, authorise the tenant and objects named in the URL (404). A new route under /api/v1 gets
+that order by being registered here; only the endpoints in PUBLIC skip it.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Blueprint, Flask, current_app, request
+
+from backend.auth.access import caller, guard
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+PUBLIC = {"api.openapi.document"}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
-def init_app(app: Flask) -> None:
+@api.before_request
+def _guard() -> None:
+    if request.endpoint in PUBLIC or request.url_rule is None:
+        return
+    who = caller()
+    if who.kind == "user" and request.method not in SAFE_METHODS:
+        # A browser session must prove the page is ours; a bearer token needs no such proof.
+        current_app.extensions["csrf"].protect()
+    guard(request.view_args or {})
+
+
+def _nest() -> None:
     from backend.api import accounts, openapi, organisations, plans, runs
 
     for module in (organisations, accounts, plans, runs, openapi):
-        app.register_blueprint(module.bp)
+        api.register_blueprint(module.bp)
+
+
+_nest()
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(api)

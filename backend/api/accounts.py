@@ -16,7 +16,7 @@ from backend.errors import Invalid, NotFound, Upstream
 from backend.jira import JiraAuthError, JiraClient, JiraCredentials, JiraError, JiraUnavailable
 from backend.services import services
 
-bp = Blueprint("accounts", __name__, url_prefix="/api/v1")
+bp = Blueprint("accounts", __name__)
 
 
 class AccountIn(Schema):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import request
-from marshmallow import Schema
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from backend.errors import ApiError, Invalid
 
@@ -31,13 +32,29 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def page_args(default: int = 20, maximum: int = 100) -> tuple[int, int | None]:
-    """?limit=N&cursor=ID (cursor: the last id of the previous page)."""
-    try:
-        limit = int(request.args.get("limit", default))
-        cursor = int(request.args["cursor"]) if request.args.get("cursor") else None
-    except ValueError:
-        raise Invalid("limit and cursor must be whole numbers", {"limit": "whole number"}) from None
+class PageArgs(Schema):
+    """?limit=N&cursor=C: `cursor` is the `next_cursor` of the previous page, an opaque string."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    limit = fields.Integer()
+    cursor = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+
+
+def page_args(default: int = 20, maximum: int = 100) -> tuple[int, str | None]:
+    """The page size (1..maximum) and the cursor of a list request; bad values are 422 naming the field."""
+    args = PageArgs().load(request.args)
+    limit = args.get("limit", default)
     if not 1 <= limit <= maximum:
-        raise Invalid(f"limit must be between 1 and {maximum}", {"limit": f"1..{maximum}"})
-    return limit, cursor
+        raise Invalid(f"limit must be between 1 and {maximum}", {"limit": [f"between 1 and {maximum}"]})
+    return limit, args["cursor"]
+
+
+def sequence_cursor(cursor: str | None) -> int | None:
+    """A cursor that is a position in a sequence (log lines): a whole number below 2**63."""
+    if cursor is None:
+        return None
+    if not re.fullmatch(r"[0-9]{1,18}", cursor):
+        raise Invalid("cursor is not one this API gave out", {"cursor": ["unknown cursor"]})
+    return int(cursor)

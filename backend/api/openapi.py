@@ -12,7 +12,7 @@ from backend.api.organisations import OrganisationIn
 from backend.api.plans import PlanIn, RotationSchema, ScheduleSchema
 from backend.api.runs import RunIn
 
-bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
+bp = Blueprint("openapi", __name__)
 TYPES = {
     fields.Integer: "integer",
     fields.Float: "number",

@@ -7,14 +7,14 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy import select
 
 from backend.api.common import iso, load
-from backend.auth.access import organisation, owned
+from backend.auth.access import organisation, target
 from backend.backup import BackupSpec, SpecError
 from backend.db.models import Organisation, Plan
 from backend.errors import Invalid
 from backend.scheduler import DAYS, ScheduleError, next_fire, trigger_for
 from backend.services import services
 
-bp = Blueprint("plans", __name__, url_prefix="/api/v1")
+bp = Blueprint("plans", __name__)
 
 
 class ScheduleSchema(Schema):
@@ -44,23 +44,25 @@ class RotationSchema(Schema):
     keep_last = fields.Integer(strict=True, validate=validate.Range(1, 100000))
 
 
+class SpecField(fields.Field):
+    """The plan's backup spec, loaded by the engine's one schema (BackupSpecSchema) and stored as its dict."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> dict:
+        try:
+            return BackupSpec.from_dict(value).to_dict()
+        except SpecError as e:
+            raise ValidationError(e.messages) from None
+
+
 class PlanIn(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=255))
-    spec = fields.Dict(load_default=dict)
+    spec = SpecField(load_default=lambda: BackupSpec().to_dict())
     schedule = fields.Nested(ScheduleSchema, required=True)
     rotation = fields.Nested(
         RotationSchema,
         load_default=lambda: {"scheme": "gfs", "daily": 7, "weekly": 4, "monthly": 12, "yearly": 3},
     )
-    enabled = fields.Boolean(load_default=True)
-
-    @validates_schema
-    def _spec(self, data, **_) -> None:
-        if "spec" in data:
-            try:
-                data["spec"] = BackupSpec.from_dict(data["spec"]).to_dict()
-            except SpecError as e:
-                raise ValidationError({"spec": e.fields}) from None
+    enabled = fields.Boolean(load_default=True, truthy={True}, falsy={False})
 
 
 def plan_json(plan: Plan, org: Organisation) -> dict:
@@ -69,7 +71,7 @@ def plan_json(plan: Plan, org: Organisation) -> dict:
     if upcoming is None and plan.enabled and plan.schedule and org.state == "active":
         upcoming = next_fire(plan.schedule, org.time_zone)
     return {
-        "id": plan.id,
+        "id": plan.public_id,
         "name": plan.name,
         "is_default": plan.is_default,
         "enabled": plan.enabled,
@@ -109,29 +111,25 @@ def create_plan(cloud_id: str):
         return jsonify(plan_json(plan, org)), 201
 
 
-def _plan(s, plan_id: int) -> tuple[Plan, Organisation]:
-    return owned(s, Plan, plan_id, "plan")
-
-
-@bp.get("/plans/<int:plan_id>")
-def get_plan(plan_id: int):
+@bp.get("/plans/<plan_id>")
+def get_plan(plan_id: str):
     with services().db.session() as s:
-        plan, org = _plan(s, plan_id)
-        return jsonify(plan_json(plan, org))
+        plan = target(s, "plan_id")
+        return jsonify(plan_json(plan, plan.organisation))
 
 
-@bp.patch("/plans/<int:plan_id>")
-def patch_plan(plan_id: int):
+@bp.patch("/plans/<plan_id>")
+def patch_plan(plan_id: str):
     data = load(PlanIn(), partial=True)
     if not data:
         raise Invalid("nothing to change")
     with services().db.session() as s:
-        plan, org = _plan(s, plan_id)
+        plan = target(s, "plan_id")
         for key, value in data.items():
             setattr(plan, key, value)
         s.commit()
-        _sync(plan, org)
-        return jsonify(plan_json(plan, org))
+        _sync(plan, plan.organisation)
+        return jsonify(plan_json(plan, plan.organisation))
 
 
 def default_plan_id(s, org: Organisation) -> int:

@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from backend.api.common import iso, load, page_args
+from backend.api.common import iso, load, page_args, sequence_cursor
 from backend.api.plans import default_plan_id
-from backend.auth.access import organisation, owned
+from backend.auth.access import organisation, target
 from backend.db.models import Plan, Run, RunLog
 from backend.errors import Conflict, Invalid
 from backend.runs import AlreadyRunning
 from backend.services import services
 
-bp = Blueprint("runs", __name__, url_prefix="/api/v1")
+bp = Blueprint("runs", __name__)
 
 
 class RunIn(Schema):
-    plan_id = fields.Integer(strict=True, allow_none=True, load_default=None)
+    plan_id = fields.String(allow_none=True, load_default=None, validate=validate.Length(min=1, max=64))
 
 
 def run_json(run: Run, with_projects: bool = True) -> dict:
     out = {
-        "id": run.id,
-        "plan_id": run.plan_id,
+        "id": run.public_id,
+        "plan_id": run.plan.public_id,
         "trigger": run.trigger,
         "state": run.state,
         "created": iso(run.created),
@@ -62,9 +62,11 @@ def start_run(cloud_id: str):
         if data["plan_id"] is None:
             plan_id = default_plan_id(s, org)
         else:
-            plan = s.get(Plan, data["plan_id"])
-            if plan is None or plan.organisation_id != org.id:
-                raise Invalid("no such plan in this organisation", {"plan_id": "unknown plan"})
+            plan = s.scalar(
+                select(Plan).where(Plan.public_id == data["plan_id"], Plan.organisation_id == org.id)
+            )
+            if plan is None:
+                raise Invalid("no such plan in this organisation", {"plan_id": ["unknown plan"]})
             plan_id = plan.id
     try:
         run_id = svc.runs.start(plan_id, "manual")
@@ -81,43 +83,46 @@ def list_runs(cloud_id: str):
         org = organisation(s, cloud_id)
         query = select(Run).where(Run.organisation_id == org.id).order_by(Run.id.desc()).limit(limit + 1)
         if cursor is not None:
-            query = query.where(Run.id < cursor)
+            after = s.scalar(select(Run.id).where(Run.public_id == cursor, Run.organisation_id == org.id))
+            if after is None:
+                raise Invalid("cursor is not one this API gave out", {"cursor": ["unknown cursor"]})
+            query = query.where(Run.id < after)
         runs = list(s.scalars(query))
         more = len(runs) > limit
         runs = runs[:limit]
-        return jsonify({"items": [run_json(r) for r in runs], "next_cursor": runs[-1].id if more else None})
+        return jsonify(
+            {"items": [run_json(r) for r in runs], "next_cursor": runs[-1].public_id if more else None}
+        )
 
 
-def _run(s, run_id: int) -> Run:
-    return owned(s, Run, run_id, "run")[0]
-
-
-@bp.get("/runs/<int:run_id>")
-def get_run(run_id: int):
+@bp.get("/runs/<run_id>")
+def get_run(run_id: str):
     with services().db.session() as s:
-        return jsonify(run_json(_run(s, run_id)))
+        return jsonify(run_json(target(s, "run_id")))
 
 
-@bp.post("/runs/<int:run_id>/cancel")
-def cancel_run(run_id: int):
+@bp.post("/runs/<run_id>/cancel")
+def cancel_run(run_id: str):
     svc = services()
     with svc.db.session() as s:
-        run = _run(s, run_id)
+        run = target(s, "run_id")
         if run.state not in ("queued", "running"):
             raise Conflict(f"the run is already {run.state}")
-    svc.runs.cancel(run_id)
+        pk = run.id
+    svc.runs.cancel(pk)
     with svc.db.session() as s:
-        return jsonify(run_json(s.get(Run, run_id))), 202
+        return jsonify(run_json(s.get(Run, pk))), 202
 
 
-@bp.get("/runs/<int:run_id>/logs")
-def run_logs(run_id: int):
+@bp.get("/runs/<run_id>/logs")
+def run_logs(run_id: str):
     limit, cursor = page_args(200, 1000)
+    after = sequence_cursor(cursor)
     with services().db.session() as s:
-        _run(s, run_id)
-        query = select(RunLog).where(RunLog.run_id == run_id).order_by(RunLog.id).limit(limit + 1)
-        if cursor is not None:
-            query = query.where(RunLog.id > cursor)
+        pk = target(s, "run_id").id
+        query = select(RunLog).where(RunLog.run_id == pk).order_by(RunLog.id).limit(limit + 1)
+        if after is not None:
+            query = query.where(RunLog.id > after)
         rows = list(s.scalars(query))
         more = len(rows) > limit
         rows = rows[:limit]
@@ -133,6 +138,6 @@ def run_logs(run_id: int):
                     }
                     for r in rows
                 ],
-                "next_cursor": rows[-1].id if more else None,
+                "next_cursor": str(rows[-1].id) if more else None,
             }
         )

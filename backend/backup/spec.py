@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
-import re
+import functools
 from dataclasses import dataclass, field
 from typing import Any
+
+import re2
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 # Every switchable kind of data, with its default and why some are off by default.
 DATA_DEFAULTS: dict[str, bool] = {
@@ -37,14 +40,30 @@ NEEDS_ISSUES = {
 }
 PROJECT_MODES = ("all", "selected", "rule")
 CORRUPT_POLICIES = ("skip", "fail")
+MAX_PATTERN = 200  # characters: a project name pattern is a short filter, not a program
 
 
 class SpecError(ValueError):
-    """The backup specification is invalid; `fields` says where."""
+    """The backup specification is invalid; `fields` says where (dotted paths) and `messages` nests them."""
 
-    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, fields: dict[str, str] | None = None, messages: Any = None) -> None:
         super().__init__(message)
         self.fields = fields or {}
+        self.messages = messages if messages is not None else dict(self.fields)
+
+
+@functools.lru_cache(maxsize=256)
+def name_regex(pattern: str) -> Any:
+    """Compile a user's project-name pattern with RE2: linear time, so no pattern can stall a thread."""
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = False
+    options.max_mem = 1 << 20
+    try:
+        return re2.compile(pattern, options=options)
+    except re2.error as e:
+        detail = e.args[0].decode() if e.args and isinstance(e.args[0], bytes) else str(e)
+        raise ValueError(f"not a valid regular expression: {detail}") from None
 
 
 @dataclass
@@ -54,7 +73,7 @@ class ProjectSelection:
     mode: str = "all"
     keys: list[str] = field(default_factory=list)
     key_pattern: str | None = None  # shell-style, e.g. "PAY*"
-    name_pattern: str | None = None  # regular expression, case-insensitive
+    name_pattern: str | None = None  # regular expression (RE2 syntax), case-insensitive
     categories: list[str] = field(default_factory=list)
     project_types: list[str] = field(default_factory=list)
     include_archived: bool = False
@@ -69,12 +88,113 @@ class ProjectSelection:
             return project["key"] in self.keys
         if self.key_pattern and not fnmatch.fnmatchcase(project["key"], self.key_pattern):
             return False
-        if self.name_pattern and not re.search(self.name_pattern, project.get("name", ""), re.IGNORECASE):
+        if self.name_pattern and not name_regex(self.name_pattern).search(str(project.get("name", ""))):
             return False
         category = (project.get("projectCategory") or {}).get("name")
         if self.categories and category not in self.categories:
             return False
         return not (self.project_types and project.get("projectTypeKey") not in self.project_types)
+
+
+def _pattern(value: str) -> None:
+    try:
+        name_regex(value)
+    except ValueError as e:
+        raise ValidationError(str(e)) from None
+
+
+# JSON's true and false only: marshmallow's default Boolean also takes "yes", 1, "on" ...
+Strict = {"truthy": {True}, "falsy": {False}}
+
+
+class ProjectSelectionSchema(Schema):
+    mode = fields.String(load_default="all", validate=validate.OneOf(PROJECT_MODES))
+    keys = fields.List(
+        fields.String(validate=validate.Length(min=1, max=255)),
+        load_default=list,
+        validate=validate.Length(max=5000),
+    )
+    key_pattern = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=1, max=MAX_PATTERN)
+    )
+    name_pattern = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=[validate.Length(min=1, max=MAX_PATTERN), _pattern],
+    )
+    categories = fields.List(fields.String(validate=validate.Length(min=1, max=255)), load_default=list)
+    project_types = fields.List(fields.String(validate=validate.Length(min=1, max=64)), load_default=list)
+    include_archived = fields.Boolean(load_default=False, **Strict)
+
+    @validates_schema
+    def _complete(self, data: dict[str, Any], **_) -> None:
+        keys = [k.strip().upper() for k in data.get("keys", []) if k.strip()]
+        if data.get("mode") == "selected" and not keys:
+            raise ValidationError({"keys": ["name at least one project key when mode is 'selected'"]})
+        if data.get("mode") == "rule" and not any(
+            data.get(k) for k in ("key_pattern", "name_pattern", "categories", "project_types")
+        ):
+            raise ValidationError("a rule needs a key_pattern, name_pattern, categories or project_types")
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_) -> ProjectSelection:
+        data["keys"] = list(dict.fromkeys(k.strip().upper() for k in data["keys"] if k.strip()))
+        return ProjectSelection(**data)
+
+
+class DataKinds(fields.Field):
+    """The data to back up: {kind: true/false}, or a list of the kinds to include."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, bool]:
+        if isinstance(value, list):
+            if not all(isinstance(k, str) for k in value):
+                raise ValidationError("a list of data kinds must hold only names")
+            value = {k: (k in value) for k in DATA_DEFAULTS} | {k: True for k in value}
+        if not isinstance(value, dict):
+            raise ValidationError("must be an object of kind: true/false, or a list of kinds")
+        errors: dict[str, list[str]] = {}
+        out = dict(DATA_DEFAULTS)
+        for key, flag in value.items():
+            if key not in DATA_DEFAULTS:
+                errors[str(key)[:64]] = [f"unknown kind of data (known: {', '.join(DATA_DEFAULTS)})"]
+            elif not isinstance(flag, bool):
+                errors[key] = ["must be true or false"]
+            else:
+                out[key] = flag
+        if errors:
+            raise ValidationError(errors)
+        return out
+
+
+class BackupSpecSchema(Schema):
+    """The whole plan spec: the only way in, for the API, the UI, the CLI and stored plans."""
+
+    projects = fields.Nested(ProjectSelectionSchema, load_default=lambda: ProjectSelection())
+    data = DataKinds(load_default=lambda: dict(DATA_DEFAULTS))
+    exclude_jql = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=10_000))
+    corrupt_attachments = fields.String(load_default="skip", validate=validate.OneOf(CORRUPT_POLICIES))
+    max_workers = fields.Integer(strict=True, load_default=8, validate=validate.Range(1, 32))
+    incremental = fields.Boolean(load_default=True, **Strict)
+
+    @validates_schema
+    def _jql(self, data: dict[str, Any], **_) -> None:
+        if data.get("exclude_jql") is not None and not data["exclude_jql"].strip():
+            raise ValidationError({"exclude_jql": ["must be a non-empty JQL string or null"]})
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, str]:
+    """marshmallow's nested messages as {dotted.path: first message}."""
+    if isinstance(messages, dict):
+        out: dict[str, str] = {}
+        for key, value in messages.items():
+            name = prefix if key == "_schema" else f"{prefix}.{key}" if prefix else str(key)
+            out.update(_flatten(value, name))
+        return out
+    if isinstance(messages, list) and messages and all(isinstance(m, str) for m in messages):
+        return {prefix or "_schema": messages[0]}
+    if isinstance(messages, list):
+        return _flatten(messages[0], prefix) if messages else {}
+    return {prefix or "_schema": str(messages)}
 
 
 @dataclass
@@ -89,64 +209,19 @@ class BackupSpec:
     incremental: bool = True
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> BackupSpec:
-        """Build and validate a spec; unknown keys and wrong values are SpecErrors naming the field."""
-        raw = dict(raw or {})
-        errors: dict[str, str] = {}
-        known = {"projects", "data", "exclude_jql", "corrupt_attachments", "max_workers", "incremental"}
-        for key in raw.keys() - known:
-            errors[key] = "unknown field"
-        projects_raw = dict(raw.get("projects") or {})
-        selection_fields = set(ProjectSelection.__dataclass_fields__)
-        for key in projects_raw.keys() - selection_fields:
-            errors[f"projects.{key}"] = "unknown field"
-        selection = ProjectSelection(**{k: v for k, v in projects_raw.items() if k in selection_fields})
-        if selection.mode not in PROJECT_MODES:
-            errors["projects.mode"] = f"must be one of {', '.join(PROJECT_MODES)}"
-        if not isinstance(selection.keys, list) or not all(isinstance(k, str) for k in selection.keys):
-            errors["projects.keys"] = "must be a list of project keys"
-        else:
-            selection.keys = [k.strip().upper() for k in selection.keys if k.strip()]
-            if selection.mode == "selected" and not selection.keys:
-                errors["projects.keys"] = "name at least one project key when mode is 'selected'"
-        if selection.name_pattern:
-            try:
-                re.compile(selection.name_pattern)
-            except re.error as e:
-                errors["projects.name_pattern"] = f"not a valid regular expression: {e}"
-        if selection.mode == "rule" and not (
-            selection.key_pattern or selection.name_pattern or selection.categories or selection.project_types
-        ):
-            errors["projects"] = "a rule needs a key_pattern, name_pattern, categories or project_types"
-        data = dict(DATA_DEFAULTS)
-        data_raw = raw.get("data") or {}
-        if isinstance(data_raw, list):  # a list of kinds to include
-            data_raw = {k: (k in data_raw) for k in DATA_DEFAULTS} | {k: True for k in data_raw}
-        if not isinstance(data_raw, dict):
-            errors["data"] = "must be an object of kind: true/false, or a list of kinds"
-            data_raw = {}
-        for key, value in data_raw.items():
-            if key not in DATA_DEFAULTS:
-                errors[f"data.{key}"] = f"unknown kind of data (known: {', '.join(DATA_DEFAULTS)})"
-            elif not isinstance(value, bool):
-                errors[f"data.{key}"] = "must be true or false"
-            else:
-                data[key] = value
-        policy = raw.get("corrupt_attachments", "skip")
-        if policy not in CORRUPT_POLICIES:
-            errors["corrupt_attachments"] = "must be 'skip' or 'fail'"
-        workers = raw.get("max_workers", 8)
-        if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 32:
-            errors["max_workers"] = "must be a whole number from 1 to 32"
-        exclude = raw.get("exclude_jql")
-        if exclude is not None and (not isinstance(exclude, str) or not exclude.strip()):
-            errors["exclude_jql"] = "must be a non-empty JQL string or null"
-        incremental = raw.get("incremental", True)
-        if not isinstance(incremental, bool):
-            errors["incremental"] = "must be true or false"
-        if errors:
-            raise SpecError("the backup specification is invalid", errors)
-        return cls(selection, data, exclude.strip() if exclude else None, policy, workers, incremental)
+    def from_dict(cls, raw: Any) -> BackupSpec:
+        """Build and validate a spec with BackupSpecSchema; errors are SpecErrors naming each field."""
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise SpecError("the backup specification must be an object", {"_schema": "must be an object"})
+        try:
+            data = BackupSpecSchema().load(raw)
+        except ValidationError as e:
+            raise SpecError("the backup specification is invalid", _flatten(e.messages), e.messages) from None
+        if data["exclude_jql"] is not None:
+            data["exclude_jql"] = data["exclude_jql"].strip()
+        return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
         return {

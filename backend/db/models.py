@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from backend.db.ids import new_id
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -44,6 +46,7 @@ class JiraAccount(Base):
 class Plan(Base):
     __tablename__ = "plans"
     id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: new_id("plan"))
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     name: Mapped[str] = mapped_column(String(255))
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -61,6 +64,7 @@ class Plan(Base):
 class Run(Base):
     __tablename__ = "runs"
     id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: new_id("run"))
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), index=True)
     trigger: Mapped[str] = mapped_column(String(16))  # manual | schedule
@@ -73,6 +77,7 @@ class Run(Base):
     requests: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str] = mapped_column(Text, default="")
+    plan: Mapped[Plan] = relationship(lazy="joined")
     projects: Mapped[list[ProjectRun]] = relationship(
         back_populates="run", cascade="all, delete-orphan", order_by="ProjectRun.id"
     )
@@ -145,3 +150,19 @@ class UsedToken(Base):
     __tablename__ = "used_tokens"
     jti: Mapped[str] = mapped_column(String(128), primary_key=True)
     expires: Mapped[datetime] = mapped_column()
+
+
+class BrowserSession(Base):
+    """A signed-in browser. Its cookie carries a random id (signed); this row says whether it still counts.
+
+    The key is the SHA-256 of that id, so the table alone opens no session. A row that is missing, revoked
+    (logout), idle too long or too old refuses the cookie (backend/auth/sessions.py).
+    """
+
+    __tablename__ = "browser_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    tenant: Mapped[str | None] = mapped_column(String(64), nullable=True)  # pinned by an SSO hand-off
+    created: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -76,7 +76,7 @@ def test_backup_now_without_a_plan_uses_the_default_plan(backend, sandbox_site):
 def test_one_tenants_token_cannot_touch_another_tenant(backend, sandbox_site):
     backend.install(TENANT, sandbox_site.url)
     r = backend.call("GET", f"/api/v1/organisations/{TENANT}/status", OTHER)
-    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = backend.call("GET", f"/api/v1/organisations/{TENANT}/status")
     assert r.status_code == 401
 

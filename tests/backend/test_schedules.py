@@ -42,11 +42,23 @@ def prepare(tmp_path, issuer, sandbox_url: str, hour: int | None = None) -> tupl
                 "spec": {"projects": {"mode": "selected", "keys": ["PLAT"]}},
             },
         ).json()
-        return backend.config.database_url, plan["id"]
+        return backend.config.database_url, internal_plan_id(backend.config.database_url, plan["id"])
     finally:
         backend.app.extensions["keepstone"].scheduler.shutdown()
         backend.server.stop()
         backend.app.extensions["keepstone"].db.engine.dispose()
+
+
+def internal_plan_id(database_url: str, public_id: str) -> int:
+    """The plan's primary key (the scheduler's job id uses it; the API shows only the public id)."""
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            return conn.execute(
+                text("SELECT id FROM plans WHERE public_id = :p"), {"p": public_id}
+            ).scalar_one()
+    finally:
+        engine.dispose()
 
 
 def put_job(database_url: str, plan_id: int, when: datetime) -> None:
