@@ -5,16 +5,26 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import OrderedDict
 
 import jwt
 import requests
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from flask import request
 
+from connector.budget import FetchBudget
+from connector.edge import RAW_PATH, raw_path
 from connector.errors import TokenError
-from connector.qsh import CONTEXT_QSH, qsh
+from connector.qsh import CONTEXT_QSH, qsh_candidates
 from connector.tenants import Tenant, TenantStore
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def request_target() -> tuple[str, str, str]:
+    """The current request as the qsh covers it: method, raw (still encoded) path, raw query string."""
+    path = request.environ.get(RAW_PATH) or raw_path(request.environ)
+    return request.method, path, request.query_string.decode("utf-8", errors="replace")
 
 
 def token_from_request(headers, args) -> str:
@@ -43,16 +53,26 @@ def _unverified_claims(token: str) -> dict:
 
 
 class InstallKeys:
-    """Fetch and cache Connect install public keys by kid from the configured key server."""
+    """Fetch and cache Connect install public keys by kid from the configured key server.
 
-    MISS_TTL = 60.0  # seconds an unknown kid is remembered, so forged kids cannot flood the key server
+    Known keys are cached (a few: Atlassian rotates a handful). An unknown kid costs a fetch only while
+    the shared budget allows (`burst` at once, `rate` per second, for all kids together); past it the
+    install is refused without a fetch, so a flood of random kids cannot hammer the key server (nor
+    make the connector a traffic amplifier). A kid the server did not know is remembered for a minute.
+    """
 
-    def __init__(self, server_url: str) -> None:
+    MISS_TTL = 60.0  # seconds an unknown kid is remembered
+    MAX_KEYS = 32  # cached public keys (least recently used dropped)
+    MAX_MISSES = 4096  # remembered unknown kids (oldest dropped)
+
+    def __init__(self, server_url: str, burst: int = 5, rate: float = 1.0) -> None:
         self.server_url = server_url.rstrip("/")
-        self._cache: dict[str, object] = {}
-        self._misses: dict[str, float] = {}
+        self._cache: OrderedDict[str, object] = OrderedDict()
+        self._misses: OrderedDict[str, float] = OrderedDict()
+        self._budget = FetchBudget(burst, rate)
         self._lock = threading.Lock()
         self.fetches = 0
+        self.refused = 0  # misses turned away because the budget was spent
 
     def get(self, kid: str):
         """Return the public key for `kid`; refuse kids that are not UUIDs (no path or URL tricks)."""
@@ -60,24 +80,34 @@ class InstallKeys:
             raise TokenError("kid must be a UUID")
         with self._lock:
             if kid in self._cache:
+                self._cache.move_to_end(kid)
                 return self._cache[kid]
-            if time.monotonic() - self._misses.get(kid, -self.MISS_TTL) < self.MISS_TTL:
+            seen = self._misses.get(kid)
+            if seen is not None and time.monotonic() - seen < self.MISS_TTL:
                 raise TokenError(f"unknown kid {kid}")
+            if not self._budget.take():
+                self.refused += 1
+                raise TokenError("too many unknown kids: the install key server is not asked now")
             self.fetches += 1
         try:
             resp = requests.get(f"{self.server_url}/{kid}", timeout=5, allow_redirects=False)
         except requests.RequestException as e:
-            raise TokenError(f"install key server unreachable: {e}") from None
+            raise TokenError(f"install key server unreachable: {type(e).__name__}") from None
         if resp.status_code != 200:
             with self._lock:
                 self._misses[kid] = time.monotonic()
+                self._misses.move_to_end(kid)
+                while len(self._misses) > self.MAX_MISSES:
+                    self._misses.popitem(last=False)
             raise TokenError(f"unknown kid {kid}")
         try:
-            key = load_pem_public_key(resp.content)
+            key = load_pem_public_key(resp.content[:16384])
         except ValueError:
             raise TokenError(f"install key for {kid} is not a PEM public key") from None
         with self._lock:
             self._cache[kid] = key
+            while len(self._cache) > self.MAX_KEYS:
+                self._cache.popitem(last=False)
         return key
 
 
@@ -91,8 +121,12 @@ class ConnectVerifier:
         self.tenants = tenants
         self.leeway = leeway
 
-    def verify_signed_install(self, token: str, method: str, path: str, query: str, body: dict) -> dict:
-        """Verify an installed/uninstalled call: RS256, kid key, aud = our base URL, iss = clientKey, qsh."""
+    def verify_signed_install(self, token: str, method: str, path: str, query: str) -> dict:
+        """Verify an installed/uninstalled call: RS256, kid key, aud = our base URL, qsh; return its claims.
+
+        Only the request line is covered (method, raw path, query), so this runs before the body is read;
+        the caller then checks that the body's clientKey is the token's `iss`.
+        """
         header = _header(token)
         if header.get("alg") != "RS256":
             raise TokenError("lifecycle tokens must be RS256")
@@ -108,8 +142,8 @@ class ConnectVerifier:
             )
         except jwt.PyJWTError as e:
             raise TokenError(f"invalid install token: {e}") from None
-        if claims["iss"] != body.get("clientKey"):
-            raise TokenError("iss does not match clientKey")
+        if not isinstance(claims["iss"], str) or not claims["iss"]:
+            raise TokenError("install token has no issuer")
         self._check_qsh(claims, method, path, query, allow_context=False)
         return claims
 
@@ -142,6 +176,5 @@ class ConnectVerifier:
             if not allow_context:
                 raise TokenError("context token not accepted here", 403)
             return
-        expected = qsh(method, f"{path}?{query}" if query else path, self.base_path)
-        if claims.get("qsh") != expected:
+        if claims.get("qsh") not in qsh_candidates(method, path, query, self.base_path):
             raise TokenError("qsh does not match the request")

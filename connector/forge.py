@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import jwt
 
+from connector.budget import FetchBudget
 from connector.errors import TokenError
 
 FIT_ISSUER = "forge/invocation-token"
@@ -12,10 +15,32 @@ FIT_ISSUER = "forge/invocation-token"
 class ForgeVerifier:
     """Verify the `Authorization: Bearer <FIT>` that Forge puts on every remote call."""
 
-    def __init__(self, jwks_url: str, app_id: str, leeway: int = 5) -> None:
+    def __init__(
+        self, jwks_url: str, app_id: str, leeway: int = 5, burst: int = 5, rate: float = 1.0
+    ) -> None:
         self.jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
         self.app_id = app_id
         self.leeway = leeway
+        self._budget = FetchBudget(burst, rate)  # refetches for unknown kids, for all kids together
+        self._lock = threading.Lock()
+
+    def _key(self, kid: object) -> jwt.PyJWK:
+        """The JWKS key for `kid`: from the cached set, or one refetch while the shared budget allows."""
+        if not isinstance(kid, str) or not kid or len(kid) > 200:
+            raise TokenError("unknown kid")
+        try:
+            keys = {k.key_id: k for k in self.jwks.get_signing_keys()}
+            if kid not in keys:
+                with self._lock:
+                    allowed = self._budget.take()
+                if not allowed:
+                    raise TokenError("unknown kid (the JWKS is not refetched now)")
+                keys = {k.key_id: k for k in self.jwks.get_signing_keys(refresh=True)}
+        except jwt.PyJWKClientError as e:
+            raise TokenError(f"unknown kid: {e}") from None
+        if kid not in keys:
+            raise TokenError("unknown kid")
+        return keys[kid]
 
     def verify(self, authorization: str | None) -> dict:
         """Return the FIT's claims or raise TokenError."""
@@ -28,10 +53,7 @@ class ForgeVerifier:
             raise TokenError(f"malformed token: {e}") from None
         if header.get("alg") != "RS256":
             raise TokenError("Forge tokens must be RS256")
-        try:
-            key = self.jwks.get_signing_key(header.get("kid") or "")
-        except jwt.PyJWKClientError as e:
-            raise TokenError(f"unknown kid: {e}") from None
+        key = self._key(header.get("kid"))
         try:
             claims = jwt.decode(
                 token,
@@ -44,7 +66,8 @@ class ForgeVerifier:
             )
         except jwt.PyJWTError as e:
             raise TokenError(f"invalid Forge token: {e}") from None
-        cloud_id = (claims.get("context") or {}).get("cloudId")
-        if not isinstance(cloud_id, str) or not cloud_id:
+        context = claims.get("context")
+        cloud_id = context.get("cloudId") if isinstance(context, dict) else None
+        if not isinstance(cloud_id, str) or not 0 < len(cloud_id) <= 64:
             raise TokenError("Forge token carries no cloudId")
         return claims

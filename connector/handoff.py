@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Blueprint, current_app, jsonify
 
+from connector.config import private_file
+
 ISSUER = "keepstone-connector"
 SERVICE_AUDIENCE = "keepstone-backend"
 SSO_AUDIENCE = "keepstone-backend-sso"
@@ -38,19 +40,20 @@ class KeyRing:
         self._lock = threading.Lock()
         self._keys: list[SigningKey] = []
         if key_file and Path(key_file).exists():
+            Path(key_file).chmod(0o600)  # a key file written 0644 by an older connector is tightened
             pem = Path(key_file).read_bytes()
             key = serialization.load_pem_private_key(pem, password=None)
             self._keys.append(SigningKey(_kid_of(key), key, 0.0))
         else:
             self.rotate(promote_after=0)
             if key_file:
-                Path(key_file).parent.mkdir(parents=True, exist_ok=True)
-                Path(key_file).write_bytes(
+                private_file(
+                    Path(key_file),
                     self.current.private_key.private_bytes(
                         serialization.Encoding.PEM,
                         serialization.PrivateFormat.PKCS8,
                         serialization.NoEncryption(),
-                    )
+                    ),
                 )
 
     @property

@@ -10,7 +10,7 @@ import logging
 import requests
 from flask import Blueprint, jsonify, request
 
-from connector.connect import token_from_request
+from connector.connect import request_target, token_from_request
 from connector.errors import TokenError
 from connector.state import state
 from connector.tenants import Tenant
@@ -29,14 +29,23 @@ def _body() -> dict:
     return body
 
 
+def _is_site_url(value: object) -> bool:
+    return (
+        isinstance(value, str) and 0 < len(value) <= 255 and value.lower().startswith(("https://", "http://"))
+    )
+
+
 def _cloud_id_of(site_url: str) -> str:
     """Ask the Jira site for its cloudId (GET /_edge/tenant_info, as on Jira Cloud)."""
     try:
         resp = requests.get(site_url.rstrip("/") + "/_edge/tenant_info", timeout=10)
         resp.raise_for_status()
-        return str(resp.json()["cloudId"])
-    except (requests.RequestException, ValueError, KeyError) as e:
-        raise TokenError(f"cannot read the site's cloudId: {e}", 502) from None
+        cloud_id = resp.json()["cloudId"]
+    except (requests.RequestException, ValueError, KeyError, TypeError) as e:
+        raise TokenError(f"cannot read the site's cloudId: {type(e).__name__}", 502) from None
+    if not isinstance(cloud_id, str) or not 0 < len(cloud_id) <= 64:
+        raise TokenError("the site's cloudId is not a short string", 502)
+    return cloud_id
 
 
 def _register(tenant: Tenant) -> None:
@@ -59,21 +68,30 @@ def _suspend(tenant: Tenant) -> None:
         log.warning("suspend failed", extra={"tenant": tenant.cloud_id, "error": str(e)})
 
 
+def _signed_install() -> tuple[dict, dict]:
+    """Verify the signed install token first (it covers the request line, not the body), then read the
+    body: a JSON object whose clientKey is the token's issuer. Return (claims, body)."""
+    st = state()
+    claims = st.connect.verify_signed_install(
+        token_from_request(request.headers, request.args), *request_target()
+    )
+    body = _body()
+    if body.get("clientKey") != claims["iss"]:
+        raise TokenError("iss does not match clientKey")
+    return claims, body
+
+
 @bp.post("/connect/installed")
 def connect_installed():
     """Record a signed install; a reinstall replaces the shared secret only because it is signed."""
-    body = _body()
     st = state()
-    st.connect.verify_signed_install(
-        token_from_request(request.headers, request.args),
-        "POST",
-        request.path,
-        request.query_string.decode(),
-        body,
-    )
-    for field in ("clientKey", "sharedSecret", "baseUrl"):
-        if not isinstance(body.get(field), str) or not body[field]:
-            raise TokenError(f"installed payload lacks {field}", 400)
+    _claims, body = _signed_install()
+    for field, limit in (("clientKey", 255), ("sharedSecret", 255), ("baseUrl", 255)):
+        value = body.get(field)
+        if not isinstance(value, str) or not value or len(value) > limit:
+            raise TokenError(f"installed payload lacks {field} (a string of 1-{limit} characters)", 400)
+    if not _is_site_url(body["baseUrl"]):
+        raise TokenError("installed payload's baseUrl is not an http(s) URL", 400)
     site_url = body["baseUrl"].rstrip("/")
     cloud_id = _cloud_id_of(site_url)
     tenant = st.tenants.upsert(
@@ -92,15 +110,8 @@ def connect_installed():
 @bp.post("/connect/uninstalled")
 def connect_uninstalled():
     """Mark the tenant uninstalled and suspend it in the backend (backups are never deleted)."""
-    body = _body()
     st = state()
-    claims = st.connect.verify_signed_install(
-        token_from_request(request.headers, request.args),
-        "POST",
-        request.path,
-        request.query_string.decode(),
-        body,
-    )
+    claims, _ = _signed_install()
     tenant = st.tenants.by_client_key(claims["iss"])
     if tenant is not None:
         st.tenants.update(tenant.cloud_id, installed=False, enabled=False)
@@ -113,10 +124,7 @@ def connect_toggle(event: str):
     """Enable or disable the tenant (HS256 with its shared secret); enabling never revives an uninstall."""
     st = state()
     tenant, _ = st.connect.verify_request(
-        token_from_request(request.headers, request.args),
-        "POST",
-        request.path,
-        request.query_string.decode(),
+        token_from_request(request.headers, request.args), *request_target()
     )
     st.tenants.update(tenant.cloud_id, enabled=(event == "enabled" and tenant.installed))
     return "", 204
@@ -130,18 +138,23 @@ def forge_event():
     body = _body()
     context = claims["context"]
     cloud_id = context["cloudId"]
-    body_cloud = (body.get("context") or {}).get("cloudId")
+    body_context = body.get("context")
+    body_cloud = body_context.get("cloudId") if isinstance(body_context, dict) else None
     if body_cloud and body_cloud != cloud_id:
         raise TokenError("event cloudId differs from the token's", 403)
     event = body.get("eventType")
+    if not isinstance(event, str):
+        raise TokenError("eventType must be a string", 400)
     if event in FORGE_INSTALLED:
-        site_url = str(context.get("siteUrl") or body.get("siteUrl") or "").rstrip("/")
+        site_url = next((u for u in (context.get("siteUrl"), body.get("siteUrl")) if _is_site_url(u)), "")
         if not site_url:
             raise TokenError("Forge event lacks the site URL", 400)
+        app = claims.get("app") if isinstance(claims.get("app"), dict) else {}
+        installation_id = app.get("installationId")
         tenant = st.tenants.upsert(
             cloud_id,
-            site_url=site_url,
-            installation_id=(claims.get("app") or {}).get("installationId"),
+            site_url=site_url.rstrip("/"),
+            installation_id=installation_id if isinstance(installation_id, str) else None,
             installed=True,
             enabled=True,
         )
@@ -152,5 +165,5 @@ def forge_event():
             st.tenants.update(cloud_id, installed=False, enabled=False)
             _suspend(tenant)
     else:
-        raise TokenError(f"unknown event {event!r}", 400)
+        raise TokenError(f"unknown event {event[:80]!r}", 400)
     return jsonify({"ok": True})

@@ -9,7 +9,8 @@ import jwt
 import requests
 from flask import Blueprint, Response, jsonify, render_template, request
 
-from connector.connect import token_from_request
+from connector.connect import request_target, token_from_request
+from connector.edge import ERROR_CODES
 from connector.errors import TokenError
 from connector.handoff import sso_form, sso_token
 from connector.qsh import CONTEXT_QSH
@@ -34,16 +35,16 @@ def _connect_caller(allow_context: bool, token: str | None = None) -> Caller:
     st = state()
     tenant, claims = st.connect.verify_request(
         token or token_from_request(request.headers, request.args),
-        request.method,
-        request.path,
-        request.query_string.decode(),
+        *request_target(),
         allow_context=allow_context,
     )
     if not tenant.installed or not tenant.enabled:
         raise TokenError("the app is not enabled on this site", 403)
-    context = claims.get("context") or {}
-    name = (context.get("user") or {}).get("displayName") or claims.get("sub") or "Jira admin"
-    return Caller(tenant, str(claims.get("sub") or ""), str(name))
+    context = claims.get("context") if isinstance(claims.get("context"), dict) else {}
+    user = context.get("user") if isinstance(context.get("user"), dict) else {}
+    sub = claims.get("sub") if isinstance(claims.get("sub"), str) else ""
+    name = user.get("displayName") if isinstance(user.get("displayName"), str) else ""
+    return Caller(tenant, sub[:128], (name or sub or "Jira admin")[:255])
 
 
 def _forge_caller() -> Caller:
@@ -53,7 +54,9 @@ def _forge_caller() -> Caller:
     if tenant is None or not tenant.installed:
         raise TokenError("the app is not installed on this site", 403)
     principal = claims.get("principal") or ""
-    account = principal if isinstance(principal, str) else str(principal.get("accountId", ""))
+    if isinstance(principal, dict):
+        principal = principal.get("accountId", "")
+    account = principal[:128] if isinstance(principal, str) else ""
     return Caller(tenant, account, account or "Jira admin")
 
 
@@ -92,6 +95,12 @@ def page():
     return _frame_headers(Response(html, mimetype="text/html"), caller.tenant)
 
 
+# The backend's answers the panel passes on as they are; anything else (a 5xx, an unexpected status, a
+# body that is not a JSON object) becomes a 502 of the connector's own, so the panel's API answers only
+# what connector/openapi.json documents.
+PASSED_ON = {200, 201, 202, 400, 404, 409, 422}
+
+
 def _backend(method: str, path: str, caller: Caller, body: dict | None = None):
     try:
         resp = state().backend.call(method, path, caller.tenant.cloud_id, body)
@@ -100,8 +109,23 @@ def _backend(method: str, path: str, caller: Caller, body: dict | None = None):
     try:
         data = resp.json()
     except ValueError:
-        data = {"error": {"code": "bad_backend_answer", "message": resp.text[:200]}}
-    return data, resp.status_code
+        data = None
+    status = resp.status_code
+    if status not in PASSED_ON:
+        return _error("bad_backend_answer", f"The Keepstone service answered {status}.", 502)
+    if status >= 400 and not (isinstance(data, dict) and _is_error(data.get("error"))):
+        return _error(ERROR_CODES.get(status, "refused"), "The Keepstone service refused this.", status)
+    if not isinstance(data, dict):
+        return _error("bad_backend_answer", "The Keepstone service answered something unexpected.", 502)
+    return data, status
+
+
+def _is_error(error: object) -> bool:
+    return (
+        isinstance(error, dict)
+        and isinstance(error.get("code"), str)
+        and isinstance(error.get("message"), str)
+    )
 
 
 def _error(code: str, message: str, status: int, fields: dict | None = None):
@@ -112,7 +136,8 @@ def _default_plan(caller: Caller) -> dict | None:
     data, status = _backend("GET", f"/api/v1/organisations/{caller.tenant.cloud_id}/plans", caller)
     if status != 200:
         return None
-    plans = data.get("items", data.get("plans", [])) if isinstance(data, dict) else data
+    plans = data.get("items", data.get("plans", []))
+    plans = [p for p in plans if isinstance(p, dict)] if isinstance(plans, list) else []
     return next((p for p in plans if p.get("is_default")), plans[0] if plans else None)
 
 
@@ -136,9 +161,11 @@ def do_schedule(caller: Caller, body: dict):
     plan = _default_plan(caller)
     if plan is None:
         return _error("no_plan", "No backup plan exists yet.", 409)
-    time_zone = (plan.get("schedule") or {}).get("time_zone", "UTC")
+    schedule = plan.get("schedule") if isinstance(plan.get("schedule"), dict) else {}
+    time_zone = schedule.get("time_zone", "UTC")
     schedule = {"days": [d for d in DAYS if d in days], "hour": hour, "time_zone": time_zone}
-    data, status = _backend("PATCH", f"/api/v1/plans/{plan['id']}", caller, {"schedule": schedule})
+    plan_id = requests.utils.quote(str(plan.get("id", "")), safe="")
+    data, status = _backend("PATCH", f"/api/v1/plans/{plan_id}", caller, {"schedule": schedule})
     if status >= 300:
         return data, status
     return do_status(caller, {})
@@ -150,8 +177,13 @@ def do_backup(caller: Caller, body: dict):
 
 def do_account(caller: Caller, body: dict):
     email, token = body.get("email"), body.get("api_token")
-    if not isinstance(email, str) or not email or not isinstance(token, str) or not token:
-        return _error("invalid", "Email and API token are required.", 400)
+    fields = {}
+    if not isinstance(email, str) or not 0 < len(email) <= 255:
+        fields["email"] = "An email of at most 255 characters is required."
+    if not isinstance(token, str) or not 0 < len(token) <= 1024:
+        fields["api_token"] = "An API token of at most 1024 characters is required."
+    if fields:
+        return _error("invalid", "Email and API token are required.", 400, fields)
     payload = {"email": email, "api_token": token}
     return _backend("PUT", f"/api/v1/organisations/{caller.tenant.cloud_id}/account", caller, payload)
 
@@ -184,13 +216,18 @@ def _answer(result) -> Response:
     return resp
 
 
-@bp.route("/panel/api/<action>", methods=["GET", "PUT", "POST"])
-def api(action: str):
-    """Run one panel action (context tokens accepted: these are the endpoints meant for them)."""
+def _act(action: str, caller: Caller) -> Response:
+    """Run one action for an authenticated caller: look the action up, then read and check the body."""
     handler = ACTIONS.get((request.method, action))
     if handler is None:
         return _answer(_error("not_found", "No such action.", 404))
-    return _answer(handler(_connect_caller(allow_context=True), _body()))
+    return _answer(handler(caller, _body()))
+
+
+@bp.route("/panel/api/<action>", methods=["GET", "PUT", "POST"])
+def api(action: str):
+    """Run one panel action (context tokens accepted: these are the endpoints meant for them)."""
+    return _act(action, _connect_caller(allow_context=True))
 
 
 @bp.get("/panel/api/runs/<run_id>")
@@ -217,7 +254,4 @@ def more():
 @bp.route("/forge/panel/<action>", methods=["GET", "PUT", "POST"])
 def forge_api(action: str):
     """Run one panel action for the Forge Custom UI (its resolver calls carry a FIT)."""
-    handler = ACTIONS.get((request.method, action))
-    if handler is None:
-        return _answer(_error("not_found", "No such action.", 404))
-    return _answer(handler(_forge_caller(), _body()))
+    return _act(action, _forge_caller())

@@ -444,9 +444,19 @@ def test_sso_token_has_the_seam_4_shape(installed):
 
 def test_replayed_sso_token_is_refused(installed):
     token = _sso_token(installed)
-    first = requests.post(installed.backend.url + "/sso", data={"token": token}, allow_redirects=False)
+    first = requests.post(
+        installed.backend.url + "/sso",
+        data={"token": token},
+        headers={"Origin": installed.url},
+        allow_redirects=False,
+    )
     assert first.status_code == 303 and first.headers["Location"] == "/"
-    again = requests.post(installed.backend.url + "/sso", data={"token": token}, allow_redirects=False)
+    again = requests.post(
+        installed.backend.url + "/sso",
+        data={"token": token},
+        headers={"Origin": installed.url},
+        allow_redirects=False,
+    )
     assert again.status_code == 401
     assert "Set-Cookie" not in again.headers
 

@@ -31,6 +31,11 @@ def real(tmp_path: Path):
     stop_stack(running)
 
 
+def _from_connector(real) -> dict:
+    """The hand-off form is the connector's page, so the browser's POST carries its Origin."""
+    return {"Origin": real["servers"]["connector"].url}
+
+
 def _sso(real) -> str:
     url = real["servers"]["connector"].url + "/panel/more"
     r = requests.post(url, data={"jwt": real["ctx"]}, timeout=10)
@@ -42,10 +47,22 @@ def test_sso_lands_logged_in_once_and_a_replay_is_refused(real):
     backend = real["servers"]["backend"].url
     token = _sso(real)
     browser = requests.Session()
-    first = browser.post(backend + "/sso", data={"token": token}, allow_redirects=False, timeout=10)
+    first = browser.post(
+        backend + "/sso",
+        data={"token": token},
+        headers=_from_connector(real),
+        allow_redirects=False,
+        timeout=10,
+    )
     assert first.status_code == 303 and first.headers["Location"].rstrip("/") in ("", backend)
     assert browser.get(backend + "/", allow_redirects=False, timeout=10).status_code == 200
-    replay = requests.post(backend + "/sso", data={"token": token}, allow_redirects=False, timeout=10)
+    replay = requests.post(
+        backend + "/sso",
+        data={"token": token},
+        headers=_from_connector(real),
+        allow_redirects=False,
+        timeout=10,
+    )
     assert replay.status_code == 401
     assert "session" not in replay.cookies
 
@@ -53,7 +70,13 @@ def test_sso_lands_logged_in_once_and_a_replay_is_refused(real):
 def test_service_token_is_not_an_sso_token(real):
     backend = real["servers"]["backend"].url
     token = service_token(real["state"].keys, real["cloud_id"])
-    r = requests.post(backend + "/sso", data={"token": token}, allow_redirects=False, timeout=10)
+    r = requests.post(
+        backend + "/sso",
+        data={"token": token},
+        headers=_from_connector(real),
+        allow_redirects=False,
+        timeout=10,
+    )
     assert r.status_code == 401
 
 
@@ -69,7 +92,12 @@ def test_sso_token_signed_by_another_key_is_refused(real):
         algorithm="RS256",
         headers={"kid": kid, "typ": "sso-handoff+jwt"},
     )
-    r = requests.post(real["servers"]["backend"].url + "/sso", data={"token": forged}, allow_redirects=False)
+    r = requests.post(
+        real["servers"]["backend"].url + "/sso",
+        data={"token": forged},
+        headers=_from_connector(real),
+        allow_redirects=False,
+    )
     assert r.status_code == 401
 
 
