@@ -97,8 +97,8 @@ def page():
 
 # The backend's answers the panel passes on as they are; anything else (a 5xx, an unexpected status, a
 # body that is not a JSON object) becomes a 502 of the connector's own, so the panel's API answers only
-# what connector/openapi.json documents.
-PASSED_ON = {200, 201, 202, 400, 404, 409, 422}
+# what connector/openapi.py documents.
+PASSED_ON = {200, 201, 202, 400, 404, 409, 422, 502}
 
 
 def _backend(method: str, path: str, caller: Caller, body: dict | None = None):
@@ -180,8 +180,8 @@ def do_account(caller: Caller, body: dict):
     fields = {}
     if not isinstance(email, str) or not 0 < len(email) <= 255:
         fields["email"] = "An email of at most 255 characters is required."
-    if not isinstance(token, str) or not 0 < len(token) <= 1024:
-        fields["api_token"] = "An API token of at most 1024 characters is required."
+    if not isinstance(token, str) or not 0 < len(token) <= 2048:
+        fields["api_token"] = "An API token of at most 2048 characters is required."
     if fields:
         return _error("invalid", "Email and API token are required.", 400, fields)
     payload = {"email": email, "api_token": token}
@@ -230,7 +230,7 @@ def api(action: str):
     return _act(action, _connect_caller(allow_context=True))
 
 
-@bp.get("/panel/api/runs/<run_id>")
+@bp.get("/panel/api/runs/<path:run_id>")
 def run(run_id: str):
     """Show one run's progress (the backend checks that it belongs to the caller's tenant)."""
     caller = _connect_caller(allow_context=True)
