@@ -20,8 +20,25 @@ bp = Blueprint("accounts", __name__)
 
 
 class AccountIn(Schema):
-    email = fields.Email(required=True)
-    api_token = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=2048))
+    email = fields.Email(required=True, validate=validate.Length(max=255))
+    api_token = fields.String(
+        required=True,
+        load_only=True,
+        validate=[
+            validate.Length(min=1, max=2048),
+            validate.Regexp(r"^[!-~]+$", error="an API token is printable ASCII without spaces"),
+        ],
+    )
+
+
+class AccountOut(Schema):
+    """The Jira account: never its token, not even masked."""
+
+    site_url = fields.String(required=True)
+    email = fields.String(required=True)
+    account_id = fields.String(required=True)
+    display_name = fields.String(required=True)
+    checked_at = fields.DateTime(required=True, allow_none=True)
 
 
 def account_json(account: JiraAccount) -> dict:

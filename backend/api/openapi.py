@@ -1,119 +1,227 @@
-"""GET /api/v1/openapi.json: the API described from the same marshmallow schemas that validate it."""
+"""GET /api/v1/openapi.json: the API described from the same marshmallow schemas that validate it.
+
+apispec turns the request schemas (the ones `load()` validates with) and the answer schemas into JSON
+Schema; the fuzzer in tests/backend/test_api_fuzz.py checks every answer against this document.
+"""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, jsonify
 from marshmallow import Schema, fields
 
-from backend.api.accounts import AccountIn
-from backend.api.organisations import OrganisationIn
-from backend.api.plans import PlanIn, RotationSchema, ScheduleSchema
-from backend.api.runs import RunIn
+from backend.api.accounts import AccountIn, AccountOut
+from backend.api.organisations import OrganisationIn, OrganisationList, OrganisationOut, StatusOut
+from backend.api.plans import PlanIn, PlanList, PlanOut, SpecField
+from backend.api.runs import LogList, RunIn, RunList, RunOut
+from backend.auth.access import CLOUD_ID
+from backend.backup.spec import DATA_DEFAULTS, BackupSpecSchema, DataKinds
+from backend.db.ids import PATTERN
 
 bp = Blueprint("openapi", __name__)
-TYPES = {
-    fields.Integer: "integer",
-    fields.Float: "number",
-    fields.Boolean: "boolean",
-    fields.Dict: "object",
-    fields.List: "array",
-    fields.Url: "string",
-    fields.Email: "string",
-    fields.String: "string",
+
+
+class ErrorDetail(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    fields = fields.Dict(required=True)
+
+
+class Error(Schema):
+    error = fields.Nested(ErrorDetail, required=True)
+
+
+def _custom_fields(plugin: MarshmallowPlugin):
+    """How our own marshmallow fields look in JSON Schema."""
+    kinds = sorted(DATA_DEFAULTS)
+
+    def convert(converter, field, **_) -> dict[str, Any]:
+        if isinstance(field, DataKinds):
+            return {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "properties": {k: {"type": "boolean"} for k in kinds},
+                        "additionalProperties": False,
+                    },
+                    {"type": "array", "items": {"type": "string", "enum": kinds}},
+                ]
+            }
+        if isinstance(field, SpecField):
+            return plugin.converter.resolve_nested_schema(BackupSpecSchema)  # a $ref
+        return {}
+
+    return convert
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": "Error"}}}
+
+
+READ_ERRORS = {
+    "401": _error("no or invalid credentials (checked before anything else)"),
+    "404": _error("not there, or not yours: the same answer"),
+    "422": _error("a query parameter breaks its schema; `fields` names it"),
+}
+WRITE_ERRORS = READ_ERRORS | {
+    "400": _error("malformed JSON, or a session write without its CSRF token"),
+    "413": _error("the body is larger than 1 MiB"),
+    "415": _error("the body is not application/json"),
+    "422": _error("well-formed JSON that breaks the schema; `fields` names each problem"),
 }
 
 
-def schema_json(schema: Schema) -> dict[str, Any]:
-    props, required = {}, []
-    for name, field in schema.fields.items():
-        if field.load_only is False and field.dump_only:
-            continue
-        if isinstance(field, fields.Nested):
-            props[name] = {"$ref": f"#/components/schemas/{type(field.schema).__name__}"}
-        else:
-            kind = next((t for cls, t in TYPES.items() if isinstance(field, cls)), "string")
-            props[name] = {"type": kind}
-            if isinstance(field, fields.Email):
-                props[name]["format"] = "email"
-            if isinstance(field, fields.Url):
-                props[name]["format"] = "uri"
-        if field.required:
-            required.append(name)
-    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
-    if required:
-        out["required"] = required
-    return out
+def _param(name: str, where: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "schema": schema,
+        "description": description,
+    }
 
 
-def _op(summary: str, body: str | None = None, ok: str = "200") -> dict[str, Any]:
+CLOUD = _param("cloud_id", "path", {"type": "string", "pattern": CLOUD_ID.pattern}, "the Jira site's cloudId")
+PLAN = _param("plan_id", "path", {"type": "string", "pattern": PATTERN.pattern}, "a plan's id (pln_...)")
+RUN = _param("run_id", "path", {"type": "string", "pattern": PATTERN.pattern}, "a run's id (run_...)")
+
+
+def _page(maximum: int) -> list[dict[str, Any]]:
+    return [
+        _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": maximum}, "page size"),
+        _param(
+            "cursor",
+            "query",
+            {"type": "string", "minLength": 1, "maxLength": 64},
+            "`next_cursor` of the previous page",
+        ),
+    ]
+
+
+def _op(
+    summary: str,
+    answer: str,
+    ok: str = "200",
+    body: str | None = None,
+    params: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    errors = WRITE_ERRORS if body else READ_ERRORS
     op: dict[str, Any] = {
         "summary": summary,
-        "responses": {ok: {"description": "OK"}, "4XX": {"$ref": "#/components/responses/Error"}},
+        "parameters": params or [],
+        "responses": {ok: {"description": "OK", "content": {"application/json": {"schema": answer}}}}
+        | errors
+        | (extra or {}),
     }
     if body:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
-        }
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
     return op
+
+
+@cache
+def build() -> dict[str, Any]:
+    """The whole document (built once per process: it depends only on the code)."""
+    plugin = MarshmallowPlugin()
+    spec = APISpec("Keepstone backend API", "1", "3.0.3", plugins=[plugin])
+    plugin.converter.add_attribute_function(_custom_fields(plugin))
+    for schema in (
+        Error,
+        OrganisationIn,
+        OrganisationOut,
+        OrganisationList,
+        StatusOut,
+        AccountIn,
+        AccountOut,
+        PlanIn,
+        PlanOut,
+        PlanList,
+        RunIn,
+        RunOut,
+        RunList,
+        LogList,
+    ):
+        spec.components.schema(schema.__name__, schema=schema)
+    spec.components.security_scheme(
+        "service", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "connector"}
+    )
+    spec.components.security_scheme(
+        "session", {"type": "apiKey", "in": "cookie", "name": "session", "description": "signed-in user"}
+    )
+    conflict = {"409": _error("the organisation is suspended, or a run of the plan is active")}
+    upstream = {"502": _error("Jira could not be reached or answered an error")}
+    org = "/organisations/{cloud_id}"
+    paths = {
+        "/organisations": {"get": _op("The organisations the caller may act for", "OrganisationList")},
+        org: {
+            "put": _op(
+                "Create or update the tenant and its default plan",
+                "OrganisationOut",
+                body="OrganisationIn",
+                params=[CLOUD],
+                extra={
+                    "201": {
+                        "description": "created",
+                        "content": {"application/json": {"schema": "OrganisationOut"}},
+                    }
+                },
+            )
+        },
+        f"{org}/suspend": {
+            "post": _op("Uninstall: stop schedules, keep backups", "OrganisationOut", params=[CLOUD])
+        },
+        f"{org}/status": {"get": _op("Status for the panel", "StatusOut", params=[CLOUD])},
+        f"{org}/account": {
+            "get": _op("The Jira account (never its token)", "AccountOut", params=[CLOUD]),
+            "put": _op(
+                "Set or replace the API token (checked against Jira first)",
+                "AccountOut",
+                body="AccountIn",
+                params=[CLOUD],
+                extra=upstream,
+            ),
+        },
+        f"{org}/plans": {
+            "get": _op("List plans", "PlanList", params=[CLOUD]),
+            "post": _op("Create a plan", "PlanOut", "201", body="PlanIn", params=[CLOUD]),
+        },
+        "/plans/{plan_id}": {
+            "get": _op("One plan", "PlanOut", params=[PLAN]),
+            "patch": _op("Change a plan (any subset of its fields)", "PlanOut", body="PlanIn", params=[PLAN]),
+        },
+        f"{org}/runs": {
+            "get": _op("Runs, newest first", "RunList", params=[CLOUD, *_page(100)]),
+            "post": _op(
+                "Backup now (the default plan unless plan_id is given)",
+                "RunOut",
+                "202",
+                body="RunIn",
+                params=[CLOUD],
+                extra=conflict,
+            ),
+        },
+        "/runs/{run_id}": {"get": _op("One run with per-project results", "RunOut", params=[RUN])},
+        "/runs/{run_id}/cancel": {"post": _op("Cancel a run", "RunOut", "202", params=[RUN], extra=conflict)},
+        "/runs/{run_id}/logs": {
+            "get": _op("A run's log lines, oldest first", "LogList", params=[RUN, *_page(1000)])
+        },
+    }
+    for path, operations in paths.items():
+        spec.path(path=f"/api/v1{path}", operations=operations)
+    doc = spec.to_dict()
+    doc["security"] = [{"service": []}, {"session": []}]
+    # PATCH takes any subset of a plan: the same schema without its required list.
+    patch = doc["paths"]["/api/v1/plans/{plan_id}"]["patch"]["requestBody"]["content"]["application/json"]
+    partial = {k: v for k, v in doc["components"]["schemas"]["PlanIn"].items() if k != "required"}
+    doc["components"]["schemas"]["PlanPatch"] = partial | {"minProperties": 1}
+    patch["schema"] = {"$ref": "#/components/schemas/PlanPatch"}
+    return doc
 
 
 @bp.get("/openapi.json")
 def document():
-    schemas = {
-        cls.__name__: schema_json(cls())
-        for cls in (OrganisationIn, AccountIn, PlanIn, ScheduleSchema, RotationSchema, RunIn)
-    }
-    schemas["Error"] = {
-        "type": "object",
-        "properties": {
-            "error": {
-                "type": "object",
-                "properties": {
-                    "code": {"type": "string"},
-                    "message": {"type": "string"},
-                    "fields": {"type": "object"},
-                },
-            }
-        },
-    }
-    org = "/api/v1/organisations/{cloud_id}"
-    paths = {
-        org: {"put": _op("Create or update the tenant and its default plan", "OrganisationIn")},
-        f"{org}/suspend": {"post": _op("Uninstall: stop schedules, keep backups")},
-        f"{org}/status": {"get": _op("Status for the panel")},
-        f"{org}/account": {
-            "get": _op("The Jira account (never its token)"),
-            "put": _op("Set or replace the API token (checked first)", "AccountIn"),
-        },
-        f"{org}/plans": {"get": _op("List plans"), "post": _op("Create a plan", "PlanIn", "201")},
-        "/api/v1/plans/{plan_id}": {"get": _op("One plan"), "patch": _op("Change a plan", "PlanIn")},
-        f"{org}/runs": {
-            "get": _op("Runs, newest first (limit, cursor)"),
-            "post": _op("Backup now", "RunIn", "202"),
-        },
-        "/api/v1/runs/{run_id}": {"get": _op("One run with per-project results")},
-        "/api/v1/runs/{run_id}/cancel": {"post": _op("Cancel a run", ok="202")},
-        "/api/v1/runs/{run_id}/logs": {"get": _op("A run's log lines (limit, cursor)")},
-        "/api/v1/organisations": {"get": _op("The signed-in user's organisations")},
-    }
-    return jsonify(
-        {
-            "openapi": "3.0.3",
-            "info": {"title": "Keepstone backend API", "version": "1"},
-            "paths": paths,
-            "components": {
-                "schemas": schemas,
-                "responses": {
-                    "Error": {
-                        "description": "Error",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    }
-                },
-                "securitySchemes": {"service": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            },
-            "security": [{"service": []}],
-        }
-    )
+    return jsonify(build())

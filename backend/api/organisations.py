@@ -22,9 +22,11 @@ DEFAULT_ROTATION = {"scheme": "gfs", "daily": 7, "weekly": 4, "monthly": 12, "ye
 
 
 class OrganisationIn(Schema):
-    site_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"})
+    site_url = fields.Url(
+        required=True, require_tld=False, schemes={"http", "https"}, validate=validate.Length(max=255)
+    )
     display_name = fields.String(load_default="", validate=validate.Length(max=255))
-    time_zone = fields.String(load_default="UTC")
+    time_zone = fields.String(load_default="UTC", validate=validate.Length(min=1, max=64))
 
     @validates("time_zone")
     def _zone(self, value: str, **_) -> None:
@@ -32,6 +34,40 @@ class OrganisationIn(Schema):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValidationError(f"unknown time zone {value!r}") from None
+
+
+class OrganisationOut(Schema):
+    cloud_id = fields.String(required=True)
+    site_url = fields.String(required=True)
+    display_name = fields.String(required=True)
+    time_zone = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(("active", "suspended")))
+    created = fields.DateTime(required=True)
+
+
+class OrganisationList(Schema):
+    items = fields.List(fields.Nested(OrganisationOut), required=True)
+
+
+class CurrentRun(Schema):
+    id = fields.String(required=True)
+    state = fields.String(required=True)
+    progress = fields.Dict(required=True)
+
+
+class StatusOut(Schema):
+    """What the panel inside Jira shows."""
+
+    cloud_id = fields.String(required=True)
+    protected_projects = fields.Integer(required=True)
+    service_region = fields.String(required=True)
+    storage_region = fields.String(required=True)
+    state = fields.String(required=True)
+    last_backup_at = fields.DateTime(required=True, allow_none=True)
+    last_backup_state = fields.String(required=True, allow_none=True)
+    next_backup_at = fields.DateTime(required=True, allow_none=True)
+    current_run = fields.Nested(CurrentRun, required=True, allow_none=True)
+    has_account = fields.Boolean(required=True)
 
 
 def org_json(org: Organisation) -> dict:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from backend.api.common import iso, load
 from backend.auth.access import organisation, target
 from backend.backup import BackupSpec, SpecError
+from backend.backup.spec import BackupSpecSchema
 from backend.db.models import Organisation, Plan
 from backend.errors import Invalid
 from backend.scheduler import DAYS, ScheduleError, next_fire, trigger_for
@@ -18,10 +19,10 @@ bp = Blueprint("plans", __name__)
 
 
 class ScheduleSchema(Schema):
-    days = fields.List(fields.String(validate=validate.OneOf(DAYS)))
+    days = fields.List(fields.String(validate=validate.OneOf(DAYS)), validate=validate.Length(max=7))
     hour = fields.Integer(strict=True, validate=validate.Range(0, 23))
-    cron = fields.String()
-    time_zone = fields.String()
+    cron = fields.String(validate=validate.Length(min=1, max=255))
+    time_zone = fields.String(validate=validate.Length(min=1, max=64))
 
     @validates_schema
     def _possible(self, data, **_) -> None:
@@ -63,6 +64,26 @@ class PlanIn(Schema):
         load_default=lambda: {"scheme": "gfs", "daily": 7, "weekly": 4, "monthly": 12, "yearly": 3},
     )
     enabled = fields.Boolean(load_default=True, truthy={True}, falsy={False})
+
+
+class PlanOut(Schema):
+    """A plan as the API answers it (described in the OpenAPI document, checked by the fuzzer)."""
+
+    id = fields.String(required=True, metadata={"example": "pln_2cj7x4m5q3w6r7t8y9ua"})
+    name = fields.String(required=True)
+    is_default = fields.Boolean(required=True)
+    enabled = fields.Boolean(required=True)
+    spec = fields.Nested(BackupSpecSchema, required=True)
+    schedule = fields.Nested(ScheduleSchema, required=True)
+    rotation = fields.Nested(RotationSchema, required=True)
+    storage_url = fields.String(required=True)
+    next_run_at = fields.DateTime(required=True, allow_none=True)
+    created = fields.DateTime(required=True)
+    notes = fields.List(fields.String(), required=True)
+
+
+class PlanList(Schema):
+    items = fields.List(fields.Nested(PlanOut), required=True)
 
 
 def plan_json(plan: Plan, org: Organisation) -> dict:

@@ -21,6 +21,54 @@ class RunIn(Schema):
     plan_id = fields.String(allow_none=True, load_default=None, validate=validate.Length(min=1, max=64))
 
 
+class ProjectRunOut(Schema):
+    project = fields.String(required=True)
+    status = fields.String(required=True)
+    snapshot_id = fields.String(required=True, allow_none=True)
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    warnings = fields.List(fields.Raw(), required=True)
+    errors = fields.List(fields.Raw(), required=True)
+    requests = fields.Integer(required=True)
+
+
+class RunOut(Schema):
+    id = fields.String(required=True, metadata={"example": "run_5ke2q7m3x4w6r7t8y9ub"})
+    plan_id = fields.String(required=True)
+    trigger = fields.String(required=True, validate=validate.OneOf(("manual", "schedule")))
+    state = fields.String(
+        required=True,
+        validate=validate.OneOf(
+            ("queued", "running", "succeeded", "warning", "partial", "failed", "cancelled")
+        ),
+    )
+    created = fields.DateTime(required=True)
+    started = fields.DateTime(required=True, allow_none=True)
+    finished = fields.DateTime(required=True, allow_none=True)
+    progress = fields.Dict(required=True)
+    requests = fields.Integer(required=True)
+    error = fields.String(required=True)
+    cancel_requested = fields.Boolean(required=True)
+    projects = fields.List(fields.Nested(ProjectRunOut), required=True)
+
+
+class RunList(Schema):
+    items = fields.List(fields.Nested(RunOut), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+class LogLine(Schema):
+    id = fields.Integer(required=True)
+    time = fields.DateTime(required=True)
+    level = fields.String(required=True)
+    project = fields.String(required=True, allow_none=True)
+    message = fields.String(required=True)
+
+
+class LogList(Schema):
+    items = fields.List(fields.Nested(LogLine), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
 def run_json(run: Run, with_projects: bool = True) -> dict:
     out = {
         "id": run.public_id,

@@ -126,7 +126,8 @@ class JiraClient:
         if credentials.bearer:
             self.session.headers["Authorization"] = f"Bearer {credentials.api_token}"
         else:
-            self.session.auth = (credentials.email, credentials.api_token)
+            # UTF-8 (RFC 7617), not requests' Latin-1: a non-Latin-1 email or token is a refusal, not a crash.
+            self.session.auth = (credentials.email.encode(), credentials.api_token.encode())
         self.session.headers.update({"Accept": "application/json", "User-Agent": "keepstone/0.1"})
 
     # --- the one place that sends -----------------------------------------------------------------
