@@ -202,10 +202,14 @@ ACTIONS = {
 
 
 def _body() -> dict:
-    if request.method == "GET":
+    """The action's JSON object: none for GET, {} for an empty body; anything else that is not a JSON
+    object (not JSON, nested too deep, an array) is refused before the action runs."""
+    if request.method == "GET" or not request.get_data(cache=True):
         return {}
-    body = request.get_json(silent=True)
-    return body if isinstance(body, dict) else {}
+    body = request.get_json(silent=True, force=True)
+    if not isinstance(body, dict):
+        raise TokenError("the body must be a JSON object", 400)
+    return body
 
 
 def _answer(result) -> Response:
@@ -248,7 +252,11 @@ def more():
     sso = sso_token(st.keys, caller.tenant.cloud_id, caller.account_id, caller.name)
     resp = Response(sso_form(st.config.backend_url, sso), mimetype="text/html")
     backend_origin = "/".join(st.config.backend_url.split("/")[:3])
-    return _frame_headers(resp, caller.tenant, form_action=backend_origin)
+    resp = _frame_headers(resp, caller.tenant, form_action=backend_origin)
+    # The backend's /sso checks Origin (login CSRF); under no-referrer browsers send `Origin: null`.
+    # strict-origin sends the connector's origin only, never a path, and nothing over a downgrade.
+    resp.headers["Referrer-Policy"] = "strict-origin"
+    return resp
 
 
 @bp.route("/forge/panel/<action>", methods=["GET", "PUT", "POST"])

@@ -84,8 +84,9 @@ class Stack:
         return self.token("GET", "/", qsh="context-qsh", **claims)
 
 
-def start_stack(tmp_path: Path, **site_options) -> Stack:
-    """Start sandbox, backend and connector wired to each other."""
+def start_stack(tmp_path: Path, connector_options: dict | None = None, **site_options) -> Stack:
+    """Start sandbox, backend and connector wired to each other (`connector_options` override the
+    connector's configuration, e.g. its install-key server or its key file)."""
     site = start_sandbox(**{"projects": 2, "issues_per_project": 5, "seed": 3, **site_options})
     port = free_port()
     connector_url = f"http://127.0.0.1:{port}"
@@ -101,12 +102,13 @@ def start_stack(tmp_path: Path, **site_options) -> Stack:
         )
     )
     backend = serve_in_thread(backend_app)
-    config = ConnectorConfig(
-        base_url=connector_url,
-        backend_url=backend.url,
-        database_url=f"sqlite:///{tmp_path}/connector-{port}.db",
-        forge_jwks_url=site.url + "/_sandbox/forge/jwks.json",
-        connect_install_keys_url=site.url + "/connect-install-keys",
-    )
+    options = {
+        "base_url": connector_url,
+        "backend_url": backend.url,
+        "database_url": f"sqlite:///{tmp_path}/connector-{port}.db",
+        "forge_jwks_url": site.url + "/_sandbox/forge/jwks.json",
+        "connect_install_keys_url": site.url + "/connect-install-keys",
+    }
+    config = ConnectorConfig(**{**options, **(connector_options or {})})
     app = create_app(config)
     return Stack(site, backend, serve_in_thread(app, port=port), app, backend_app)
