@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Flask, jsonify
 
-from connector import edge, handoff, lifecycle, panel
+from connector import edge, handoff, lifecycle, openapi, panel
 from connector.config import ConnectorConfig
 from connector.connect import ConnectVerifier, InstallKeys
 from connector.errors import TokenError
@@ -19,7 +19,6 @@ from keepstone.web import harden
 
 ROOT = Path(__file__).resolve().parents[1]
 DESCRIPTOR = ROOT / "manifest" / "atlassian-connect.json"
-OPENAPI = Path(__file__).resolve().parent / "openapi.json"
 
 
 def descriptor(config: ConnectorConfig) -> dict:
@@ -32,7 +31,7 @@ def descriptor(config: ConnectorConfig) -> dict:
 
 def openapi_document(config: ConnectorConfig) -> dict:
     """Return the OpenAPI document of the connector's JSON endpoints, with our base URL as the server."""
-    data = json.loads(OPENAPI.read_text())
+    data = openapi.document()
     data["servers"] = [{"url": config.base_url.rstrip("/")}]
     return data
 
@@ -43,6 +42,7 @@ def create_app(config: ConnectorConfig | None = None) -> Flask:
     app = Flask(__name__, static_folder=str(ROOT / "static" / "panel"), static_url_path="/static/panel")
     app.config["SECRET_KEY"] = config.secret_key
     harden(app)
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False  # no CORS here: OPTIONS is a 405 like any other method
     app.wsgi_app = edge.SlashInsensitive(app.wsgi_app)
     tenants = TenantStore(config.database_url, config.secret_key)
     keys = KeyRing(config.key_file)
@@ -74,7 +74,7 @@ def create_app(config: ConnectorConfig | None = None) -> Flask:
         return jsonify(descriptor(config))
 
     @app.get("/openapi.json")
-    def openapi():
+    def openapi_json():
         return jsonify(openapi_document(config))
 
     @app.get("/healthz")
