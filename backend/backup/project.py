@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from backend.backup.spec import BackupSpec
@@ -162,8 +163,14 @@ def backup_project(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     site_objects: dict[str, Any] | None = None,
+    snapshot_meta: dict[str, Any] | None = None,
+    snapshot_time: datetime | None = None,
 ) -> ProjectResult:
-    """Back up one project into one snapshot; never raises for Jira or storage trouble (it fails the result)."""
+    """Back up one project into one snapshot; never raises for Jira or storage trouble (it fails the result).
+
+    `snapshot_meta` adds to the snapshot's meta (the backend records its plan and run there);
+    `snapshot_time` (aware) records the snapshot at that moment instead of now (`backup --time`).
+    """
     started = time.monotonic()
     requests_before = client.stats.requests
     result = ProjectResult(key)
@@ -179,6 +186,9 @@ def backup_project(
             cancel or threading.Event(),
             site_objects,
         )
+        writer.meta.update(snapshot_meta or {})
+        if snapshot_time is not None:
+            writer.time = snapshot_time
         result.snapshot_id = writer.commit()
         result.new_bytes = writer.new_bytes
         if result.warnings and result.status == "ok":

@@ -89,6 +89,8 @@ def run_backup(
     on_selected: Callable[[list[str], list[ProjectResult]], None] | None = None,
     on_result: Callable[[ProjectResult], None] | None = None,
     parallel_projects: int = 2,
+    snapshot_meta: dict[str, Any] | None = None,
+    snapshot_time: datetime | None = None,
 ) -> RunResult:
     """Back up every selected project, each into its own snapshot, a few at a time, under a shared lock."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -124,7 +126,15 @@ def run_backup(
             own = project_client(client)
             t = time.monotonic()
             result = backup_project(
-                own, repo, spec, key, progress=report, cancel=cancel, site_objects=site_objects
+                own,
+                repo,
+                spec,
+                key,
+                progress=report,
+                cancel=cancel,
+                site_objects=site_objects,
+                snapshot_meta=snapshot_meta,
+                snapshot_time=snapshot_time,
             )
             with lock:
                 extra[0] += own.stats.requests

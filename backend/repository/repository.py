@@ -136,9 +136,15 @@ class Repository:
     # --- writing ----------------------------------------------------------------------------------
 
     def start_snapshot(
-        self, project: str, site: str, parent: str | None = None, meta: dict[str, Any] | None = None
+        self,
+        project: str,
+        site: str,
+        parent: str | None = None,
+        meta: dict[str, Any] | None = None,
+        time: datetime | None = None,
     ) -> SnapshotWriter:
-        return SnapshotWriter(self, project, site, parent, meta or {})
+        """Start a snapshot; `time` (aware) records it at a given moment instead of its commit time."""
+        return SnapshotWriter(self, project, site, parent, meta or {}, time)
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -211,10 +217,46 @@ class Repository:
             yield self.read_blob(blob_id)
 
     def forget(self, snapshot_id: str) -> None:
-        """Remove a snapshot (its data stays until prune removes what no snapshot needs)."""
+        """Remove a snapshot file (its data stays until prune removes what no snapshot needs).
+
+        One atomic removal; the caller holds the exclusive lock (see backend.repository.retention).
+        """
         self.storage.remove("snapshots", snapshot_id)
         with self._cache_lock:
             self.snapshot_cache.pop(snapshot_id, None)
+
+    # --- keep marks: snapshots an admin asked never to forget -------------------------------------
+
+    def mark_keep(self, snapshot_id: str, note: str = "") -> None:
+        """Mark a snapshot kept: `keep/<snapshot id>` holds a sealed record naming it."""
+        snapshot_id = self.snapshot(snapshot_id).id
+        doc = {
+            "version": 1,
+            "snapshot": snapshot_id,
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            "note": note,
+        }
+        self.storage.save("keep", snapshot_id, self.keys.seal(canonical_json(doc), b"keep"))
+
+    def unmark_keep(self, snapshot_id: str) -> bool:
+        """Remove a keep mark; False if there was none."""
+        try:
+            self.storage.remove("keep", snapshot_id)
+            return True
+        except NotFound:
+            return False
+
+    def keep_marks(self) -> dict[str, dict[str, Any]]:
+        """Snapshot id -> its keep record, for every mark that authenticates and names its own file."""
+        out = {}
+        for name in list(self.storage.list("keep")):
+            try:
+                doc = json.loads(self.keys.open(self.storage.load("keep", name), b"keep"))
+            except (NotFound, IntegrityError, ValueError):
+                continue  # removed meanwhile, or not written by a holder of the key: no mark
+            if doc.get("snapshot") == name:
+                out[name] = doc
+        return out
 
     # --- verification -----------------------------------------------------------------------------
 

@@ -29,8 +29,17 @@ class SnapshotWriter:
     """Write one snapshot; add items from many threads; `commit` makes it exist, atomically."""
 
     def __init__(
-        self, repo: Repository, project: str, site: str, parent: str | None, meta: dict[str, Any]
+        self,
+        repo: Repository,
+        project: str,
+        site: str,
+        parent: str | None,
+        meta: dict[str, Any],
+        time: datetime | None = None,
     ) -> None:
+        if time is not None and time.tzinfo is None:
+            raise RepositoryError("a snapshot time needs its UTC offset")
+        self.time = time  # None: the moment of commit
         self.repo = repo
         self.project = project
         self.site = site
@@ -115,7 +124,7 @@ class SnapshotWriter:
         self.repo.packer.flush()  # data, then index ...
         doc = {
             "version": 1,
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "time": (self.time or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds"),
             "project": self.project,
             "site": self.site,
             "parent": self.parent,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
-KINDS = ("config", "keys", "data", "index", "snapshots", "locks")
+KINDS = ("config", "keys", "data", "index", "snapshots", "locks", "keep")
 
 
 class StorageError(Exception):
