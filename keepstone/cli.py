@@ -27,7 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one `keepstone` subcommand and return its exit status."""
     logs.configure()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # one clear line rather than the whole usage text
+        name = f"keepstone {getattr(args, 'command', '') or ''}".strip()
+        print(f"{name}: unknown option or argument {extra[0]!r} (see {name} --help)", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

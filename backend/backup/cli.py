@@ -1,4 +1,5 @@
-"""The engine without the web services: keepstone init, backup, snapshots, ls, show, check, unlock."""
+"""The engine without the web services: keepstone init, backup, snapshots, ls, show, check, unlock,
+forget and keep."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import getpass
 import json
 import os
 import sys
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from backend.backup.spec import DATA_DEFAULTS, BackupSpec, SpecError
 from backend.jira import JiraAuthError, JiraClient, JiraCredentials, JiraError, JiraUnavailable
-from backend.repository import Repository, RepositoryError, WrongPassword
+from backend.repository import Repository, RepositoryError, RepositoryLocked, WrongPassword
+from backend.repository.retention import COUNT_RULES, Policy, PolicyError, forget
 from backend.storage import StorageError, open_storage
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -92,12 +96,51 @@ def add_commands(sub) -> None:
     p.add_argument("--full", action="store_true", help="read everything again instead of only changes")
     p.add_argument("--init", action="store_true", help="create the repository if it does not exist")
     p.add_argument("--json", action="store_true", help="print the run result as JSON")
+    p.add_argument(
+        "--time",
+        help="record the snapshots at this moment (ISO 8601 with its offset, e.g. 2026-03-29T01:30:00+01:00)",
+    )
     p.set_defaults(func=_guarded(cmd_backup))
 
     p = sub.add_parser("snapshots", help="list snapshots")
     _repo_args(p)
     p.add_argument("--project")
+    p.add_argument("--json", action="store_true", help="print the snapshots as JSON")
     p.set_defaults(func=_guarded(cmd_snapshots))
+
+    p = sub.add_parser(
+        "forget",
+        help="forget snapshots by a retention policy (or by id); the data stays until a prune",
+        description="Keep what the --keep-* rules keep (per project, calendar periods in --time-zone) and "
+        "forget the other snapshots. The newest snapshot of each project and snapshots marked with "
+        "`keepstone keep` are always kept. Naming snapshot ids forgets exactly those. See docs/retention.md.",
+    )
+    _repo_args(p)
+    p.add_argument("snapshots", nargs="*", metavar="SNAPSHOT", help="forget exactly these snapshots")
+    for rule in COUNT_RULES:
+        p.add_argument(f"--keep-{rule}", metavar="N", help=f"keep the newest snapshot of the last N {rule} periods"
+                       if rule != "last" else "keep the N newest snapshots")  # fmt: skip
+    p.add_argument(
+        "--keep-within",
+        metavar="DURATION",
+        help="keep snapshots younger than DURATION (30d, 12h, 2w, 6m, 1y) before the newest",
+    )
+    p.add_argument("--project", help="only this project's snapshots")
+    p.add_argument("--time-zone", default=os.environ.get("KEEPSTONE_TIME_ZONE", "UTC"),
+                   help="time zone of the calendar periods (default UTC or $KEEPSTONE_TIME_ZONE)")  # fmt: skip
+    p.add_argument("--dry-run", action="store_true", help="say what would be forgotten; change nothing")
+    p.add_argument("--json", action="store_true", help="print what is kept (and why) and forgotten as JSON")
+    p.add_argument("--prune", action="store_true", help="not available yet: prune is a later step")
+    p.set_defaults(func=_guarded(cmd_forget))
+
+    p = sub.add_parser(
+        "keep", help="mark snapshots kept: no policy forgets them (--remove takes the mark off)"
+    )
+    _repo_args(p)
+    p.add_argument("snapshots", nargs="+", metavar="SNAPSHOT")
+    p.add_argument("--note", default="", help="why it is kept")
+    p.add_argument("--remove", action="store_true", help="take the keep mark off")
+    p.set_defaults(func=_guarded(cmd_keep))
 
     p = sub.add_parser("ls", help="list what a snapshot holds")
     _repo_args(p)
@@ -202,10 +245,23 @@ def connect_jira(site: str, email: str, token: str) -> JiraClient:
     return client
 
 
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(
+            f"--time: {text!r} is not an ISO 8601 time, e.g. 2026-03-29T01:30:00+01:00", EXIT_USAGE
+        ) from None
+    if moment.tzinfo is None:
+        raise CliError(f"--time: give {text!r} with its UTC offset (e.g. +01:00 or Z)", EXIT_USAGE)
+    return moment
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from backend.backup.run import run_backup
 
     spec = _spec(args)
+    moment = _moment(args.time) if args.time else None
     token = args.token or os.environ.get(args.token_env)
     if not token:
         raise CliError(f"give the Jira API token in ${args.token_env} (or --token)", EXIT_USAGE)
@@ -225,7 +281,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
         repo = Repository.init(storage, _password(args))
     show, bars = _progress_printer()
     try:
-        result = run_backup(client, repo, spec, progress=show)
+        result = run_backup(client, repo, spec, progress=show, snapshot_time=moment)
     except RepositoryError as e:
         raise CliError(str(e)) from e
     finally:
@@ -248,12 +304,128 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_snapshots(args: argparse.Namespace) -> int:
     repo = open_repository(args)
-    for s in repo.snapshots(args.project):
+    marks = repo.keep_marks()
+    snapshots = repo.snapshots(args.project)
+    if args.json:
+        print(json.dumps([
+            {"id": s.id, "time": s.time, "project": s.project, "site": s.site, "parent": s.parent,
+             "keep": s.id in marks, "counts": s.meta.get("counts") or {}}
+            for s in snapshots
+        ], indent=2))  # fmt: skip
+        return EXIT_OK
+    for s in snapshots:
         counts = s.meta.get("counts") or {}
         print(
             f"{s.short_id}  {s.time}  {s.project:10} {counts.get('issues', 0):>6} issues  "
-            f"{len(s.meta.get('deleted') or [])} deleted  {s.site}"
+            f"{len(s.meta.get('deleted') or [])} deleted  {s.site}" + ("  [keep]" if s.id in marks else "")
         )
+    return EXIT_OK
+
+
+def _policy(args: argparse.Namespace) -> Policy | None:
+    """The policy the --keep-* flags give (a custom scheme), None if none was given."""
+    raw: dict[str, Any] = {"scheme": "custom"}
+    for rule in COUNT_RULES:
+        value = getattr(args, f"keep_{rule}")
+        if value is None:
+            continue
+        try:
+            raw[f"keep_{rule}"] = int(value)
+        except ValueError:
+            raise CliError(f"--keep-{rule}: {value!r} is not a whole number", EXIT_USAGE) from None
+    if args.keep_within is not None:
+        raw["keep_within"] = args.keep_within
+    if len(raw) == 1:
+        return None
+    try:
+        return Policy.from_dict(raw)
+    except PolicyError as e:
+        flag = "--" + e.field.replace("_", "-")
+        if e.field == "keep_last" and "at least one rule" in e.message:
+            raise CliError("every --keep-* rule given is 0: give at least one above 0", EXIT_USAGE) from None
+        raise CliError(f"{flag}: {e.message}", EXIT_USAGE) from None
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    if args.prune:
+        raise CliError(
+            "--prune: prune is not available yet; nothing was forgotten (run forget without it)", EXIT_USAGE
+        )
+    policy = _policy(args)
+    try:
+        tz = ZoneInfo(args.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CliError(
+            f"--time-zone: {args.time_zone!r} is not a known time zone (e.g. Europe/Berlin)", EXIT_USAGE
+        ) from None
+    if policy is None and not args.snapshots:
+        raise CliError("give at least one --keep-* rule, or the ids of the snapshots to forget", EXIT_USAGE)
+    if policy is not None and args.snapshots:
+        raise CliError("give snapshot ids or --keep-* rules, not both", EXIT_USAGE)
+    repo = open_repository(args)
+    if args.snapshots:
+        return _forget_ids(repo, args)
+    assert policy is not None
+    project = args.project.upper() if args.project else None
+    try:
+        result = forget(
+            repo, policy, tz, include=lambda s: project is None or s.project == project, dry_run=args.dry_run
+        )
+    except RepositoryLocked as e:
+        raise CliError(f"{e}; nothing was forgotten") from e
+    except RepositoryError as e:
+        raise CliError(str(e)) from e
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return EXIT_OK
+    print(f"{'dry run: ' if args.dry_run else ''}policy {policy.describe()}, periods in {args.time_zone}")
+    for line in result.summary():
+        print(line)
+    if not result.verdicts:
+        print("no snapshots" + (f" of {project}" if project else ""))
+    return EXIT_OK
+
+
+def _forget_ids(repo: Repository, args: argparse.Namespace) -> int:
+    """Forget exactly the named snapshots (even a project's newest: the admin asked), never a marked one."""
+    try:
+        ids = [repo.snapshot(name).id for name in args.snapshots]
+    except RepositoryError as e:
+        raise CliError(f"{e}; nothing was forgotten") from e
+    marks = repo.keep_marks()
+    marked = [i[:8] for i in ids if i in marks]
+    if marked:
+        raise CliError(
+            f"{', '.join(marked)} marked kept (`keepstone keep --remove` first); nothing was forgotten"
+        )
+    if not args.dry_run:
+        try:
+            with repo.lock(exclusive=True):
+                for snapshot_id in ids:
+                    repo.forget(snapshot_id)
+        except RepositoryLocked as e:
+            raise CliError(f"{e}; nothing was forgotten") from e
+    if args.json:
+        print(json.dumps({"dry_run": args.dry_run, "forget": ids, "removed": [] if args.dry_run else ids}))
+    else:
+        verb = "would forget" if args.dry_run else "forgot"
+        print(f"{verb} {len(ids)} snapshots: {' '.join(i[:8] for i in ids)}")
+    return EXIT_OK
+
+
+def cmd_keep(args: argparse.Namespace) -> int:
+    repo = open_repository(args)
+    try:
+        ids = [repo.snapshot(name).id for name in args.snapshots]
+    except RepositoryError as e:
+        raise CliError(str(e)) from e
+    for snapshot_id in ids:
+        if args.remove:
+            had = repo.unmark_keep(snapshot_id)
+            print(f"{snapshot_id[:8]}: {'keep mark removed' if had else 'was not marked'}")
+        else:
+            repo.mark_keep(snapshot_id, args.note)
+            print(f"{snapshot_id[:8]}: marked kept")
     return EXIT_OK
 
 
