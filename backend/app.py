@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from backend import errors
 from backend.api import init_app as init_api
@@ -16,10 +17,17 @@ from backend.config import Config
 from backend.db import Database, migrate
 from backend.runs import RunService, ThreadRunExecutor
 from backend.services import Services
-from backend.ui.views import bp as ui_bp
+from backend.ui import views as ui
+from keepstone.web import harden
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 csrf = CSRFProtect()
+# Every answer, errors and static files included. 'self' only: no inline script or style in the UI.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
+)
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -30,9 +38,14 @@ def create_app(config: Config | None = None) -> Flask:
         SECRET_KEY=config.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=config.cookie_secure == "on",
         WTF_CSRF_CHECK_DEFAULT=False,
         JSON_SORT_KEYS=False,
     )
+    harden(app)
+    if config.trusted_proxies > 0:  # only then do X-Forwarded-For/-Proto count (client address, https)
+        n = config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     migrate(config.database_url)
     db = Database(config.database_url)
     runs = RunService(config, db, ThreadRunExecutor(config.run_workers))
@@ -43,22 +56,35 @@ def create_app(config: Config | None = None) -> Flask:
     csrf.init_app(app)
     init_api(app)
     app.register_blueprint(sso_bp)
-    app.register_blueprint(ui_bp)
+    ui.init_app(app, config)  # after errors.init_app: its pages leave /api/ and /sso errors to that JSON
 
     @app.before_request
     def protect_session_writes() -> None:
         # Browser sessions must prove the form/script is ours; bearer-token calls and the SSO hand-off
         # (whose signed token is the proof) need no CSRF token.
+        # The API checks CSRF itself, after authentication (backend/api/__init__.py).
         if request.method in ("GET", "HEAD", "OPTIONS") or request.path == "/sso":
+            return
+        if request.path.startswith("/api/"):
             return
         if request.headers.get("Authorization", "").startswith("Bearer "):
             return
         csrf.protect()
 
     @app.after_request
-    def security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+    def security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Content-Security-Policy", CSP)
+        headers.setdefault("X-Frame-Options", "DENY")
+        # same-origin: our own pages keep the Referer that flask-wtf's https CSRF check needs; no other
+        # site ever learns a Keepstone URL.
+        headers.setdefault("Referrer-Policy", "same-origin")
+        if request.is_secure:
+            headers.setdefault("Strict-Transport-Security", HSTS)
+        if request.path.startswith(("/api/", "/sso")) or response.mimetype == "text/html":
+            # API answers (the account above all) and pages (signed-in ones, the CSRF token in forms)
+            headers["Cache-Control"] = "no-store"
         return response
 
     if config.scheduler:

@@ -6,6 +6,29 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
+
+COOKIE_SECURE_MODES = ("on", "auto", "off")
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, str(default)))
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` of a URL, lower-case, without the scheme's default port ("" if not absolute)."""
+    parts = urlsplit(url.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in ("http", "https") or not host:
+        return ""
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}[scheme]
+    return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
 def _secret_key(data_dir: Path) -> str:
@@ -42,6 +65,36 @@ class Config:
     run_workers: int = field(default_factory=lambda: int(os.environ.get("KEEPSTONE_RUN_WORKERS", "2")))
     misfire_grace_seconds: int = 3600
     testing: bool = False
+    # Browser sessions (backend/auth/sessions.py). The session cookie is Secure "on" (always: the default,
+    # right behind any TLS front end), "auto" (when the request came over https; the demo and the tests
+    # on http://127.0.0.1) or "off".
+    cookie_secure: str = field(default_factory=lambda: os.environ.get("KEEPSTONE_COOKIE_SECURE", "on"))
+    # How many reverse proxies in front of the backend set X-Forwarded-For/-Proto (0: trust none of them).
+    trusted_proxies: int = field(default_factory=lambda: _env_int("KEEPSTONE_TRUSTED_PROXIES", 0))
+    session_idle_seconds: int = field(
+        default_factory=lambda: _env_int("KEEPSTONE_SESSION_IDLE_SECONDS", 1800)
+    )
+    session_absolute_seconds: int = field(
+        default_factory=lambda: _env_int("KEEPSTONE_SESSION_ABSOLUTE_SECONDS", 12 * 3600)
+    )
+    session_touch_seconds: int = 60  # last-seen is written at most this often (not a write per request)
+    # Sign-in throttling (Flask-Limiter): redis://host:port/db for several processes, memory:// for one.
+    ratelimit_storage_url: str = field(
+        default_factory=lambda: os.environ.get("KEEPSTONE_RATELIMIT_STORAGE_URL", "memory://")
+    )
+    ratelimit_key_prefix: str = "keepstone"
+    login_limit_per_account: str = field(
+        default_factory=lambda: os.environ.get(
+            "KEEPSTONE_LOGIN_LIMIT_PER_ACCOUNT", "5 per minute;20 per hour"
+        )
+    )
+    login_limit_per_address: str = field(
+        default_factory=lambda: os.environ.get(
+            "KEEPSTONE_LOGIN_LIMIT_PER_ADDRESS", "20 per minute;200 per hour"
+        )
+    )
+    # The origins allowed to POST an SSO hand-off to /sso: the connector's (from its JWKS URL) by default.
+    connector_origin: str = field(default_factory=lambda: os.environ.get("KEEPSTONE_CONNECTOR_ORIGIN", ""))
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -54,6 +107,15 @@ class Config:
             self.secret_key = _secret_key(self.data_dir)
         if self.database_url.startswith("sqlite:///"):
             Path(self.database_url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        if self.cookie_secure not in COOKIE_SECURE_MODES:
+            raise ValueError(f"KEEPSTONE_COOKIE_SECURE must be one of {', '.join(COOKIE_SECURE_MODES)}")
+        if not self.connector_origin and self.connector_jwks_url:
+            self.connector_origin = origin_of(self.connector_jwks_url)
+
+    @property
+    def sso_origins(self) -> frozenset[str]:
+        """The origins whose pages may POST a hand-off to /sso (comma-separated in KEEPSTONE_CONNECTOR_ORIGIN)."""
+        return frozenset(o for o in (origin_of(x) for x in self.connector_origin.split(",")) if o)
 
     def repository_url(self, cloud_id: str) -> str:
         """Where an organisation's backups go by default: a folder per tenant, or a prefix in object storage."""

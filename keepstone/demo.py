@@ -52,7 +52,9 @@ def start_stack(var: Path, sandbox_port: int = 0, backend_port: int = 0, connect
     from backend.config import Config as BackendConfig
 
     backend_config = BackendConfig(
-        data_dir=var / "backend", connector_jwks_url=connector_url + "/.well-known/jwks.json"
+        data_dir=var / "backend",
+        connector_jwks_url=connector_url + "/.well-known/jwks.json",
+        cookie_secure="auto",  # the demo is plain http on 127.0.0.1; "on" (the default) needs https
     )
     backend_app = create_backend(backend_config)
     servers["backend"] = serve_in_thread(backend_app, port=backend_port)

@@ -1,14 +1,19 @@
-"""POST /sso: the connector's one-time hand-off becomes a first-party session for one tenant."""
+"""POST /sso: the connector's one-time hand-off becomes a first-party session for one tenant.
+
+Order: the page that POSTed must be the connector's (Origin, or Referer when a browser sends no Origin:
+login CSRF), then the token (RS256, typ/aud/iss, lifetime), then the tenant, then the jti is burnt.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, make_response, redirect, request, session
-from flask_login import login_user
+from flask import Blueprint, make_response, redirect, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from backend.auth.sessions import start_session
+from backend.config import origin_of
 from backend.db.models import Membership, Organisation, UsedToken, User
 from backend.errors import Forbidden, Unauthorized
 from backend.services import services
@@ -16,8 +21,26 @@ from backend.services import services
 bp = Blueprint("sso", __name__)
 
 
+def check_origin() -> None:
+    """Refuse a hand-off whose form was not served by the connector (a cross-site login CSRF).
+
+    Browsers send `Origin` on every cross-origin POST; `Referer` is the fallback for one that does not.
+    A request with neither, or with `Origin: null` (a sandboxed or no-referrer page), is refused.
+    """
+    allowed = services().config.sso_origins
+    origin = request.headers.get("Origin")
+    if origin is None:
+        referer = request.headers.get("Referer")
+        origin = origin_of(referer) if referer else ""
+    else:
+        origin = origin_of(origin)
+    if not origin or origin not in allowed:
+        raise Forbidden("the hand-off must come from the Keepstone connector's page", code="bad_origin")
+
+
 @bp.post("/sso")
 def sso():
+    check_origin()
     token = request.form.get("token", "")
     if not token:
         raise Unauthorized("no hand-off token")
@@ -46,11 +69,7 @@ def sso():
         ):
             s.add(Membership(user_id=user.id, organisation_id=org.id))
         s.commit()
-        from backend.auth.sessions import load_session_user
-
-        session.clear()
-        session["tenant"] = org.cloud_id
-        login_user(load_session_user(str(user.id)))
+        start_session(s, user, tenant=org.cloud_id)
     response = make_response(redirect("/", code=303))
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"

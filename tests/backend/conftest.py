@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 import psycopg
@@ -14,6 +18,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, jsonify
+from werkzeug.serving import make_server
 
 from backend.app import create_app
 from backend.config import Config
@@ -126,17 +131,97 @@ class Backend:
 
 
 def make_backend(
-    tmp_path, issuer: Issuer, database_url: str | None = None, scheduler: bool = False
+    tmp_path,
+    issuer: Issuer,
+    database_url: str | None = None,
+    scheduler: bool = False,
+    routes: Callable[[Flask], None] | None = None,
+    ssl_context: Any = None,
+    **config: Any,
 ) -> Backend:
-    config = Config(
-        data_dir=tmp_path / "data",
-        database_url=database_url or f"sqlite:///{tmp_path}/backend.db",
-        secret_key="test-secret-key-" + "x" * 32,
-        connector_jwks_url=issuer.jwks_url,
-        scheduler=scheduler,
+    """A backend on a free 127.0.0.1 port; `config` overrides Config fields, `routes` adds test-only routes."""
+    options: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "database_url": database_url or f"sqlite:///{tmp_path}/backend.db",
+        "secret_key": "test-secret-key-" + "x" * 32,
+        "connector_jwks_url": issuer.jwks_url,
+        "scheduler": scheduler,
+        "cookie_secure": "auto",  # the test servers are plain http on 127.0.0.1
+        "ratelimit_key_prefix": f"keepstone-test-{uuid.uuid4().hex[:8]}",
+    }
+    cfg = Config(**{**options, **config})
+    app = create_app(cfg)
+    if routes is not None:
+        routes(app)
+    if ssl_context is not None:
+        return Backend(serve_tls(app, ssl_context), app, cfg, issuer)
+    return Backend(serve_in_thread(app), app, cfg, issuer)
+
+
+@dataclass
+class TlsServer:
+    """A RunningServer look-alike for a backend served over https (a self-signed cert for 127.0.0.1)."""
+
+    server: Any
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.server.server_port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def serve_tls(app: Flask, ssl_context: Any) -> TlsServer:
+    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=ssl_context)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return TlsServer(server, thread)
+
+
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory) -> tuple[str, str]:
+    """A self-signed certificate and key for 127.0.0.1 (PEM paths): https without any outside CA."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
     )
-    app = create_app(config)
-    return Backend(serve_in_thread(app), app, config, issuer)
+    folder = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def stop_backend(b: Backend) -> None:
+    b.server.stop()
+    svc = b.app.extensions["keepstone"]
+    svc.runs.executor.shutdown()
+    svc.db.engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

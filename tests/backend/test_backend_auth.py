@@ -110,8 +110,12 @@ def test_rotated_keys_are_picked_up_from_the_jwks(sqlite_backend, sandbox_site, 
 
 
 def sso_post(backend, token: str) -> requests.Response:
+    """POST a hand-off as the browser does from the connector's page (Origin = the connector's origin)."""
     session = requests.Session()
-    r = session.post(f"{backend.url}/sso", data={"token": token}, allow_redirects=False, timeout=10)
+    headers = {"Origin": backend.issuer.server.url}
+    r = session.post(
+        f"{backend.url}/sso", data={"token": token}, headers=headers, allow_redirects=False, timeout=10
+    )
     r.session = session
     return r
 
