@@ -13,12 +13,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from backend import vault
-from backend.backup import BackupSpec, ProjectResult, run_backup
+from backend.backup import BackupSpec, ProjectResult, RunResult, run_backup
 from backend.config import Config
 from backend.db import Database
 from backend.db.models import (
@@ -31,8 +32,9 @@ from backend.db.models import (
     RunLog,
     ScheduledFire,
 )
-from backend.jira import JiraClient, JiraCredentials
-from backend.repository import Repository, RepositoryError, WrongPassword
+from backend.jira import JiraClient, JiraCredentials, JiraError
+from backend.repository import Repository, RepositoryError, RepositoryLocked, SnapshotInfo, WrongPassword
+from backend.repository.retention import Policy, PolicyError, forget
 from backend.storage import StorageError, open_storage
 
 log = logging.getLogger(__name__)
@@ -158,6 +160,8 @@ class RunService:
             run.state, run.started = "running", datetime.now(UTC)
             s.commit()
             spec_raw, storage_url, cloud_id = dict(plan.spec), plan.storage_url, org.cloud_id
+            rotation, time_zone = dict(plan.rotation or {}), org.time_zone or "UTC"
+            owner = {"plan": plan.public_id, "run": run.public_id}
             creds = None
             if account is not None:
                 token = vault.unseal(self.config.secret_key, account.token_sealed, f"jira-token:{cloud_id}")
@@ -207,6 +211,7 @@ class RunService:
                 cancel=cancel,
                 on_selected=selected,
                 on_result=lambda r: self._record(run_id, r),
+                snapshot_meta=owner,
             )
         except (StorageError, RepositoryError) as e:
             self._log(run_id, f"the repository failed: {e}", level="error")
@@ -216,8 +221,81 @@ class RunService:
             for line in result.errors:
                 self._log(run_id, f"the run could not start: {line}", level="error")
         state = STATE_OF[result.status]
+        if state in ("failed", "cancelled"):
+            self._log(run_id, f"rotation not applied: the run {state}; nothing was forgotten")
+        else:
+            self._rotate(run_id, repo, client, rotation, time_zone, owner["plan"], result)
         self._log(run_id, f"run {state}: {result.requests} requests")
         self._finish(run_id, state, "; ".join(result.errors), result.requests)
+
+    def _rotate(
+        self,
+        run_id: int,
+        repo: Repository,
+        client: JiraClient,
+        rotation: dict[str, Any],
+        time_zone: str,
+        plan_id: str,
+        result: RunResult,
+    ) -> None:
+        """Apply the plan's rotation to the plan's snapshots and log what was kept (and why) and forgotten.
+
+        A plan rotates the snapshots it wrote (meta "plan"), and snapshots written before plans were
+        recorded of the projects it backs up; never another plan's. The newest snapshot of a project
+        gone from Jira is its archive and stays. While another run writes to the repository it holds a
+        shared lock and forget cannot take the exclusive one: the rotation waits for a later run.
+        """
+        try:
+            policy = Policy.from_dict(rotation)
+        except PolicyError as e:
+            self._log(run_id, f"rotation not applied: the plan's rotation is invalid ({e})", level="error")
+            return
+        if policy.scheme == "unlimited":
+            self._log(run_id, "rotation unlimited: nothing is ever forgotten")
+            return
+        try:
+            tz = ZoneInfo(time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            tz = ZoneInfo("UTC")
+        projects = {p.project for p in result.projects}
+
+        def mine(info: SnapshotInfo) -> bool:
+            owner = info.meta.get("plan")
+            return owner == plan_id or (owner is None and info.project in projects)
+
+        try:
+            existing = {p["key"] for p in client.projects()}
+            gone: Any = _NotIn(existing)
+        except JiraError:
+            gone = ()  # unknown: every project's newest snapshot stays anyway
+        try:
+            outcome = forget(repo, policy, tz, include=mine, archived=gone)
+        except RepositoryLocked:
+            self._log(
+                run_id,
+                "rotation postponed: another run is writing to this repository (nothing of a run in "
+                "progress is ever forgotten); a later run applies it",
+                level="warning",
+            )
+            return
+        except (RepositoryError, StorageError) as e:
+            self._log(
+                run_id, f"rotation failed: {e}; the repository is unchanged or partly rotated", level="error"
+            )
+            return
+        with self.db.session() as s:
+            s.add(
+                RunLog(
+                    run_id=run_id,
+                    level="info",
+                    message=f"rotation {policy.describe()} (periods in {time_zone}): kept "
+                    f"{len(outcome.kept)}, forgot {len(outcome.forgotten)} snapshots of "
+                    f"{len({v.project for v in outcome.verdicts})} projects; their data stays until a prune",
+                )
+            )
+            for project, line in outcome.by_project().items():
+                s.add(RunLog(run_id=run_id, project=project, level="info", message=f"rotation {line}"))
+            s.commit()
 
     def _repository(self, storage_url: str, cloud_id: str) -> Repository:
         storage = open_storage(storage_url)
@@ -288,3 +366,13 @@ class RunService:
                 )
             )
             s.commit()
+
+
+class _NotIn:
+    """The projects not in a set (those gone from Jira), as a container."""
+
+    def __init__(self, existing: set[str]) -> None:
+        self.existing = existing
+
+    def __contains__(self, key: object) -> bool:
+        return key not in self.existing

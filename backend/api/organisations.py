@@ -13,12 +13,12 @@ from backend.api.common import iso, load
 from backend.auth.access import caller, organisation
 from backend.backup import BackupSpec
 from backend.db.models import Organisation, Plan, ProjectRun, Run
+from backend.repository.retention import DEFAULT_ROTATION
 from backend.scheduler import next_fire
 from backend.services import services
 
 bp = Blueprint("organisations", __name__)
 DEFAULT_SCHEDULE = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "hour": 2}
-DEFAULT_ROTATION = {"scheme": "gfs", "daily": 7, "weekly": 4, "monthly": 12, "yearly": 3}
 
 
 class OrganisationIn(Schema):

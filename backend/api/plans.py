@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 from sqlalchemy import select
 
 from backend.api.common import iso, load
@@ -12,6 +12,7 @@ from backend.backup import BackupSpec, SpecError
 from backend.backup.spec import BackupSpecSchema
 from backend.db.models import Organisation, Plan
 from backend.errors import Invalid
+from backend.repository.retention import DEFAULT_ROTATION, MAX_COUNT, SCHEMES, Policy, PolicyError
 from backend.scheduler import DAYS, ScheduleError, next_fire, trigger_for
 from backend.services import services
 
@@ -37,12 +38,40 @@ class ScheduleSchema(Schema):
 
 
 class RotationSchema(Schema):
-    scheme = fields.String(required=True, validate=validate.OneOf(("gfs", "custom", "unlimited")))
-    daily = fields.Integer(strict=True, validate=validate.Range(0, 3650))
-    weekly = fields.Integer(strict=True, validate=validate.Range(0, 520))
-    monthly = fields.Integer(strict=True, validate=validate.Range(0, 240))
-    yearly = fields.Integer(strict=True, validate=validate.Range(0, 100))
-    keep_last = fields.Integer(strict=True, validate=validate.Range(1, 100000))
+    """How long to keep: gfs (calendar counts), custom (any rules), unlimited. See docs/retention.md.
+
+    Counts are whole numbers >= 0 (0 turns a rule off). Stored plans from before the keep_* names
+    ({"scheme": "gfs", "daily": 7, ...}) still load: the old names are read as keep_daily etc., and a
+    loaded policy is stored in its canonical keep_* form.
+    """
+
+    scheme = fields.String(required=True, validate=validate.OneOf(SCHEMES))
+    keep_last = fields.Integer(strict=True, validate=validate.Range(0, MAX_COUNT))
+    keep_hourly = fields.Integer(strict=True, validate=validate.Range(0, MAX_COUNT))
+    keep_daily = fields.Integer(strict=True, validate=validate.Range(0, MAX_COUNT))
+    keep_weekly = fields.Integer(strict=True, validate=validate.Range(0, MAX_COUNT))
+    keep_monthly = fields.Integer(strict=True, validate=validate.Range(0, MAX_COUNT))
+    keep_yearly = fields.Integer(strict=True, validate=validate.Range(0, MAX_COUNT))
+    keep_within = fields.String(validate=validate.Length(min=2, max=32), metadata={"example": "30d"})
+    # the names stored before keep_*: accepted, never answered
+    hourly = fields.Integer(strict=True, load_only=True, validate=validate.Range(0, MAX_COUNT))
+    daily = fields.Integer(strict=True, load_only=True, validate=validate.Range(0, MAX_COUNT))
+    weekly = fields.Integer(strict=True, load_only=True, validate=validate.Range(0, MAX_COUNT))
+    monthly = fields.Integer(strict=True, load_only=True, validate=validate.Range(0, MAX_COUNT))
+    yearly = fields.Integer(strict=True, load_only=True, validate=validate.Range(0, MAX_COUNT))
+
+    @validates_schema
+    def _applicable(self, data, **_) -> None:
+        if "scheme" not in data:
+            raise ValidationError({"scheme": ["choose one of " + ", ".join(SCHEMES)]})
+        try:
+            Policy.from_dict(data)
+        except PolicyError as e:
+            raise ValidationError({e.field: [e.message]}) from None
+
+    @post_load
+    def _canonical(self, data, **_) -> dict:
+        return Policy.from_dict(data).to_dict()
 
 
 class SpecField(fields.Field):
@@ -61,7 +90,7 @@ class PlanIn(Schema):
     schedule = fields.Nested(ScheduleSchema, required=True)
     rotation = fields.Nested(
         RotationSchema,
-        load_default=lambda: {"scheme": "gfs", "daily": 7, "weekly": 4, "monthly": 12, "yearly": 3},
+        load_default=lambda: dict(DEFAULT_ROTATION),
     )
     enabled = fields.Boolean(load_default=True, truthy={True}, falsy={False})
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Hashable, Iterable
+from collections.abc import Container, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ SCHEMES = ("gfs", "custom", "unlimited")
 CALENDAR_RULES = ("hourly", "daily", "weekly", "monthly", "yearly")
 COUNT_RULES = ("last", *CALENDAR_RULES)
 GFS_DEFAULT = {"daily": 7, "weekly": 4, "monthly": 12, "yearly": 3}
+DEFAULT_ROTATION = {"scheme": "gfs", **{f"keep_{rule}": n for rule, n in GFS_DEFAULT.items()}}
 MAX_COUNT = 100_000
 # Keys of rotation dicts stored before the policy had keep_* names: {"scheme": "gfs", "daily": 7, ...}.
 LEGACY_KEYS = {"hourly": "keep_hourly", "daily": "keep_daily", "weekly": "keep_weekly",
@@ -223,13 +224,12 @@ class Verdict:
 
 
 def decide(
-    policy: Policy, candidates: Iterable[Candidate], tz: tzinfo, archived: Iterable[str] = ()
+    policy: Policy, candidates: Iterable[Candidate], tz: tzinfo, archived: Container[str] = ()
 ) -> list[Verdict]:
     """Keep or forget each candidate, newest first per project, with the reasons each kept one is kept.
 
     `archived` names projects that no longer exist in Jira: their newest snapshot is kept as "archive".
     """
-    gone = set(archived)
     by_project: dict[str, list[Candidate]] = {}
     for c in candidates:
         by_project.setdefault(c.project, []).append(c)
@@ -262,7 +262,7 @@ def decide(
         for i, c in enumerate(group):
             if c.marked:
                 reasons[i].append("marked keep")
-        if project in gone:
+        if project in archived:
             reasons[0].append("archive")
         elif not reasons[0]:
             reasons[0].append("newest")
@@ -301,7 +301,10 @@ class ForgetResult:
 
     def summary(self, limit: int = 8) -> list[str]:
         """One line per project: what was kept (grouped by the rules that kept it) and what was forgotten."""
-        lines = []
+        return list(self.by_project(limit).values())
+
+    def by_project(self, limit: int = 8) -> dict[str, str]:
+        lines = {}
         projects = sorted({v.project for v in self.verdicts})
         for project in projects:
             mine = [v for v in self.verdicts if v.project == project]
@@ -314,7 +317,7 @@ class ForgetResult:
             verb = "would forget" if self.dry_run else "forgot"
             line = f"{project}: kept {len(kept)} of {len(mine)} ({kept_text})"
             line += f"; {verb} {len(gone)}" + (f": {_ids([v.id[:8] for v in gone], limit)}" if gone else "")
-            lines.append(line)
+            lines[project] = line
         return lines
 
 
@@ -329,7 +332,7 @@ def forget(
     tz: tzinfo,
     *,
     include: Any = None,
-    archived: Iterable[str] = (),
+    archived: Container[str] = (),
     dry_run: bool = False,
 ) -> ForgetResult:
     """Apply `policy` to the repository's snapshots (those `include(info)` accepts, default all).
