@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from backend.repository import Repository
 from backend.repository.retention import Candidate, Duration, Policy, PolicyError, decide, forget
-from backend.storage import open_storage
+from backend.storage import PermanentError, open_storage
+from backend.storage.local import LocalStorage
 
 ZONES = ["Europe/Berlin", "America/Santiago", "Australia/Lord_Howe", "America/New_York", "UTC"]
 FORMATS = {
@@ -296,3 +297,38 @@ def test_durations():
     moment = at("2026-03-29T12:00:00+02:00")
     assert moment - Duration.parse("1d").before(moment, berlin) == timedelta(hours=23)
     assert moment - Duration.parse("24h").before(moment, berlin) == timedelta(hours=24)
+
+
+class FailingRemovals(LocalStorage):
+    """A real local storage whose snapshot removals fail after the first `allowed` (a storage going away)."""
+
+    allowed = 1
+
+    def remove(self, kind: str, name: str) -> None:
+        if kind == "snapshots":
+            if self.allowed <= 0:
+                raise PermanentError("the storage went away")
+            self.allowed -= 1
+        super().remove(kind, name)
+
+
+def test_a_forget_stopped_half_way_leaves_a_readable_repository(tmp_path):
+    storage = FailingRemovals(tmp_path / "repo")
+    repo = Repository.init(storage, "half-way", pack_size=1 << 16)
+    for day in range(1, 6):
+        w = repo.start_snapshot(
+            "PLAT", "https://acme.example", None, {}, time=at(f"2026-05-0{day}T12:00:00+00:00")
+        )
+        w.add_json("issues/PLAT-1", {"day": day}, "issue")
+        w.commit()
+    policy = Policy.from_dict({"scheme": "custom", "keep_last": 2})
+    with pytest.raises(PermanentError):
+        forget(repo, policy, UTC)
+    reopened = Repository.open(LocalStorage(tmp_path / "repo"), "half-way")
+    assert len(reopened.snapshots()) == 4 and reopened.check(read_data=True).ok
+    assert list(reopened.storage.list("locks")) == []  # the lock was released on the way out
+    done = forget(reopened, policy, UTC)
+    assert len(done.removed) == 2 and [s.time[:10] for s in reopened.snapshots()] == [
+        "2026-05-04",
+        "2026-05-05",
+    ]
