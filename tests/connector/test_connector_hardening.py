@@ -395,6 +395,8 @@ def test_every_route_answers_the_same_with_a_trailing_slash(installed, credentia
             continue
         plain = _request(installed, method, path, kind, slash=False, credential=credential)
         slashed = _request(installed, method, path, kind, slash=True, credential=credential)
+        if credential and path.endswith("/backup") and _shape(slashed) == (409, "conflict"):
+            continue  # the first call started a run that may still be going: the action was reached
         assert _shape(slashed) == _shape(plain), (
             method,
             path,
