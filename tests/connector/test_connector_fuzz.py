@@ -68,6 +68,26 @@ def _tenant_rows(stack) -> list:
         )
 
 
+ROUTING_404 = "No such resource."
+
+
+def _routes(stack, path: str) -> bool:
+    """Whether the connector routes `path` (as the server will see it: decoded, dot segments resolved)."""
+    import posixpath
+    from urllib.parse import unquote
+
+    from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+    seen = posixpath.normpath(unquote(path)).rstrip("/") or "/"
+    try:
+        stack.app.url_map.bind("127.0.0.1").match(seen, method="GET")
+    except MethodNotAllowed:
+        return True
+    except NotFound:
+        return False
+    return True
+
+
 def _count(case, status: int, phase: str) -> None:
     with _lock:
         STATS[f"{phase} examples"] += 1
@@ -88,6 +108,10 @@ def _without_credentials(case, fuzz_stack) -> None:
         # schemathesis also tries methods the document does not have: refused by routing (405) or, where
         # one route serves several actions, by the credential check that comes before the action lookup.
         assert resp.status_code in (401, 405), (case.operation.label, case.method, resp.status_code)
+    elif resp.status_code == 404 and resp.json()["error"]["message"] == ROUTING_404:
+        # A generated path parameter that makes the URL address no route (`..`, an encoded `/` that
+        # empties it): routing's 404, which names no object and reveals nothing.
+        assert not _routes(stack, case.formatted_path), case.formatted_path
     elif case.operation.definition.raw.get("security"):
         assert resp.status_code == 401, (case.operation.label, resp.status_code, resp.text[:200])
     assert _tenant_rows(stack) == before
