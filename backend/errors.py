@@ -81,4 +81,8 @@ def init_app(app: Flask) -> None:
             413: "payload_too_large",
             415: "unsupported_media_type",
         }
-        return error_body(e.code or 500, code.get(e.code or 500, "error"), e.description or e.name)
+        response = error_body(e.code or 500, code.get(e.code or 500, "error"), e.description or e.name)
+        for name, value in e.get_headers():  # e.g. Allow on a 405, as HTTP requires
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
