@@ -51,6 +51,9 @@ def fuzz_stack(tmp_path_factory):
 
 # The document the connector serves at /openapi.json (the stack is checked to serve this very one).
 schema = schemathesis.openapi.from_dict(openapi.document())
+# Lifecycle and public operations are fuzzed without credentials only: a validly signed install may point
+# the tenant at any site, which nothing here may contact.
+authenticated_schema = schema.include(path_regex="^(" + "|".join(AUTHENTICATED) + ")")
 
 
 def test_the_connector_serves_the_fuzzed_document(fuzz_stack):
@@ -119,10 +122,7 @@ def _without_credentials(case, fuzz_stack) -> None:
 
 def _with_credentials(case, fuzz_stack) -> None:
     stack, info = fuzz_stack
-    path = case.operation.path
-    if not path.startswith(AUTHENTICATED):
-        pytest.skip("lifecycle and public operations are fuzzed without credentials")
-    if path.startswith("/panel/"):
+    if case.operation.path.startswith("/panel/"):
         now = int(time.time())
         claims = {
             "iss": info["clientKey"],
@@ -160,7 +160,7 @@ def test_fuzz_without_credentials(case, fuzz_stack):
     _without_credentials(case, fuzz_stack)
 
 
-@schema.parametrize()
+@authenticated_schema.parametrize()
 @FUZZ
 def test_fuzz_with_credentials(case, fuzz_stack):
     _with_credentials(case, fuzz_stack)
@@ -174,7 +174,7 @@ def test_fuzz_without_credentials_at_length(case, fuzz_stack):
 
 
 @pytest.mark.slow
-@schema.parametrize()
+@authenticated_schema.parametrize()
 @settings(FUZZ, max_examples=SLOW, derandomize=False)
 def test_fuzz_with_credentials_at_length(case, fuzz_stack):
     _with_credentials(case, fuzz_stack)
