@@ -24,6 +24,7 @@ from backend.repository.model import (
     canonical_json,
 )
 from backend.repository.packs import Index, Packer, open_blob, read_blob, read_pack_header
+from backend.repository.prune import PruneResult, prune
 from backend.repository.snapshots import Snapshot, SnapshotWriter
 from backend.storage import AlreadyExists, NotFound, Storage
 
@@ -127,8 +128,37 @@ class Repository:
     # --- locks ------------------------------------------------------------------------------------
 
     def lock(self, exclusive: bool = False) -> Lock:
-        """Take a lock (context manager); RepositoryLocked if another process holds a conflicting one."""
-        return Lock(self.storage, exclusive).acquire()
+        """Take a lock (context manager); RepositoryLocked if another process holds a conflicting one.
+
+        Once it is held the in-memory index is brought up to date: a prune may have replaced the index
+        files since this repository was opened, and a writer must not dedup against blobs it deleted.
+        """
+        held = Lock(self.storage, exclusive).acquire()
+        try:
+            self.refresh_index()
+        except BaseException:
+            held.release()
+            raise
+        return held
+
+    def refresh_index(self) -> None:
+        """Load index files written since opening; rebuild the index if any loaded one was removed."""
+        names = set(self.storage.list("index"))
+        if self.index.files - names:
+            self.reload_index()
+            return
+        damaged = self.index.load(self.storage, self.keys, sorted(names - self.index.files))
+        if damaged:
+            raise RepositoryCorrupt(f"index files are damaged: {', '.join(d[:12] for d in damaged)}")
+
+    def reload_index(self) -> None:
+        """Read the index again from storage (after a prune replaced its files)."""
+        index = Index()
+        damaged = index.load(self.storage, self.keys)
+        if damaged:
+            raise RepositoryCorrupt(f"index files are damaged: {', '.join(d[:12] for d in damaged)}")
+        self.index = index
+        self.packer.index = index
 
     def unlock_stale(self, everything: bool = False) -> list[str]:
         return remove_stale_locks(self.storage, everything)
@@ -215,6 +245,10 @@ class Repository:
     def open_stream(self, entry: Entry) -> Iterator[bytes]:
         for blob_id in entry.blobs:
             yield self.read_blob(blob_id)
+
+    def prune(self, max_unused: float = 0.05, dry_run: bool = False) -> PruneResult:
+        """Delete packs no snapshot needs and repack mostly unused ones (backend.repository.prune)."""
+        return prune(self, max_unused, dry_run)
 
     def forget(self, snapshot_id: str) -> None:
         """Remove a snapshot file (its data stays until prune removes what no snapshot needs).
