@@ -1,5 +1,5 @@
 """The engine without the web services: keepstone init, backup, snapshots, ls, show, check, unlock,
-forget and keep."""
+forget, keep and prune."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from backend.backup.spec import DATA_DEFAULTS, BackupSpec, SpecError
 from backend.jira import JiraAuthError, JiraClient, JiraCredentials, JiraError, JiraUnavailable
 from backend.repository import Repository, RepositoryError, RepositoryLocked, WrongPassword
+from backend.repository.prune import PruneResult, parse_max_unused, prune
 from backend.repository.retention import COUNT_RULES, Policy, PolicyError, forget
 from backend.storage import StorageError, open_storage
 
@@ -130,8 +131,21 @@ def add_commands(sub) -> None:
                    help="time zone of the calendar periods (default UTC or $KEEPSTONE_TIME_ZONE)")  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="say what would be forgotten; change nothing")
     p.add_argument("--json", action="store_true", help="print what is kept (and why) and forgotten as JSON")
-    p.add_argument("--prune", action="store_true", help="not available yet: prune is a later step")
+    p.add_argument("--prune", action="store_true", help="prune after forgetting (see `keepstone prune`)")
+    _max_unused_arg(p)
     p.set_defaults(func=_guarded(cmd_forget))
+
+    p = sub.add_parser(
+        "prune",
+        help="delete data no snapshot needs (takes the exclusive lock)",
+        description="Delete the packs no snapshot needs and repack the packs whose unused share is above "
+        "--max-unused; the new index is written before anything is deleted (docs/storage-format.md).",
+    )
+    _repo_args(p)
+    _max_unused_arg(p)
+    p.add_argument("--dry-run", action="store_true", help="say what would be deleted; change nothing")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=_guarded(cmd_prune))
 
     p = sub.add_parser(
         "keep", help="mark snapshots kept: no policy forgets them (--remove takes the mark off)"
@@ -346,11 +360,46 @@ def _policy(args: argparse.Namespace) -> Policy | None:
         raise CliError(f"{flag}: {e.message}", EXIT_USAGE) from None
 
 
+def _max_unused_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-unused",
+        default="5%",
+        metavar="PERCENT",
+        help="repack a pack when more than this share of its bytes is unused (0%%-100%%, default 5%%)",
+    )
+
+
+def _max_unused(args: argparse.Namespace) -> float:
+    try:
+        return parse_max_unused(args.max_unused)
+    except RepositoryError as e:
+        raise CliError(f"--max-unused: {e}", EXIT_USAGE) from None
+
+
+def _run_prune(
+    repo: Repository, max_unused: float, dry_run: bool, ignore: set[str] | None = None
+) -> PruneResult:
+    try:
+        return prune(repo, max_unused, dry_run, ignore or set())
+    except RepositoryLocked as e:
+        raise CliError(f"{e}; nothing was pruned") from e
+    except (RepositoryError, StorageError) as e:
+        raise CliError(f"prune: {e}") from e
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    max_unused = _max_unused(args)
+    repo = open_repository(args)
+    result = _run_prune(repo, max_unused, args.dry_run)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.summary())
+    return EXIT_OK
+
+
 def cmd_forget(args: argparse.Namespace) -> int:
-    if args.prune:
-        raise CliError(
-            "--prune: prune is not available yet; nothing was forgotten (run forget without it)", EXIT_USAGE
-        )
+    max_unused = _max_unused(args)
     policy = _policy(args)
     try:
         tz = ZoneInfo(args.time_zone)
@@ -364,7 +413,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
         raise CliError("give snapshot ids or --keep-* rules, not both", EXIT_USAGE)
     repo = open_repository(args)
     if args.snapshots:
-        return _forget_ids(repo, args)
+        return _forget_ids(repo, args, max_unused)
     assert policy is not None
     project = args.project.upper() if args.project else None
     try:
@@ -375,18 +424,26 @@ def cmd_forget(args: argparse.Namespace) -> int:
         raise CliError(f"{e}; nothing was forgotten") from e
     except RepositoryError as e:
         raise CliError(str(e)) from e
+    pruned = (
+        _run_prune(repo, max_unused, args.dry_run, {v.id for v in result.forgotten}) if args.prune else None
+    )
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        out = result.to_dict()
+        if pruned is not None:
+            out["prune"] = pruned.to_dict()
+        print(json.dumps(out, indent=2))
         return EXIT_OK
     print(f"{'dry run: ' if args.dry_run else ''}policy {policy.describe()}, periods in {args.time_zone}")
     for line in result.summary():
         print(line)
     if not result.verdicts:
         print("no snapshots" + (f" of {project}" if project else ""))
+    if pruned is not None:
+        print(pruned.summary())
     return EXIT_OK
 
 
-def _forget_ids(repo: Repository, args: argparse.Namespace) -> int:
+def _forget_ids(repo: Repository, args: argparse.Namespace, max_unused: float) -> int:
     """Forget exactly the named snapshots (even a project's newest: the admin asked), never a marked one."""
     try:
         ids = [repo.snapshot(name).id for name in args.snapshots]
@@ -405,11 +462,17 @@ def _forget_ids(repo: Repository, args: argparse.Namespace) -> int:
                     repo.forget(snapshot_id)
         except RepositoryLocked as e:
             raise CliError(f"{e}; nothing was forgotten") from e
+    pruned = _run_prune(repo, max_unused, args.dry_run, set(ids)) if args.prune else None
     if args.json:
-        print(json.dumps({"dry_run": args.dry_run, "forget": ids, "removed": [] if args.dry_run else ids}))
+        out: dict[str, Any] = {"dry_run": args.dry_run, "forget": ids, "removed": [] if args.dry_run else ids}
+        if pruned is not None:
+            out["prune"] = pruned.to_dict()
+        print(json.dumps(out))
     else:
         verb = "would forget" if args.dry_run else "forgot"
         print(f"{verb} {len(ids)} snapshots: {' '.join(i[:8] for i in ids)}")
+        if pruned is not None:
+            print(pruned.summary())
     return EXIT_OK
 
 

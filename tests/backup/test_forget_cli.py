@@ -52,7 +52,6 @@ BAD_FLAGS = [
     (["--keep-forever", "3"], "keepstone forget: unknown option or argument '--keep-forever'"),
     (["--keep-daily", "0"], "keepstone: every --keep-* rule given is 0"),
     ([], "keepstone: give at least one --keep-* rule"),
-    (["--keep-daily", "3", "--prune"], "keepstone: --prune: prune is not available yet"),
     (["--keep-daily", "3", "--time-zone", "Mars/Olympus"], "keepstone: --time-zone: 'Mars/Olympus'"),
     (["--keep-daily", "3", "deadbeef"], "keepstone: give snapshot ids or --keep-* rules, not both"),
 ]
