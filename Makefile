@@ -8,11 +8,21 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test test-slow test-all bench lint fmt clean
 
+PIP     := $(BIN)/pip install -qq --disable-pip-version-check -c constraints.txt
+RUN_STAMP := $(VENV)/.installed-run
+
+# What the demo needs (no test tools, no npm): `make run` on a fresh clone installs only this.
+$(RUN_STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@echo "Installing Keepstone into $(VENV) ..."
+	@$(PIP) -e .
+	@touch $(RUN_STAMP)
+
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
-	@touch $(STAMP)
+	$(PIP) --upgrade pip
+	$(PIP) -e '.[test]'
+	@touch $(STAMP) $(RUN_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); \
@@ -20,8 +30,8 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) $(NODE_STAMP)
 
-run: install
-	$(BIN)/keepstone run
+run: $(RUN_STAMP)
+	@$(BIN)/keepstone run
 
 test: install
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)

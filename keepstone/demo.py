@@ -8,7 +8,9 @@ the connector's signing key). The one URL printed is the sandbox's Apps page, wh
 from __future__ import annotations
 
 import argparse
+import os
 import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -30,8 +32,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_stack(var: Path, sandbox_port: int = 0, backend_port: int = 0, connector_port: int = 0) -> dict:
-    """Start the three servers and install the app into the sandbox site; return servers and Apps page URL."""
+SANDBOX_EMAIL, SANDBOX_TOKEN = "admin@example.com", "sandbox-admin-token"
+
+
+def start_stack(
+    var: Path,
+    sandbox_port: int = 0,
+    backend_port: int = 0,
+    connector_port: int = 0,
+    preset_account: bool = False,
+) -> dict:
+    """Start the three servers and install the app into the sandbox site; return servers and Apps page URL.
+
+    With `preset_account`, the sandbox admin's API token is set as the tenant's Jira credentials (as an
+    admin would in Settings), so the first Backup now works.
+    """
     import requests
 
     from connector.app import create_app as create_connector
@@ -66,7 +81,8 @@ def start_stack(var: Path, sandbox_port: int = 0, backend_port: int = 0, connect
         connect_install_keys_url=site_url + "/connect-install-keys",
         key_file=str(var / "connector-key.pem"),
     )
-    servers["connector"] = serve_in_thread(create_connector(config), port=connector_port)
+    connector_app = create_connector(config)
+    servers["connector"] = serve_in_thread(connector_app, port=connector_port)
     resp = requests.post(
         site_url + "/_sandbox/apps/install", json={"connector_url": connector_url}, timeout=60
     )
@@ -75,6 +91,17 @@ def start_stack(var: Path, sandbox_port: int = 0, backend_port: int = 0, connect
     failed = [e for e in install["events"] if e["status"] >= 300]
     if failed:
         raise RuntimeError(f"install events failed: {failed}")
+    if preset_account:
+        answer = connector_app.extensions["connector"].backend.call(
+            "PUT",
+            f"/api/v1/organisations/{install['cloudId']}/account",
+            install["cloudId"],
+            {"email": SANDBOX_EMAIL, "api_token": SANDBOX_TOKEN},
+        )
+        if answer.status_code != 200:
+            raise RuntimeError(
+                f"the sandbox's API token was refused: {answer.status_code} {answer.text[:200]}"
+            )
     return {
         "servers": servers,
         "apps_page": install["appsPage"],
@@ -92,17 +119,59 @@ def stop_stack(stack: dict) -> None:
     shutdown(stack["backend_app"])
 
 
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+BANNER = """\
+Keepstone is running on 127.0.0.1 (a simulated Jira Cloud site, the backend and the connector).
+
+  Open Jira's Apps page:  {apps_page}
+  Management service:     {backend}  (More features signs you in)
+
+The sandbox's API token is already set (Settings: {email} / {token}), so Backup now works at once.
+Logs: {log}  (KEEPSTONE_LOG_LEVEL=info shows them here too). Ctrl-C stops everything."""
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the demo until Ctrl-C."""
-    stack = start_stack(Path(args.var), args.sandbox_port, args.backend_port, args.connector_port)
-    print(f"Keepstone is running. Open: {stack['apps_page']}", flush=True)
+    from keepstone import logs
+
+    var = Path(args.var)
+    busy = [
+        f"{name} port {port}"
+        for name, port in (
+            ("sandbox", args.sandbox_port),
+            ("backend", args.backend_port),
+            ("connector", args.connector_port),
+        )
+        if port and port_in_use(port)
+    ]
+    if busy:
+        print(
+            f"keepstone run: {', '.join(busy)} already in use (choose others with --sandbox-port, "
+            "--backend-port, --connector-port)",
+            file=sys.stderr,
+        )
+        return 2
+    log_file = var / "log" / "keepstone.jsonl"
+    logs.configure(level=os.environ.get("KEEPSTONE_LOG_LEVEL") or "warning", file=log_file)
+    stack = start_stack(var, args.sandbox_port, args.backend_port, args.connector_port, preset_account=True)
     print(
-        "(admin@example.com / sandbox-admin-token is the sandbox's API token; Ctrl-C stops all)", flush=True
+        BANNER.format(
+            apps_page=stack["apps_page"],
+            backend=stack["servers"]["backend"].url,
+            email=SANDBOX_EMAIL,
+            token=SANDBOX_TOKEN,
+            log=log_file,
+        ),
+        flush=True,
     )
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
-        pass
+        print("\nStopping ...", flush=True)
     finally:
         stop_stack(stack)
     return 0
