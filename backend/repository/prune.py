@@ -102,6 +102,7 @@ class PruneResult:
     bytes_deleted: int = 0  # stored bytes of the packs and index files removed
     bytes_repacked: int = 0  # stored bytes of the packs repacked (a part of bytes_deleted)
     bytes_written: int = 0  # new packs and index files
+    bytes_new_packs: int = 0  # the new packs alone (a part of bytes_written)
     bytes_read: int = 0  # everything read: index files, snapshots, trees, repacked packs
 
     @property
@@ -163,6 +164,7 @@ class _PackWriter:
         self.header: list[list] = []
         self.size = 0
         self.packs: list[dict[str, Any]] = []
+        self.bytes = 0
 
     def add(self, entry: list, sealed: bytes) -> None:
         self.header.append([entry[0], entry[1], self.size, len(sealed), entry[4]])
@@ -179,6 +181,7 @@ class _PackWriter:
         name = hashlib.sha256(data).hexdigest()
         self.storage.save("data", name, data)
         self.packs.append({"id": name, "blobs": self.header})
+        self.bytes += len(data)
         self.parts, self.header, self.size = [], [], 0
 
 
@@ -201,10 +204,10 @@ def prune(
     if dry_run:
         return _prune(repo, max_unused, True, ignore_snapshots)
     with repo.lock(exclusive=True):
-        try:
-            return _prune(repo, max_unused, False, ignore_snapshots)
-        finally:
+        result = _prune(repo, max_unused, False, ignore_snapshots)
+        if result.changed:  # (after a failure part way, the next lock() finds the index files changed)
             repo.reload_index()
+        return result
 
 
 def _prune(repo: Repository, max_unused: float, dry_run: bool, ignore: Container[str]) -> PruneResult:
@@ -291,7 +294,7 @@ def _prune(repo: Repository, max_unused: float, dry_run: bool, ignore: Container
     result.packs_missing = len(missing)
     delete = sorted(p for p in packs if not packs[p].needed)
     repack = sorted(p for p in packs if packs[p].needed and packs[p].unused_share > max_unused)
-    keep = sorted(p for p in packs if p not in delete and p not in repack)
+    keep = sorted(set(packs) - set(delete) - set(repack))
     unindexed = sorted(stored - set(packs))
     result.packs_deleted, result.packs_repacked, result.packs_unindexed = (
         len(delete),
@@ -322,6 +325,7 @@ def _prune(repo: Repository, max_unused: float, dry_run: bool, ignore: Container
     if dry_run:
         result.bytes_deleted = sum(sizes.values()) + index_bytes
         result.bytes_written = sum(e[3] for p in repack for e in packs[p].needed)  # an estimate: blob bytes
+        result.bytes_new_packs = result.bytes_written
         result.bytes_read = storage.bytes_read + result.bytes_repacked
         result.index_files_removed = len(index_files)
         return result
@@ -344,7 +348,7 @@ def _prune(repo: Repository, max_unused: float, dry_run: bool, ignore: Container
                 ) from None
             writer.add(entry, sealed)
     writer.flush()
-    result.packs_written = len(writer.packs)
+    result.packs_written, result.bytes_new_packs = len(writer.packs), writer.bytes
 
     # 4. The new index, complete, before anything is removed.
     listed = [{"id": p, "blobs": kept_entries[p]} for p in keep] + writer.packs
