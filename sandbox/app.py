@@ -13,6 +13,7 @@ from sandbox.guard import Faults, RateLimiter, Stats, install
 from sandbox.model import Site
 from sandbox.platform import content, issues, projects, search
 from sandbox.platform import site as site_endpoints
+from sandbox.v2 import API_VERSION, V2_PREFIXES, speak_v2
 from sandbox.web import JiraHTTPError, SandboxState
 
 
@@ -54,6 +55,8 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     ):
         app.register_blueprint(bp)
 
+    app.after_request(speak_v2)
+
     @app.errorhandler(JiraHTTPError)
     def jira_error(e: JiraHTTPError):
         return e.response()
@@ -78,13 +81,27 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
 
 
 class _V2Alias:
-    """Serve /rest/api/2/... from the v3 routes (search keeps its own v2 answer: 410 on Cloud, paged on DC)."""
+    """Serve /rest/api/2/... and /rest/api/latest/... from the v3 routes, marked as v2 for the edge.
+
+    Only the removed legacy search keeps its own v2 route (410 on Cloud, paged on Data Center); everything
+    else under /rest/api/2/search (search/jql, approximate-count) is the v3 operation spoken in v2. A
+    Data Center site has no v3: its /rest/api/3/... is marked so that the guard answers 404.
+    """
 
     def __init__(self, wsgi_app) -> None:
         self.wsgi_app = wsgi_app
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
-        if path.startswith("/rest/api/2/") and not path.startswith("/rest/api/2/search"):
-            environ["PATH_INFO"] = "/rest/api/3/" + path[len("/rest/api/2/") :]
+        for prefix in V2_PREFIXES:
+            if path.startswith(prefix):
+                rest = path[len(prefix) :]
+                environ[API_VERSION] = 2
+                environ["PATH_INFO"] = (
+                    "/rest/api/2/search" if rest.rstrip("/") == "search" else "/rest/api/3/" + rest
+                )
+                break
+        else:
+            if path.startswith("/rest/api/3/"):
+                environ[API_VERSION] = 3
         return self.wsgi_app(environ, start_response)

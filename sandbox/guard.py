@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
+from sandbox.v2 import refuse_v3_on_datacenter
 from sandbox.web import JiraHTTPError, state
 
 API_PREFIXES = ("/rest/",)
@@ -187,6 +188,7 @@ def install(app: Flask) -> None:
         if s.config.latency_ms:
             time.sleep(s.config.latency_ms / 1000)
         try:
+            refuse_v3_on_datacenter()
             if request.path in ANONYMOUS:
                 g.user = None
                 return None

@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox import catalog
+
 
 @dataclass(slots=True)
 class User:
@@ -69,6 +71,7 @@ class Attachment:
     corrupt: str | None = None  # None, "truncated", "wrong-length" or "error"
     data: bytes | None = None  # uploaded bytes; generated content otherwise
     deleted: bool = False
+    media_id: str | None = None  # the media file id ADF media nodes name it by
 
 
 @dataclass(slots=True)
@@ -101,6 +104,9 @@ class Site:
     filters: list[dict[str, Any]] = field(default_factory=list)
     dashboards: list[dict[str, Any]] = field(default_factory=list)
     people: tuple[str, ...] = ()  # generated users that issues refer to
+    link_types: list[dict[str, Any]] = field(default_factory=lambda: [dict(t) for t in catalog.LINK_TYPES])
+    custom_fields: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(catalog.CUSTOM_FIELDS))
+    moved_keys: dict[str, int] = field(default_factory=dict)  # old key of a moved issue -> its id
     counters: dict[str, int] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -110,6 +116,10 @@ class Site:
             value = max(self.counters.get(kind, start), start)
             self.counters[kind] = value + 1
             return value
+
+    def link_type(self, type_id: str) -> dict[str, Any]:
+        """The issue link type with this id (the site's own list: the catalog's or a site file's)."""
+        return next(t for t in self.link_types if t["id"] == type_id)
 
     def project_by_key(self, key_or_id: str) -> Project | None:
         """Find a live project by key (case-insensitive) or numeric id."""
@@ -126,6 +136,8 @@ class Site:
             issue = self.issues.get(int(key_or_id))
         else:
             issue_id = self.issue_by_key.get(key_or_id.upper())
+            if issue_id is None:  # a moved issue still answers to its old key
+                issue_id = self.moved_keys.get(key_or_id.upper())
             issue = self.issues.get(issue_id) if issue_id is not None else None
         if issue is None or issue.deleted or self.projects[issue.project_id].deleted:
             return None

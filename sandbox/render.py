@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from sandbox import catalog
@@ -11,11 +11,17 @@ from sandbox.generate import issue_content
 from sandbox.model import Attachment, Issue, Project, Site, User
 
 
-def jira_time(ms: int | None) -> str | None:
-    """Format epoch milliseconds as Jira does: 2024-01-01T10:00:00.000+0000."""
+def jira_time(ms: int | None, offset_minutes: int = 0) -> str | None:
+    """Format epoch milliseconds as Jira does: 2024-01-01T10:00:00.000+0000 (or at a UTC offset)."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}+0000"
+    if not offset_minutes:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}+0000"
+    zone = timezone(timedelta(minutes=offset_minutes))
+    sign = "+" if offset_minutes >= 0 else "-"
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    stamp = datetime.fromtimestamp(ms / 1000, zone).strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{stamp}{ms % 1000:03d}{sign}{hours:02d}{minutes:02d}"
 
 
 def now_ms() -> int:
@@ -228,12 +234,14 @@ def worklog(site: Site, base: str, issue: Issue, w: dict[str, Any]) -> dict[str,
         "updateAuthor": user_ref(site, base, w["author"]),
         "created": jira_time(w["created"]),
         "updated": jira_time(w["updated"]),
-        "started": jira_time(w["started"]),
+        "started": jira_time(w["started"], w.get("started_offset", 0)),
         "timeSpent": seconds_to_duration(w["timeSpentSeconds"]),
         "timeSpentSeconds": w["timeSpentSeconds"],
     }
     if w.get("comment") is not None:
         out["comment"] = w["comment"]
+    if w.get("visibility"):
+        out["visibility"] = w["visibility"]
     return out
 
 
@@ -294,7 +302,7 @@ def issue_link(site: Site, base: str, issue: Issue, link_id: int) -> dict[str, A
     other = site.issues.get(other_id)
     if other is None or other.deleted or site.projects[other.project_id].deleted:
         return None
-    t = catalog.LINK_TYPE_BY_ID[link.type_id]
+    t = site.link_type(link.type_id)
     out = {
         "id": str(link.id),
         "self": f"{base}/rest/api/3/issueLink/{link.id}",
@@ -331,7 +339,7 @@ def custom_value(site: Site, base: str, field_id: str, value: Any) -> Any:
     """Render one stored custom field value in Jira's shape."""
     if value is None:
         return None
-    definition = catalog.CUSTOM_FIELDS[field_id]
+    definition = site.custom_fields[field_id]
     kind = definition["kind"]
     if kind in ("select", "multiselect"):
         options = {o["id"]: o for o in definition["options"]}
@@ -345,6 +353,52 @@ def custom_value(site: Site, base: str, field_id: str, value: Any) -> Any:
             }
 
         return [opt(v) for v in value] if kind == "multiselect" else opt(value)
+    if kind == "cascading":
+        parent_id, child_id = value[0], value[1] if len(value) > 1 else None
+        parent = next((o for o in definition["options"] if o["id"] == parent_id), None)
+        parent = parent or {"id": parent_id, "value": parent_id, "children": []}
+        out = {"self": f"{base}/rest/api/3/customFieldOption/{parent['id']}", "value": parent["value"]}
+        out["id"] = parent["id"]
+        if child_id is not None:
+            child = next((c for c in parent.get("children") or [] if c["id"] == child_id), None)
+            child = child or {"id": child_id, "value": child_id}
+            out["child"] = {
+                "self": f"{base}/rest/api/3/customFieldOption/{child['id']}",
+                "value": child["value"],
+                "id": child["id"],
+            }
+        return out
+    if kind in ("group", "multigroup"):
+
+        def group(name: str) -> dict[str, Any]:
+            import uuid
+
+            group_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"group:{name}"))
+            return {"name": name, "groupId": group_id, "self": f"{base}/rest/api/3/group?groupId={group_id}"}
+
+        return [group(v) for v in value] if kind == "multigroup" else group(value)
+    if kind in ("version", "multiversion"):
+        found = []
+        for vid in value if kind == "multiversion" else [value]:
+            for p in site.projects.values():
+                v = next((v for v in p.versions if v["id"] == vid), None)
+                if v is not None:
+                    found.append(version(base, p, v))
+                    break
+        return found if kind == "multiversion" else (found[0] if found else None)
+    if kind == "project":
+        p = site.projects.get(value)
+        if p is None:
+            return None
+        return {
+            "self": f"{base}/rest/api/3/project/{p.id}",
+            "id": str(p.id),
+            "key": p.key,
+            "name": p.name,
+            "projectTypeKey": p.type_key,
+            "simplified": False,
+            "avatarUrls": avatar_urls(base, "project", str(p.id)),
+        }
     if kind == "user":
         return user_ref(site, base, value)
     if kind == "multiuser":
@@ -458,7 +512,7 @@ def issue_fields(site: Site, base: str, issue: Issue) -> dict[str, Any]:
         and not site.issues[issue.parent_id].deleted
     ):
         out["parent"] = issue_stub(site, base, site.issues[issue.parent_id])
-    for fid in catalog.CUSTOM_FIELDS:
+    for fid in site.custom_fields:
         out[fid] = custom_value(site, base, fid, f["custom"].get(fid))
     return out
 

@@ -6,12 +6,14 @@ import hashlib
 import hmac
 import re
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from sandbox import render
 from sandbox.generate import attachment_bytes, issue_content, materialise, real_size
 from sandbox.model import Attachment
+from sandbox.v2 import api_version
 from sandbox.web import (
     JiraHTTPError,
     base,
@@ -24,6 +26,7 @@ from sandbox.web import (
     page_bean,
     site,
 )
+from sandbox.wiki import wiki_to_adf
 
 bp = Blueprint("platform_content", __name__, url_prefix="/rest/api/3")
 media = Blueprint("media", __name__)
@@ -32,6 +35,53 @@ RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 def _is_adf(value: Any) -> bool:
     return isinstance(value, dict) and value.get("type") == "doc" and isinstance(value.get("content"), list)
+
+
+DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([wdhm])\s*")
+UNIT_SECONDS = {"w": 5 * 8 * 3600, "d": 8 * 3600, "h": 3600, "m": 60}
+
+
+def parse_duration(text: Any) -> int | None:
+    """Seconds in a Jira duration ("1h 30m", "2d", "1.5h"; 8-hour days, 5-day weeks), None if not one."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    total, pos = 0.0, 0
+    while pos < len(text):
+        m = DURATION.match(text, pos)
+        if not m:
+            return None
+        total += float(m.group(1)) * UNIT_SECONDS[m.group(2)]
+        pos = m.end()
+    return round(total)
+
+
+def parse_jira_time(text: str) -> tuple[int, int] | None:
+    """(epoch ms, UTC offset in minutes) of 2024-03-01T09:00:00.000+0100, or None when it is not one."""
+    from datetime import datetime
+
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            moment = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        offset = moment.utcoffset()
+        return int(moment.timestamp() * 1000), int(offset.total_seconds() // 60) if offset else 0
+    return None
+
+
+def _visibility(value: Any) -> dict[str, str] | None:
+    """A comment's or worklog's visibility: {"type": "role"|"group", "value": name}."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, dict)
+        or value.get("type") not in ("role", "group")
+        or not isinstance(value.get("value") or value.get("identifier"), str)
+    ):
+        raise JiraHTTPError(400, [], {"visibility": "Visibility must name a role or a group."})
+    if value["type"] == "role" and value.get("value") not in render.ROLES:
+        raise JiraHTTPError(400, [], {"visibility": f"Role '{value.get('value')}' does not exist."})
+    return {"type": value["type"], "value": str(value.get("value") or value.get("identifier"))}
 
 
 @bp.get("/issue/<key>/comment")
@@ -61,19 +111,24 @@ def comment_get(key: str, comment_id: int):
 def comment_add(key: str):
     issue = issue_or_404(key)
     body = json_body()
-    if not _is_adf(body.get("body")):
-        raise JiraHTTPError(
-            400, [], {"comment": "Comment body can not be empty! It must be an Atlassian Document."}
+    text = body.get("body")
+    if api_version() == 2 and isinstance(text, str) and text.strip():
+        text = wiki_to_adf(text)
+    if not _is_adf(text):
+        message = "Comment body can not be empty!" + (
+            "" if api_version() == 2 else " It must be an Atlassian Document."
         )
+        raise JiraHTTPError(400, [], {"comment": message})
+    visibility = _visibility(body.get("visibility"))
     now = render.now_ms()
     with site().lock:
         c = {
             "id": site().next_id("comments", 900_000_000),
             "author": caller().account_id,
-            "body": body["body"],
+            "body": text,
             "created": now,
             "updated": now,
-            "visibility": body.get("visibility"),
+            "visibility": visibility,
         }
         materialise(site(), issue)["comments"].append(c)
         issue.updated = now
@@ -132,32 +187,40 @@ def worklog_add(key: str):
     issue = issue_or_404(key)
     body = json_body()
     seconds = body.get("timeSpentSeconds")
+    if seconds is None and body.get("timeSpent") is not None:
+        # Jira takes the duration as typed ("1h 30m", "2d", "1w 1d") when timeSpentSeconds is absent.
+        seconds = parse_duration(body["timeSpent"])
+        if seconds is None:
+            raise JiraHTTPError(400, [], {"timeLogged": "Invalid time duration entered."})
     if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0:
         raise JiraHTTPError(
             400, [], {"timeLogged": "You must indicate the time spent working (timeSpentSeconds > 0)."}
         )
-    started = render.now_ms()
+    started, offset = render.now_ms(), 0
     if body.get("started"):
-        try:
-            from datetime import datetime
-
-            started = int(datetime.strptime(body["started"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp() * 1000)
-        except ValueError:
-            raise JiraHTTPError(
-                400, [], {"started": "Invalid date format. Use yyyy-MM-dd'T'HH:mm:ss.SSSZ."}
-            ) from None
-    if body.get("comment") is not None and not _is_adf(body["comment"]):
-        raise JiraHTTPError(400, [], {"comment": "Worklog comment must be an Atlassian Document."})
+        parsed = parse_jira_time(str(body["started"]))
+        if parsed is None:
+            raise JiraHTTPError(400, [], {"started": "Invalid date format. Use yyyy-MM-dd'T'HH:mm:ss.SSSZ."})
+        started, offset = parsed
+    comment = body.get("comment")
+    if comment is not None:
+        if api_version() == 2 and isinstance(comment, str):
+            comment = wiki_to_adf(comment)
+        elif not _is_adf(comment):
+            raise JiraHTTPError(400, [], {"comment": "Worklog comment must be an Atlassian Document."})
+    visibility = _visibility(body.get("visibility"))
     now = render.now_ms()
     with site().lock:
         w = {
             "id": site().next_id("worklogs", 900_000_000),
             "author": caller().account_id,
             "started": started,
+            "started_offset": offset,
             "created": now,
             "updated": now,
             "timeSpentSeconds": seconds,
-            "comment": body.get("comment"),
+            "comment": comment,
+            "visibility": visibility,
         }
         materialise(site(), issue)["worklogs"].append(w)
         issue.updated = now
@@ -297,6 +360,14 @@ def media_file(attachment_id: int):
     return _stream(a)
 
 
+def content_disposition(filename: str) -> str:
+    """RFC 6266: an ASCII fallback `filename` and the exact name as UTF-8 in `filename*` (RFC 5987)."""
+    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in filename)
+    if fallback == filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 def _stream(a: Attachment) -> Response:
     if a.corrupt == "error":
         raise JiraHTTPError(500, "Internal server error while reading the attachment from the media store.")
@@ -305,7 +376,7 @@ def _stream(a: Attachment) -> Response:
     headers = {
         "Accept-Ranges": "bytes",
         "Content-Type": a.mime_type,
-        "Content-Disposition": f'attachment; filename="{a.filename}"',
+        "Content-Disposition": content_disposition(a.filename),
     }
     if rng := request.headers.get("Range"):
         m = RANGE.match(rng.strip())

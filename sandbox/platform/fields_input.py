@@ -7,14 +7,12 @@ from typing import Any
 
 from sandbox import catalog
 from sandbox.model import Project, Site
+from sandbox.v2 import rich_input
 from sandbox.web import JiraHTTPError
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{3})?)?([+-]\d{2}:?\d{2}|Z)$")
 NOT_SETTABLE = "Field '{}' cannot be set. It is not on the appropriate screen, or unknown."
-
-
-def _is_adf(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("type") == "doc" and isinstance(value.get("content"), list)
 
 
 def _user(site: Site, value: Any) -> str | None:
@@ -39,9 +37,11 @@ def _pick(items: list[dict[str, Any]], value: Any, what: str) -> Any:
     )
 
 
-def _option(definition: dict[str, Any], value: Any) -> str:
+def _option(definition: dict[str, Any], value: Any, options: list[dict[str, Any]] | None = None) -> str:
     if isinstance(value, dict):
-        for o in definition["options"]:
+        for o in definition["options"] if options is None else options:
+            if o.get("deleted"):
+                continue
             if ("id" in value and o["id"] == str(value["id"])) or (
                 "value" in value and o["value"] == value["value"]
             ):
@@ -71,11 +71,7 @@ def _parse_one(site: Site, project: Project, name: str, value: Any) -> Any:
             raise ValueError("Summary must be less than 255 characters.")
         return value
     if name in ("description", "environment"):
-        if value is not None and not _is_adf(value):
-            raise ValueError(
-                "Operation value must be an Atlassian Document (see the Atlassian Document Format)."
-            )
-        return value
+        return rich_input(value, name)
     if name == "priority":
         return _pick([{"id": p["id"], "name": p["name"]} for p in catalog.PRIORITIES], value, "priority")
     if name == "resolution":
@@ -101,8 +97,8 @@ def _parse_one(site: Site, project: Project, name: str, value: Any) -> Any:
         if value is not None and (not isinstance(value, str) or not DATE.match(value)):
             raise ValueError("Error parsing date string: " + str(value))
         return value
-    if name in catalog.CUSTOM_FIELDS:
-        return _parse_custom(site, catalog.CUSTOM_FIELDS[name], value)
+    if name in site.custom_fields:
+        return _parse_custom(site, site.custom_fields[name], value)
     raise ValueError(NOT_SETTABLE.format(name))
 
 
@@ -124,6 +120,41 @@ def _parse_custom(site: Site, definition: dict[str, Any], value: Any) -> Any:
         if not isinstance(value, str) or not DATE.match(value):
             raise ValueError("Error parsing date string: " + str(value))
         return value
+    if kind == "cascading":
+        parent_id = _option(definition, value)
+        if not isinstance(value, dict) or value.get("child") is None:
+            return [parent_id]
+        parent = next(o for o in definition["options"] if o["id"] == parent_id)
+        return [parent_id, _option(definition, value["child"], parent.get("children") or [])]
+    if kind == "datetime":
+        if not isinstance(value, str) or not DATETIME.match(value):
+            raise ValueError("Error parsing date-time string: " + str(value))
+        return value
+    if kind in ("group", "multigroup"):
+        groups = {g for u in site.users.values() for g in u.groups}
+        items = value if kind == "multigroup" else [value]
+        if not isinstance(items, list):
+            raise ValueError("Operation value must be a list of groups.")
+        names = []
+        for item in items:
+            name = item.get("name") if isinstance(item, dict) else None
+            if name not in groups:
+                raise ValueError(f"Group '{name}' does not exist.")
+            names.append(name)
+        return sorted(set(names)) if kind == "multigroup" else names[0]
+    if kind in ("version", "multiversion"):
+        items = value if kind == "multiversion" else [value]
+        if not isinstance(items, list):
+            raise ValueError("Operation value must be a list of versions.")
+        every = [v for p in site.projects.values() if not p.deleted for v in p.versions]
+        ids = [_pick(every, item, "version") for item in items]
+        return ids if kind == "multiversion" else ids[0]
+    if kind == "project":
+        ref = value.get("key") or value.get("id") if isinstance(value, dict) else None
+        project = site.project_by_key(str(ref)) if ref is not None else None
+        if project is None:
+            raise ValueError(f"Project '{ref}' does not exist.")
+        return project.id
     if kind == "user":
         return _user(site, value)
     if kind == "multiuser":
@@ -131,11 +162,7 @@ def _parse_custom(site: Site, definition: dict[str, Any], value: Any) -> Any:
             raise ValueError("Operation value must be a list of users.")
         return sorted({_user(site, v) for v in value})
     if kind == "adf":
-        if not _is_adf(value):
-            raise ValueError(
-                "Operation value must be an Atlassian Document (see the Atlassian Document Format)."
-            )
-        return value
+        return rich_input(value, definition["name"])
     if kind == "labels":
         if not isinstance(value, list) or not all(isinstance(v, str) and " " not in v for v in value):
             raise ValueError("Labels must be a list of strings without spaces.")

@@ -280,7 +280,7 @@ def link_create():
     link_type = next(
         (
             t
-            for t in catalog.LINK_TYPES
+            for t in site().link_types
             if t["name"] == type_ref.get("name") or t["id"] == str(type_ref.get("id"))
         ),
         None,
@@ -313,7 +313,7 @@ def link_get(link_id: int):
     if link is None:
         raise JiraHTTPError(404, "No issue link with id '" + str(link_id) + "' exists.")
     inward, outward = site().issues[link.inward_id], site().issues[link.outward_id]
-    t = catalog.LINK_TYPE_BY_ID[link.type_id]
+    t = site().link_type(link.type_id)
     return jsonify(
         {
             "id": str(link.id),

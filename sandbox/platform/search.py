@@ -51,7 +51,8 @@ def matching_issues(text: str) -> list[Issue]:
         found: list[Issue] = []
         for pid in sorted(project_ids):
             project = s.projects[pid]
-            if project.deleted or caller().account_id in project.hidden_from:
+            # Archived projects keep their issues, but search does not show them (as in Jira).
+            if project.deleted or project.archived or caller().account_id in project.hidden_from:
                 continue
             for issue_id in s.issues_by_project.get(pid, []):
                 issue = s.issues[issue_id]

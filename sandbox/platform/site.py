@@ -128,7 +128,7 @@ def fields():
         if schema is not None:
             item["schema"] = schema
         out.append(item)
-    for fid, d in catalog.CUSTOM_FIELDS.items():
+    for fid, d in site().custom_fields.items():
         number = int(fid.split("_")[1])
         out.append(
             {
@@ -164,19 +164,42 @@ def _schema_type(kind: str) -> str:
         "url": "string",
         "string": "string",
         "sprint": "array",
+        "cascading": "option-with-child",
+        "datetime": "datetime",
+        "group": "group",
+        "multigroup": "array",
+        "version": "version",
+        "multiversion": "array",
+        "project": "project",
     }[kind]
 
 
 def _schema_items(kind: str) -> str | None:
-    return {"multiselect": "option", "multiuser": "user", "labels": "string", "sprint": "json"}.get(kind)
+    return {
+        "multiselect": "option",
+        "multiuser": "user",
+        "labels": "string",
+        "sprint": "json",
+        "multigroup": "group",
+        "multiversion": "version",
+    }.get(kind)
 
 
 @bp.get("/field/<field_id>/context/<int:context_id>/option")
 def field_options(field_id: str, context_id: int):
-    definition = catalog.CUSTOM_FIELDS.get(field_id)
+    definition = site().custom_fields.get(field_id)
     if definition is None or "options" not in definition:
         raise JiraHTTPError(404, "The custom field was not found.")
-    values = [{"id": o["id"], "value": o["value"], "disabled": False} for o in definition["options"]]
+    values = []
+    for o in definition["options"]:
+        if o.get("deleted"):  # an option deleted after use: gone from the list, still on old issues
+            continue
+        values.append({"id": o["id"], "value": o["value"], "disabled": False})
+        for child in o.get("children") or []:
+            if not child.get("deleted"):
+                values.append(
+                    {"id": child["id"], "value": child["value"], "disabled": False, "optionId": o["id"]}
+                )
     return jsonify(
         page_bean(
             values,
@@ -217,7 +240,7 @@ def link_types():
     return jsonify(
         {
             "issueLinkTypes": [
-                {**t, "self": f"{base()}/rest/api/3/issueLinkType/{t['id']}"} for t in catalog.LINK_TYPES
+                {**t, "self": f"{base()}/rest/api/3/issueLinkType/{t['id']}"} for t in site().link_types
             ]
         }
     )

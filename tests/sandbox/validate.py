@@ -48,8 +48,9 @@ def _routes() -> list[tuple[re.Pattern[str], str, str, int]]:
 
 def find_operation(method: str, path: str) -> tuple[str, str] | None:
     """Return (spec name, path template) of the documented operation matching method and path."""
-    if path.startswith("/rest/api/2/"):
-        path = "/rest/api/3/" + path[len("/rest/api/2/") :]
+    for v2 in ("/rest/api/2/", "/rest/api/latest/"):  # v2 and latest answer v3's operations
+        if path.startswith(v2):
+            path = "/rest/api/3/" + path[len(v2) :]
     for regex, template, name, _ in _routes():
         if regex.match(path) and method.lower() in _spec(name)["paths"][template]:
             return name, template
