@@ -170,6 +170,7 @@ def attachments():
             "size": a.size,
             "realSize": real_size(a),
             "corrupt": a.corrupt,
+            "mediaId": a.media_id,
         }
         if with_sha and a.corrupt is None:
             item["sha256"] = attachment_sha256(s, a)

@@ -221,7 +221,7 @@ def comment(site: Site, base: str, issue: Issue, c: dict[str, Any], rendered: bo
     if c.get("visibility"):
         out["visibility"] = c["visibility"]
     if rendered:
-        out["renderedBody"] = adf_to_html(c["body"])
+        out["renderedBody"] = adf_to_html(c["body"], media_urls(site, base, issue))
     return out
 
 
@@ -266,12 +266,21 @@ def seconds_to_duration(seconds: int) -> str:
     return " ".join(parts) or "0m"
 
 
-def adf_to_html(doc: Any) -> str:
-    """Render ADF as simple HTML (what renderedFields carries)."""
+def adf_to_html(doc: Any, media: dict[str, str] | None = None) -> str:
+    """Render ADF as simple HTML (what renderedFields carries); media nodes become their attachment's URL.
+
+    `media` maps a media file id to the attachment content URL: Jira's rendered HTML is where a client sees
+    which attachment a media node shows.
+    """
     if not isinstance(doc, dict):
         return "" if doc is None else str(doc)
     node_type = doc.get("type")
-    inner = "".join(adf_to_html(child) for child in doc.get("content", []))
+    inner = "".join(adf_to_html(child, media) for child in doc.get("content", []))
+    if node_type in ("media", "mediaInline"):
+        attrs = doc.get("attrs") or {}
+        src = (media or {}).get(str(attrs.get("id")), "")
+        alt = str(attrs.get("alt", "")).replace("&", "&amp;").replace('"', "&quot;")
+        return f'<img src="{src}" alt="{alt}" data-media-id="{attrs.get("id", "")}">'
     if node_type == "text":
         return str(doc.get("text", "")).replace("&", "&amp;").replace("<", "&lt;")
     if node_type == "mention":
@@ -289,6 +298,16 @@ def adf_to_html(doc: Any) -> str:
         "codeBlock": "pre",
     }.get(str(node_type))
     return f"<{tag}>{inner}</{tag}>" if tag else inner
+
+
+def media_urls(site: Site, base: str, issue: Issue) -> dict[str, str]:
+    """Media file id -> attachment content URL, for the attachments of one issue."""
+    out = {}
+    for attachment_id in site.attachments_by_issue.get(issue.id, []):
+        a = site.attachments[attachment_id]
+        if a.media_id and not a.deleted:
+            out[a.media_id] = f"{base}/rest/api/3/attachment/content/{a.id}"
+    return out
 
 
 INLINE_COMMENTS = 20
@@ -576,7 +595,7 @@ def issue_bean(
     out["fields"] = select_fields(all_fields, fields)
     if "renderedFields" in expand:
         out["renderedFields"] = {
-            k: (adf_to_html(v) if k in ("description", "environment") else v)
+            k: (adf_to_html(v, media_urls(site, base, issue)) if k in ("description", "environment") else v)
             for k, v in out["fields"].items()
             if k in ("description", "environment", "created", "updated")
         }

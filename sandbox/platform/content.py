@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -424,6 +425,7 @@ def attachment_upload(key: str):
             author=caller().account_id,
             data=data,
         )
+        a.media_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{site().cloud_id}/attachment/{a.id}"))
         site().add_attachment(a)
         out.append(render.attachment(site(), base(), a))
     issue.updated = now

@@ -57,6 +57,8 @@ def issue_create():
     project = site().project_by_key(str(project_ref.get("key") or project_ref.get("id") or ""))
     if project is None or caller().account_id in project.hidden_from:
         raise JiraHTTPError(400, [], {"project": "Specify a valid project ID or key"})
+    if project.archived:
+        raise JiraHTTPError(400, [], {"project": "The project is archived: issues cannot be created in it."})
     type_id = _issue_type(fields.pop("issuetype", None))
     parent_ref = fields.pop("parent", None)
     parent_id = None
