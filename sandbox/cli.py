@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import socket
+import sys
 
 
 def _rate(value: str) -> float:
@@ -38,10 +40,31 @@ def add_commands(sub) -> None:
     p.set_defaults(func=run)
 
 
+def port_taken(port: int, host: str = "127.0.0.1") -> str | None:
+    """Why the port cannot be served on (e.g. another process listens there), or None when it is free."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            return e.strerror or str(e)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from keepstone.servers import serve_forever
     from sandbox.app import create_app
     from sandbox.config import SandboxConfig
+    from sandbox.sitefile import SiteFileError
+
+    busy = port_taken(args.port)
+    if busy is not None:
+        print(
+            f"keepstone sandbox: port {args.port} on 127.0.0.1 is not free ({busy}); "
+            "stop what uses it or pick another with --port",
+            file=sys.stderr,
+        )
+        return 1
 
     config = SandboxConfig(
         projects=args.projects,
@@ -61,7 +84,11 @@ def run(args: argparse.Namespace) -> int:
         admin_token=args.admin_token,
         site_file=args.site_file,
     )
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except SiteFileError as e:
+        print(f"keepstone sandbox: {e}", file=sys.stderr)
+        return 2
     site = app.extensions["sandbox"].site
     url = f"http://127.0.0.1:{args.port}"
     issues = sum(1 for i in site.issues.values() if not i.deleted)
@@ -73,5 +100,9 @@ def run(args: argparse.Namespace) -> int:
         f"  viewer: {config.viewer_email} / API token {config.viewer_token} (cannot browse the last project)"
     )
     print(f"  try:    curl -u {config.admin_email}:{config.admin_token} {url}/rest/api/3/myself", flush=True)
-    serve_forever(app, args.port)
+    try:
+        serve_forever(app, args.port)
+    except OSError as e:  # taken between the check and the bind
+        print(f"keepstone sandbox: cannot serve on port {args.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
     return 0
