@@ -16,7 +16,15 @@ KINDS = ("config", "keys", "data", "index", "snapshots", "locks", "keep")
 
 
 class StorageError(Exception):
-    """The storage failed: {detail}."""
+    """The storage failed: {detail}.
+
+    `reason` says why, where a backend can tell: "credentials" (refused), "missing" (no such container or
+    bucket), "unreachable" (no answer); "" when it cannot.
+    """
+
+    def __init__(self, message: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class NotFound(StorageError):

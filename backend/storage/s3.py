@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from backend.storage.base import (
     AlreadyExists,
@@ -17,19 +18,25 @@ from backend.storage.base import (
     check_address,
 )
 
+CREDENTIAL_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "401")
+
 
 def _convert(e: Exception, what: str) -> Exception:
-    if isinstance(e, EndpointConnectionError):
-        return RetryableError(f"S3 unreachable for {what}: {e}")
+    if isinstance(e, BotoConnectionError):  # refused, timed out, DNS, TLS
+        return RetryableError(f"S3 unreachable for {what}: {e}", reason="unreachable")
     if isinstance(e, ClientError):
         code = str(e.response.get("Error", {}).get("Code", ""))
         status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code == "NoSuchBucket":
+            return PermanentError(f"{what}: the bucket does not exist", reason="missing")
         if code in ("NoSuchKey", "404", "NotFound"):
             return NotFound(f"{what} not found")
         if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
             return AlreadyExists(f"{what} already exists")
         if status == 429 or status >= 500 or code in ("SlowDown", "RequestTimeout"):
             return RetryableError(f"S3 answered {code or status} for {what}")
+        if status in (401, 403) or code in CREDENTIAL_CODES:
+            return PermanentError(f"S3 refused the credentials for {what} ({code or status})", "credentials")
         return PermanentError(f"S3 refused {what}: {code} {e}")
     if isinstance(e, BotoCoreError):
         return RetryableError(f"S3 failed for {what}: {e}")
@@ -45,7 +52,9 @@ class S3Storage(Storage):
         region: str = "us-east-1",
         access_key: str | None = None,
         secret_key: str | None = None,
+        create: bool = True,
     ) -> None:
+        """Open a bucket; with `create` (the URL form) a missing bucket is made, else it is an error."""
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.location = f"s3://{bucket}/{self.prefix}"
@@ -64,7 +73,12 @@ class S3Storage(Storage):
         )
         try:
             self.client.head_bucket(Bucket=bucket)
-        except ClientError:
+        except ClientError as e:
+            status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if not create:
+                if status == 404:
+                    raise PermanentError(f"bucket {bucket} does not exist", reason="missing") from e
+                raise _convert(e, f"bucket {bucket}") from e
             try:
                 self.client.create_bucket(Bucket=bucket)
             except Exception as e:
