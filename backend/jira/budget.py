@@ -10,16 +10,21 @@ Jira does not publish a site's rate, so the budget learns it. Two signals, best 
   `X-RateLimit-NearLimit` holds the pace (and lowers it gently while it persists), quiet seconds raise it.
 
 A 429 always pauses *every* thread for exactly its Retry-After. `RateBudget` is the interface;
-`LocalRateBudget` serves one process (a shared implementation can serve many workers of one site).
+`LocalRateBudget` serves one process; `backend.jira.shared_budget.SharedRateBudget` keeps the same state in
+Redis for every process of one site (`KEEPSTONE_RATE_BUDGET_URL`, see `budget_for`).
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
+
+BUDGET_URL_ENV = "KEEPSTONE_RATE_BUDGET_URL"
 
 
 @dataclass(frozen=True)
@@ -153,18 +158,7 @@ class LocalRateBudget:
             self.rate = max(1.0, self._achieved(self.clock()))  # start pacing before the wall
 
     def _refill_rate(self) -> float | None:
-        """The least-squares slope of granted tokens over time, once the window spans half a second."""
-        points = self.supply
-        if len(points) < 8 or points[-1][0] - points[0][0] < 0.5:
-            return None
-        n = len(points)
-        mean_t = sum(t for t, _ in points) / n
-        mean_g = sum(g for _, g in points) / n
-        var = sum((t - mean_t) ** 2 for t, _ in points)
-        if var <= 0:
-            return None
-        slope = sum((t - mean_t) * (g - mean_g) for t, g in points) / var
-        return slope if slope > 0 else None
+        return fit_refill_rate(self.supply)
 
     def _near_limit(self) -> None:
         """AIMD without numbers: stop growing, and step under the rate achieved while the signal lasts."""
@@ -177,3 +171,32 @@ class LocalRateBudget:
         elif now - self.last_decrease >= 1.0:
             self.rate = max(0.5, min(self.rate, achieved or self.rate) * self.NEAR_STEP)
             self.last_decrease = now
+
+
+def fit_refill_rate(points: Iterable[tuple[float, int]]) -> float | None:
+    """The least-squares slope of granted tokens over time, once the window spans half a second."""
+    points = list(points)
+    if len(points) < 8 or points[-1][0] - points[0][0] < 0.5:
+        return None
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_g = sum(g for _, g in points) / n
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if var <= 0:
+        return None
+    slope = sum((t - mean_t) * (g - mean_g) for t, g in points) / var
+    return slope if slope > 0 else None
+
+
+def budget_for(site_url: str, email: str = "") -> RateBudget:
+    """The budget a new client of this site and credential paces on.
+
+    Without `KEEPSTONE_RATE_BUDGET_URL` (the embedded default) a budget of the client's own; with a
+    `redis://` URL the one budget every process of this site and credential shares through Redis.
+    """
+    url = os.environ.get(BUDGET_URL_ENV, "").strip()
+    if not url:
+        return LocalRateBudget()
+    from backend.jira.shared_budget import shared_budget
+
+    return shared_budget(url, site_url, email)

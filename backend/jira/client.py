@@ -16,7 +16,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from backend.jira.budget import LocalRateBudget, RateBudget
+from backend.jira.budget import RateBudget, budget_for
 from backend.jira.errors import JiraAuthError, JiraBadRequest, JiraError, JiraNotFound, JiraUnavailable
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,11 @@ class JiraClient:
         sleep=time.sleep,
     ) -> None:
         self.credentials = credentials
-        self.budget = budget or LocalRateBudget()
+        # The embedded default is a budget of this client's own; KEEPSTONE_RATE_BUDGET_URL shares one per
+        # site and credential between every process (the key hashes the credential, never stores it).
+        self.budget = budget or budget_for(
+            credentials.site_url, credentials.email or ("bearer " + credentials.api_token)
+        )
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
