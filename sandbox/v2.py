@@ -1,5 +1,7 @@
 """REST v2 (and /rest/api/latest, and everything on Data Center) spoken at the edge of the v3 routes.
 
+The agile API's issue lists (board and sprint issues) carry v2's plain-text fields on Cloud as well.
+
 The routes are written once, for v3. A v2 request is routed to them marked `sandbox.api = 2`; its
 answer is then rewritten as Jira's v2 writes it: every ADF document (description, environment, comment
 bodies, worklog comments, multi-line text fields) becomes wiki markup, and every link to the site's
@@ -50,11 +52,16 @@ def speak_v2(response: Response) -> Response:
     """Rewrite a JSON answer of a v2 call into v2's shape (after_request hook)."""
     if not request.path.startswith(("/rest/api/", "/rest/agile/")) or response.direct_passthrough:
         return response
-    if request.path.startswith("/rest/agile/") and state().config.flavor != "datacenter":
+    # The agile API's issue lists carry v2's plain-text fields on Cloud too (its links stay as they are).
+    agile_text = request.path.startswith("/rest/agile/") and request.path.endswith("/issue")
+    if request.path.startswith("/rest/agile/") and state().config.flavor != "datacenter" and not agile_text:
         return response
-    if api_version() != 2 or response.mimetype != "application/json" or not response.get_data():
+    if (api_version() != 2 and not agile_text) or response.mimetype != "application/json":
+        return response
+    if not response.get_data():
         return response
     data = json.loads(response.get_data())
+    links = api_version() == 2
     v3, v2 = f"{base()}/rest/api/3/", f"{base()}/rest/api/2/"
     names: dict[str, str] | None = None
 
@@ -73,7 +80,7 @@ def speak_v2(response: Response) -> Response:
             return {k: walk(v) for k, v in node.items()}
         if isinstance(node, list):
             return [walk(v) for v in node]
-        if isinstance(node, str) and node.startswith(v3):
+        if links and isinstance(node, str) and node.startswith(v3):
             return v2 + node[len(v3) :]
         return node
 

@@ -222,3 +222,13 @@ def test_datacenter_has_no_v3_and_links_to_v2(make_site):
     config = dc.get(f"/rest/agile/1.0/board/{board['id']}/configuration")
     assert config["filter"]["self"].startswith(dc.url + "/rest/api/2/")
     assert requests.get(f"{dc.url}/rest/api/2/myself", auth=(ADMIN_EMAIL, ADMIN_TOKEN), timeout=10).ok
+
+
+def test_agile_issue_lists_carry_plain_text_fields(jira):
+    board = jira.get("/rest/agile/1.0/board")["values"][0]
+    issues = jira.get(f"/rest/agile/1.0/board/{board['id']}/issue", params={"maxResults": 30})["issues"]
+    described = [i for i in issues if i["fields"].get("description")]
+    assert described and all(isinstance(i["fields"]["description"], str) for i in described)
+    v3 = jira.get(f"/rest/api/3/issue/{described[0]['key']}")["fields"]["description"]
+    assert v3["type"] == "doc"
+    assert issues[0]["fields"]["status"]["self"].startswith(jira.url + "/rest/api/3/")
