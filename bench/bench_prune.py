@@ -148,6 +148,7 @@ def _one(issues: int, seed: int) -> dict[str, object]:
             "reclaimed_vs_ideal": round((before - after) / ideal, 3) if ideal else None,
             "reclaimed_pack_bytes": data_before - data_after,  # packs only (no index files)
             "reclaimed_pack_bytes_vs_ideal": round((data_before - data_after) / ideal, 3) if ideal else None,
+            "packs_before": result["packs_before"],
             "packs_deleted": result["packs_deleted"],
             "packs_repacked": result["packs_repacked"],
             "bytes_read": result["bytes_read"],
