@@ -42,6 +42,7 @@ class Project:
     versions: list[dict[str, Any]] = field(default_factory=list)
     properties: dict[str, Any] = field(default_factory=dict)
     hidden_from: set[str] = field(default_factory=set)  # accountIds without "Browse projects"
+    roles: dict[str, set[str]] = field(default_factory=dict)  # project role name -> accountIds in it
     next_num: int = 1
 
 

@@ -300,6 +300,34 @@ def adf_to_html(doc: Any, media: dict[str, str] | None = None) -> str:
     return f"<{tag}>{inner}</{tag}>" if tag else inner
 
 
+def may_see(site: Site, project: Project, visibility: dict[str, Any] | None) -> bool:
+    """Whether the caller of this request sees a comment or worklog restricted to a role or a group.
+
+    A group restriction shows it to the group's members; a role restriction to the role's members: the
+    site admin and the project lead are in every role of a project, others as the site file lists them.
+    """
+    if not visibility:
+        return True
+    from flask import g, has_request_context
+
+    me = g.get("user") if has_request_context() else None
+    if me is None:
+        return True
+    if visibility.get("type") == "group":
+        return visibility.get("value") in me.groups
+    if "jira-administrators" in me.groups or me.account_id == project.lead:
+        return True
+    return me.account_id in project.roles.get(str(visibility.get("value")), set())
+
+
+def visible(site: Site, issue: Issue, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The comments or worklogs of an issue that the caller may see."""
+    project = site.projects[issue.project_id]
+    if not any(item.get("visibility") for item in items):
+        return items
+    return [item for item in items if may_see(site, project, item.get("visibility"))]
+
+
 def media_urls(site: Site, base: str, issue: Issue) -> dict[str, str]:
     """Media file id -> attachment content URL, for the attachments of one issue."""
     out = {}
@@ -447,8 +475,8 @@ def issue_fields(site: Site, base: str, issue: Issue) -> dict[str, Any]:
     project_obj = site.projects[issue.project_id]
     comps = {c["id"]: c for c in project_obj.components}
     vers = {v["id"]: v for v in project_obj.versions}
-    comments = content["comments"]
-    worklogs = content["worklogs"]
+    comments = visible(site, issue, content["comments"])
+    worklogs = visible(site, issue, content["worklogs"])
     out: dict[str, Any] = {
         "summary": f["summary"],
         "description": f["description"],

@@ -406,6 +406,15 @@ class _Loader:
                     "releaseDate": v.get("releaseDate"),
                 }
             )
+        roles = p.get("roles") or {}
+        if not isinstance(roles, dict):
+            _fail("'roles' must be an object of role name -> list of emails")
+        for role, members in roles.items():
+            if role not in ROLES:
+                _fail(f"roles: {role!r} is not a project role ({', '.join(ROLES)})")
+            if not isinstance(members, list):
+                _fail(f"roles.{role} must be a list of emails")
+            project.roles[role] = {self.person(m, f"roles.{role}", False) for m in members}
         self.site.projects[project.id] = project
         sprints: dict[str, int] = {}
         for i, b in enumerate(self.items(p, "boards")):

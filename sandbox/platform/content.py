@@ -88,7 +88,7 @@ def _visibility(value: Any) -> dict[str, str] | None:
 @bp.get("/issue/<key>/comment")
 def comments(key: str):
     issue = issue_or_404(key)
-    items = list(issue_content(site(), issue)["comments"])
+    items = list(render.visible(site(), issue, issue_content(site(), issue)["comments"]))
     if request.args.get("orderBy", "created").lstrip("+") == "-created":
         items.reverse()
     start, limit = int_arg("startAt", 0), int_arg("maxResults", 100, 0, 100)
@@ -100,7 +100,7 @@ def comments(key: str):
 @bp.get("/issue/<key>/comment/<int:comment_id>")
 def comment_get(key: str, comment_id: int):
     issue = issue_or_404(key)
-    for c in issue_content(site(), issue)["comments"]:
+    for c in render.visible(site(), issue, issue_content(site(), issue)["comments"]):
         if c["id"] == comment_id:
             return jsonify(
                 render.comment(site(), base(), issue, c, "renderedBody" in request.args.get("expand", ""))
@@ -155,7 +155,8 @@ def _items_by_id(part: str, raw_ids: Any) -> list[tuple[Any, dict[str, Any]]]:
     for issue_id in sorted(candidates):
         issue = s.issues[issue_id]
         if not issue.deleted:
-            found += [(issue, item) for item in issue_content(s, issue)[part] if item["id"] in ids]
+            items = render.visible(s, issue, issue_content(s, issue)[part])
+            found += [(issue, item) for item in items if item["id"] in ids]
     return found
 
 
@@ -171,7 +172,7 @@ def comment_list():
 @bp.get("/issue/<key>/worklog")
 def worklogs(key: str):
     issue = issue_or_404(key)
-    items = issue_content(site(), issue)["worklogs"]
+    items = render.visible(site(), issue, issue_content(site(), issue)["worklogs"])
     start, limit = int_arg("startAt", 0), int_arg("maxResults", 5000, 0, 5000)
     return jsonify(
         {

@@ -185,14 +185,18 @@ def project_role(key: str, role_id: int):
     name = next((n for n, r in render.ROLES.items() if r == role_id), None)
     if name is None:
         raise JiraHTTPError(404, "Can not retrieve a role actor for a null project role.")
+    members = ([project.lead] if name == "Administrators" else []) + sorted(
+        project.roles.get(name, set()) - {project.lead if name == "Administrators" else ""}
+    )
     actors = [
         {
             "id": 10000 + i,
-            "displayName": site().users[project.lead].display_name,
+            "displayName": site().users[account_id].display_name,
             "type": "atlassian-user-role-actor",
-            "actorUser": {"accountId": project.lead},
+            "actorUser": {"accountId": account_id},
         }
-        for i in range(1 if name == "Administrators" else 0)
+        for i, account_id in enumerate(members)
+        if account_id in site().users
     ]
     return jsonify(
         {

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, start_sandbox
-from tests.sandbox.conftest import Jira
+from tests.sandbox.conftest import VIEWER, Jira
 from tests.sandbox.validate import check_issue_fields
 
 DIAGRAM = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
@@ -82,7 +82,7 @@ def test_comment_and_worklog_visibility_and_worklog_offsets(ex):
         "2024-03-05T09:00:00.000+0530",
         "2024-03-06T09:00:00.000-0800",
     ]
-    assert worklogs[1]["visibility"] == {"type": "group", "value": "ops-team"}
+    assert worklogs[1]["visibility"] == {"type": "group", "value": "jira-administrators"}
     assert worklogs[0]["comment"]["content"][0]["content"][0]["text"] == "Planning"
     assert ex.get("/rest/api/2/issue/OPS-2/worklog")["worklogs"][0]["comment"] == "Planning"
 
@@ -270,3 +270,18 @@ def test_keys_types_and_times(ex):
     body["fields"]["project"]["key"] = "WEB"
     refused = ex.call("POST", "/rest/api/3/issue", json=body, expect=400)
     assert "archived" in refused.json()["errors"]["project"]
+
+
+def test_restricted_comments_and_worklogs_are_seen_only_by_members(ex):
+    viewer = Jira(ex.url, VIEWER)
+    comments = viewer.get("/rest/api/3/issue/OPS-2/comment")
+    assert comments["total"] == 1 and "visibility" not in comments["comments"][0]
+    assert viewer.get("/rest/api/3/issue/OPS-2/worklog")["total"] == 1
+    fields = viewer.get("/rest/api/3/issue/OPS-2", params={"fields": "comment,worklog"})["fields"]
+    assert fields["comment"]["total"] == 1 and fields["worklog"]["total"] == 1
+    hidden = ex.get("/rest/api/3/issue/OPS-2/comment")["comments"][1]["id"]
+    viewer.get(f"/rest/api/3/issue/OPS-2/comment/{hidden}", expect=404)
+    assert viewer.post("/rest/api/3/comment/list", {"ids": [int(hidden)]})["values"] == []
+    assert ex.get("/rest/api/3/issue/OPS-2/comment")["total"] == 2  # the admin is in every role
+    developers = ex.get("/rest/api/3/project/OPS/role/10003")
+    assert [a["actorUser"]["accountId"] for a in developers["actors"]] == ["5b10a0000000000000000001"]
