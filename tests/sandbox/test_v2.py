@@ -10,6 +10,8 @@ from urllib.parse import unquote
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN
 
@@ -232,3 +234,19 @@ def test_agile_issue_lists_carry_plain_text_fields(jira):
     v3 = jira.get(f"/rest/api/3/issue/{described[0]['key']}")["fields"]["description"]
     assert v3["type"] == "doc"
     assert issues[0]["fields"]["status"]["self"].startswith(jira.url + "/rest/api/3/")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        alphabet=st.characters(categories=("L", "N", "Zs"), include_characters="\n.,:;?()'\"/@#$%&=<>"),
+        max_size=200,
+    )
+)
+def test_plain_text_comes_back_from_v2_as_it_went_in(text):
+    from sandbox.wiki import adf_to_wiki, wiki_to_adf
+    from tests.sandbox.validate import assert_adf
+
+    doc = wiki_to_adf(text)
+    assert_adf(doc)
+    assert adf_to_wiki(doc) == text
