@@ -359,6 +359,7 @@ class _Loader:
         if key in seen:
             _fail(f"project key {key} is used twice")
         seen.add(key)
+        self.where = f"{self.where} ({key})"
         type_key = self.text(p, "type") or "software"
         if type_key not in ("software", "business", "service_desk"):
             _fail(f"project type {type_key!r} is not software, business or service_desk")
@@ -418,7 +419,7 @@ class _Loader:
         self.site.projects[project.id] = project
         sprints: dict[str, int] = {}
         for i, b in enumerate(self.items(p, "boards")):
-            self._at(f"projects[{n}].boards[{i}]", self.board, project, b, sprints)
+            self._at(f"projects[{n}] ({key}).boards[{i}]", self.board, project, b, sprints)
         self.sprints_by_project[project.id] = sprints
         return project
 

@@ -134,6 +134,14 @@ BAD = [
         r"\(OPS-2\)\.links\[0\]: outward 'OPS-99' is not an issue",
     ),
     (_minimal(links=[{"type": "Zaps", "outward": "OPS-1"}]), r"links\[0\]: unknown link type 'Zaps'"),
+    (
+        {"projects": [{"key": "AB", "name": "x", "components": [{"description": "no name"}]}]},
+        r"projects\[0\] \(AB\): components\[0\] needs a 'name'",
+    ),
+    (
+        {"projects": [{"key": "AB", "name": "x", "roles": {"Owners": []}}]},
+        r"projects\[0\] \(AB\): roles: 'Owners' is not a project role",
+    ),
     (_minimal(components=["Nope"]), r"\(OPS-2\): components: 'Nope' is not a component of project OPS"),
     (_minimal(sprint="Sprint 9"), r"\(OPS-2\): sprint 'Sprint 9' is not a sprint"),
     (_minimal(changelog=[{"items": [{"from": "x"}]}]), r"changelog\[0\]: items\[0\] needs a 'field'"),
@@ -170,7 +178,7 @@ BAD = [
                 {"key": "AB", "name": "x", "boards": [{"type": "kanban", "sprints": [{"name": "S"}]}]}
             ]
         },
-        r"projects\[0\]\.boards\[0\]: only a scrum board has sprints",
+        r"projects\[0\] \(AB\)\.boards\[0\]: only a scrum board has sprints",
     ),
 ]
 
