@@ -125,8 +125,9 @@ class PruneResult:
             f"{verb} {self.packs_deleted} unused packs and {self.packs_unindexed} packs in no index, "
             f"{'would repack' if self.dry_run else 'repacked'} {self.packs_repacked} packs into "
             f"{self.packs_written}; {self.blobs_kept} blobs kept, {self.blobs_removed} removed; "
-            f"reclaimed {_size(self.bytes_reclaimed)} (read {_size(self.bytes_read)}, "
-            f"wrote {_size(self.bytes_written)})"
+            f"{'would reclaim about' if self.dry_run else 'reclaimed'} {_size(self.bytes_reclaimed)} "
+            f"(read {_size(self.bytes_read)}, {'would write about' if self.dry_run else 'wrote'} "
+            f"{_size(self.bytes_written)})"
         )
 
 
