@@ -61,6 +61,16 @@ class Config:
         default_factory=lambda: os.environ.get("KEEPSTONE_STORAGE_REGION", "local disk")
     )
     storage_url: str | None = field(default_factory=lambda: os.environ.get("KEEPSTONE_STORAGE_URL"))
+    # Storage records (backend/storages.py): local folders live under storage_root/<cloud_id>/; S3 endpoints
+    # and Azure account URLs must be https, name a host in storage_hosts when that is set (comma-separated),
+    # and may be plain http or a private address only for a host in storage_http_hosts.
+    storage_root: Path | None = field(
+        default_factory=lambda: Path(p) if (p := os.environ.get("KEEPSTONE_STORAGE_ROOT")) else None
+    )
+    storage_hosts: str = field(default_factory=lambda: os.environ.get("KEEPSTONE_STORAGE_HOSTS", ""))
+    storage_http_hosts: str = field(
+        default_factory=lambda: os.environ.get("KEEPSTONE_STORAGE_HTTP_HOSTS", "")
+    )
     scheduler: bool = field(default_factory=lambda: os.environ.get("KEEPSTONE_SCHEDULER", "on") != "off")
     run_workers: int = field(default_factory=lambda: int(os.environ.get("KEEPSTONE_RUN_WORKERS", "2")))
     misfire_grace_seconds: int = 3600
@@ -105,6 +115,7 @@ class Config:
             )
         if not self.secret_key:
             self.secret_key = _secret_key(self.data_dir)
+        self.storage_root = Path(self.storage_root or self.data_dir / "storages").resolve()
         if self.database_url.startswith("sqlite:///"):
             Path(self.database_url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         if self.cookie_secure not in COOKIE_SECURE_MODES:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from backend import vault
+from backend import storages, vault
 from backend.backup import BackupSpec, ProjectResult, RunResult, run_backup
 from backend.config import Config
 from backend.db import Database
@@ -35,7 +35,7 @@ from backend.db.models import (
 from backend.jira import JiraClient, JiraCredentials, JiraError
 from backend.repository import Repository, RepositoryError, RepositoryLocked, SnapshotInfo, WrongPassword
 from backend.repository.retention import Policy, PolicyError, forget
-from backend.storage import StorageError, open_storage
+from backend.storage import Storage, StorageError, open_storage
 
 log = logging.getLogger(__name__)
 STATE_OF = {
@@ -162,6 +162,14 @@ class RunService:
             spec_raw, storage_url, cloud_id = dict(plan.spec), plan.storage_url, org.cloud_id
             rotation, time_zone = dict(plan.rotation or {}), org.time_zone or "UTC"
             owner = {"plan": plan.public_id, "run": run.public_id}
+            replicas = [f"{link.storage.name!r} ({link.storage.public_id})" for link in plan.replica_links]
+            primary: storages.Target | None = None
+            unreadable = ""
+            if plan.storage is not None:
+                try:
+                    primary = storages.target_of(plan.storage, self.config, cloud_id)
+                except ValueError:
+                    unreadable = f"storage {plan.storage.name!r} ({plan.storage.public_id})"
             creds = None
             if account is not None:
                 token = vault.unseal(self.config.secret_key, account.token_sealed, f"jira-token:{cloud_id}")
@@ -170,14 +178,40 @@ class RunService:
             self._log(run_id, "no Jira credentials yet: set an API token in Settings", level="error")
             self._finish(run_id, "failed", "no Jira credentials: set the API token in Settings")
             return
+        if unreadable:
+            message = (
+                f"the credentials of {unreadable} cannot be decrypted with this secret key: set them again"
+            )
+            self._log(run_id, f"the run could not start: {message}", level="error")
+            self._finish(run_id, "failed", message)
+            return
         spec = BackupSpec.from_dict(spec_raw)
         client = JiraClient(creds, pool_size=max(4, spec.max_workers * 2))
+        hidden = primary.secrets() if primary else []
         try:
-            repo = self._repository(storage_url, cloud_id)
-        except (StorageError, RepositoryError, WrongPassword) as e:
-            self._log(run_id, f"the run could not start: {e}", level="error")
-            self._finish(run_id, "failed", str(e))
+            if primary is not None:
+                self._log(run_id, f"writing to {primary.label}")
+                repo = self._open_repository(storages.open_target(primary, self.config), cloud_id)
+            else:
+                repo = self._repository(storage_url, cloud_id)
+        except storages.LocationRefused as e:
+            message = f"{primary.label if primary else 'the storage'}: {e.field}: {e.message}"
+            self._log(run_id, f"the run could not start: {message}", level="error")
+            self._finish(run_id, "failed", message)
             return
+        except (StorageError, RepositoryError, WrongPassword) as e:
+            where = f"{primary.label}: " if primary else ""
+            message = storages.redact(f"{where}{e}", hidden)
+            self._log(run_id, f"the run could not start: {message}", level="error")
+            self._finish(run_id, "failed", message)
+            return
+        if replicas:
+            self._log(
+                run_id,
+                f"replicas {', '.join(replicas)} are not copied yet: replication is not built, so this "
+                "run's snapshots are on the primary storage only",
+                level="warning",
+            )
         cancel = threading.Event()
         total = [0]
 
@@ -214,8 +248,9 @@ class RunService:
                 snapshot_meta=owner,
             )
         except (StorageError, RepositoryError) as e:
-            self._log(run_id, f"the repository failed: {e}", level="error")
-            self._finish(run_id, "failed", str(e), client.stats.requests)
+            message = storages.redact(str(e), hidden)
+            self._log(run_id, f"the repository failed: {message}", level="error")
+            self._finish(run_id, "failed", message, client.stats.requests)
             return
         if result.errors:
             for line in result.errors:
@@ -298,7 +333,10 @@ class RunService:
             s.commit()
 
     def _repository(self, storage_url: str, cloud_id: str) -> Repository:
-        storage = open_storage(storage_url)
+        return self._open_repository(open_storage(storage_url), cloud_id)
+
+    def _open_repository(self, storage: Storage, cloud_id: str) -> Repository:
+        """The organisation's repository on this storage, made on first use."""
         password = vault.repository_password(self.config.secret_key, cloud_id)
         try:
             return Repository.open(storage, password)

@@ -28,9 +28,9 @@ def _guard() -> None:
 
 
 def _nest() -> None:
-    from backend.api import accounts, openapi, organisations, plans, runs
+    from backend.api import accounts, openapi, organisations, plans, runs, storages
 
-    for module in (organisations, accounts, plans, runs, openapi):
+    for module in (organisations, accounts, storages, plans, runs, openapi):
         api.register_blueprint(module.bp)
 
 

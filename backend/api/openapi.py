@@ -18,6 +18,19 @@ from backend.api.accounts import AccountIn, AccountOut
 from backend.api.organisations import OrganisationIn, OrganisationList, OrganisationOut, StatusOut
 from backend.api.plans import PlanIn, PlanList, PlanOut, SpecField
 from backend.api.runs import LogList, RunIn, RunList, RunOut
+from backend.api.storages import (
+    AzureCredentials,
+    AzureLocation,
+    CredentialsField,
+    LocalLocation,
+    LocationField,
+    S3Credentials,
+    S3Location,
+    StorageIn,
+    StorageList,
+    StorageOut,
+    StorageTestOut,
+)
 from backend.auth.access import CLOUD_ID
 from backend.backup.spec import DATA_DEFAULTS, BackupSpecSchema, DataKinds
 from backend.db.ids import PATTERN
@@ -53,6 +66,18 @@ def _custom_fields(plugin: MarshmallowPlugin):
             }
         if isinstance(field, SpecField):
             return plugin.converter.resolve_nested_schema(BackupSpecSchema)  # a $ref
+        if isinstance(field, CredentialsField):  # before LocationField: it is one
+            refs = [plugin.converter.resolve_nested_schema(s) for s in (AzureCredentials, S3Credentials)]
+            return {
+                "oneOf": refs,
+                "nullable": True,
+                "description": "the kind's credentials (none for a local folder); never answered",
+            }
+        if isinstance(field, LocationField):
+            refs = [
+                plugin.converter.resolve_nested_schema(s) for s in (LocalLocation, AzureLocation, S3Location)
+            ]
+            return {"oneOf": refs, "description": "the location of the storage's kind"}
         return {}
 
     return convert
@@ -88,6 +113,9 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str) -> d
 CLOUD = _param("cloud_id", "path", {"type": "string", "pattern": CLOUD_ID.pattern}, "the Jira site's cloudId")
 PLAN = _param("plan_id", "path", {"type": "string", "pattern": PATTERN.pattern}, "a plan's id (pln_...)")
 RUN = _param("run_id", "path", {"type": "string", "pattern": PATTERN.pattern}, "a run's id (run_...)")
+STORAGE = _param(
+    "storage_id", "path", {"type": "string", "pattern": PATTERN.pattern}, "a storage's id (stg_...)"
+)
 
 
 def _page(maximum: int) -> list[dict[str, Any]]:
@@ -144,6 +172,10 @@ def build() -> dict[str, Any]:
         RunOut,
         RunList,
         LogList,
+        StorageIn,
+        StorageOut,
+        StorageList,
+        StorageTestOut,
     ):
         spec.components.schema(schema.__name__, schema=schema)
     spec.components.security_scheme(
@@ -154,6 +186,8 @@ def build() -> dict[str, Any]:
     )
     conflict = {"409": _error("the organisation is suspended, or a run of the plan is active")}
     upstream = {"502": _error("Jira could not be reached or answered an error")}
+    named = {"409": _error("another storage of the organisation has this name, or there are too many")}
+    in_use = {"409": _error("plans use the storage; `fields.plans` names them")}
     org = "/organisations/{cloud_id}"
     paths = {
         "/organisations": {"get": _op("The organisations the caller may act for", "OrganisationList")},
@@ -204,6 +238,39 @@ def build() -> dict[str, Any]:
                 extra=conflict,
             ),
         },
+        f"{org}/storages": {
+            "get": _op("List storages (never their credentials)", "StorageList", params=[CLOUD]),
+            "post": _op(
+                "Create a storage (nothing is contacted; immutability is stored, not enforced yet)",
+                "StorageOut",
+                "201",
+                body="StorageIn",
+                params=[CLOUD],
+                extra=named,
+            ),
+        },
+        "/storages/{storage_id}": {
+            "get": _op("One storage (never its credentials)", "StorageOut", params=[STORAGE]),
+            "patch": _op(
+                "Change a storage (any subset of its fields; a new kind needs its location and credentials)",
+                "StorageOut",
+                body="StorageIn",
+                params=[STORAGE],
+                extra=named,
+            ),
+            "delete": {
+                "summary": "Delete a storage that no plan uses (its data stays where it is)",
+                "parameters": [STORAGE],
+                "responses": {"204": {"description": "deleted"}} | READ_ERRORS | in_use,
+            },
+        },
+        "/storages/{storage_id}/test": {
+            "post": _op(
+                "Write, read, list and delete a probe object; which step failed and why",
+                "StorageTestOut",
+                params=[STORAGE],
+            )
+        },
         "/runs/{run_id}": {"get": _op("One run with per-project results", "RunOut", params=[RUN])},
         "/runs/{run_id}/cancel": {"post": _op("Cancel a run", "RunOut", "202", params=[RUN], extra=conflict)},
         "/runs/{run_id}/logs": {
@@ -219,6 +286,12 @@ def build() -> dict[str, Any]:
     partial = {k: v for k, v in doc["components"]["schemas"]["PlanIn"].items() if k != "required"}
     doc["components"]["schemas"]["PlanPatch"] = partial | {"minProperties": 1}
     patch["schema"] = {"$ref": "#/components/schemas/PlanPatch"}
+    patch = doc["paths"]["/api/v1/storages/{storage_id}"]["patch"]["requestBody"]["content"][
+        "application/json"
+    ]
+    partial = {k: v for k, v in doc["components"]["schemas"]["StorageIn"].items() if k != "required"}
+    doc["components"]["schemas"]["StoragePatch"] = partial | {"minProperties": 1}
+    patch["schema"] = {"$ref": "#/components/schemas/StoragePatch"}
     return doc
 
 

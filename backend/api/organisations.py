@@ -183,7 +183,7 @@ def status(cloud_id: str):
                 "cloud_id": org.cloud_id,
                 "protected_projects": protected,
                 "service_region": svc.config.service_region,
-                "storage_region": svc.config.storage_region,
+                "storage_region": _storage_region(org, svc.config.storage_region),
                 "state": state,
                 "last_backup_at": iso(last.finished) if last else None,
                 "last_backup_state": last.state if last else None,
@@ -194,6 +194,14 @@ def status(cloud_id: str):
                 "has_account": _has_account(s, org.id),
             }
         )
+
+
+def _storage_region(org: Organisation, default: str) -> str:
+    """The region label of the default plan's primary storage, when it has one; else the service's."""
+    plan = next((p for p in org.plans if p.is_default), None)
+    if plan is not None and plan.storage is not None and plan.storage.region:
+        return plan.storage.region
+    return default
 
 
 def _has_account(s, org_id: int) -> bool:

@@ -1,22 +1,28 @@
-"""Backup plans: what to back up (the engine's BackupSpec), when (schedule), how long to keep (rotation)."""
+"""Backup plans: what to back up (the engine's BackupSpec), when (schedule), how long to keep (rotation),
+where to (a primary storage, none meaning the default repository URL, and replicas)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask import Blueprint, jsonify
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 from sqlalchemy import select
 
+from backend import storages
 from backend.api.common import iso, load
 from backend.auth.access import organisation, target
 from backend.backup import BackupSpec, SpecError
 from backend.backup.spec import BackupSpecSchema
-from backend.db.models import Organisation, Plan
+from backend.db.ids import is_id
+from backend.db.models import Organisation, Plan, PlanReplica, StorageRecord
 from backend.errors import Invalid
 from backend.repository.retention import DEFAULT_ROTATION, MAX_COUNT, SCHEMES, Policy, PolicyError
 from backend.scheduler import DAYS, ScheduleError, next_fire, trigger_for
 from backend.services import services
 
 bp = Blueprint("plans", __name__)
+MAX_REPLICAS = 8
 
 
 class ScheduleSchema(Schema):
@@ -93,6 +99,26 @@ class PlanIn(Schema):
         load_default=lambda: dict(DEFAULT_ROTATION),
     )
     enabled = fields.Boolean(load_default=True, truthy={True}, falsy={False})
+    storage_id = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "the primary storage (stg_...); null: the service's default repository"},
+    )
+    replica_ids = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)),
+        load_default=list,
+        validate=validate.Length(max=MAX_REPLICAS),
+        metadata={"description": "replica storages; copying to them is not built yet (a run says so)"},
+    )
+
+    @validates_schema
+    def _distinct(self, data, **_) -> None:
+        replicas = data.get("replica_ids") or []
+        if len(set(replicas)) != len(replicas):
+            raise ValidationError({"replica_ids": ["each storage at most once"]})
+        if data.get("storage_id") is not None and data["storage_id"] in replicas:
+            raise ValidationError({"replica_ids": ["the primary storage cannot be its own replica"]})
 
 
 class PlanOut(Schema):
@@ -106,6 +132,8 @@ class PlanOut(Schema):
     schedule = fields.Nested(ScheduleSchema, required=True)
     rotation = fields.Nested(RotationSchema, required=True)
     storage_url = fields.String(required=True)
+    storage_id = fields.String(required=True, allow_none=True)
+    replica_ids = fields.List(fields.String(), required=True)
     next_run_at = fields.DateTime(required=True, allow_none=True)
     created = fields.DateTime(required=True)
     notes = fields.List(fields.String(), required=True)
@@ -128,7 +156,11 @@ def plan_json(plan: Plan, org: Organisation) -> dict:
         "spec": plan.spec,
         "schedule": plan.schedule,
         "rotation": plan.rotation,
-        "storage_url": plan.storage_url,
+        "storage_url": storages.describe(plan.storage.kind, plan.storage.location, svc.config, org.cloud_id)
+        if plan.storage
+        else plan.storage_url,
+        "storage_id": plan.storage.public_id if plan.storage else None,
+        "replica_ids": [link.storage.public_id for link in plan.replica_links],
         "next_run_at": iso(upcoming),
         "created": iso(plan.created),
         "notes": BackupSpec.from_dict(plan.spec).resolved()[1],
@@ -139,6 +171,53 @@ def _sync(plan: Plan, org: Organisation) -> None:
     if services().scheduler:
         services().scheduler.sync(
             plan.id, plan.schedule, org.time_zone, plan.enabled and org.state == "active"
+        )
+
+
+def _place(s, plan: Plan, org: Organisation, data: dict) -> None:
+    """Set the plan's primary storage and replicas from their public ids (422 naming the field for an id
+    that is not a storage of this organisation); other fields of `data` are left to the caller."""
+    wanted: dict[str, Any] = {}
+    if "storage_id" in data:
+        wanted["storage_id"] = data.pop("storage_id")
+    if "replica_ids" in data:
+        wanted["replica_ids"] = data.pop("replica_ids")
+    ids = ([wanted["storage_id"]] if wanted.get("storage_id") else []) + wanted.get("replica_ids", [])
+    found: dict[str, StorageRecord] = {}
+    if ids:
+        shaped = [i for i in ids if is_id("storage", i)]
+        found = {
+            r.public_id: r
+            for r in s.scalars(
+                select(StorageRecord).where(
+                    StorageRecord.public_id.in_(shaped), StorageRecord.organisation_id == org.id
+                )
+            )
+        }
+    errors: dict[str, Any] = {}
+    primary = wanted.get("storage_id")
+    if primary and primary not in found:
+        errors["storage_id"] = [f"no storage {primary[:64]} in this organisation"]
+    unknown = [i for i in wanted.get("replica_ids", []) if i not in found]
+    if unknown:
+        errors["replica_ids"] = [f"no storage {i[:64]} in this organisation" for i in unknown]
+    if errors:
+        raise Invalid("the plan names storages this organisation does not have", errors)
+    if "storage_id" in wanted:
+        plan.storage = found[primary] if primary else None
+    if "replica_ids" in wanted:
+        existing = {link.storage_id: link for link in plan.replica_links}
+        links = []
+        for position, public_id in enumerate(wanted["replica_ids"]):
+            record = found[public_id]
+            link = existing.get(record.id) or PlanReplica(storage=record)
+            link.position = position
+            links.append(link)
+        plan.replica_links = links
+    if plan.storage is not None and any(link.storage is plan.storage for link in plan.replica_links):
+        raise Invalid(
+            "the primary storage cannot be its own replica",
+            {"replica_ids": ["the primary storage cannot be its own replica"]},
         )
 
 
@@ -154,7 +233,11 @@ def create_plan(cloud_id: str):
     data = load(PlanIn())
     with services().db.session() as s:
         org = organisation(s, cloud_id)
-        plan = Plan(organisation=org, storage_url=services().config.repository_url(cloud_id), **data)
+        plan = Plan(organisation_id=org.id, storage_url=services().config.repository_url(cloud_id))
+        with s.no_autoflush:
+            _place(s, plan, org, data)
+        for key, value in data.items():
+            setattr(plan, key, value)
         s.add(plan)
         s.commit()
         _sync(plan, org)
@@ -175,6 +258,8 @@ def patch_plan(plan_id: str):
         raise Invalid("nothing to change")
     with services().db.session() as s:
         plan = target(s, "plan_id")
+        with s.no_autoflush:
+            _place(s, plan, plan.organisation, data)
         for key, value in data.items():
             setattr(plan, key, value)
         s.commit()

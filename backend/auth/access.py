@@ -17,13 +17,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.db.ids import is_id
-from backend.db.models import Organisation, Plan, Run
+from backend.db.models import Organisation, Plan, Run, StorageRecord
 from backend.errors import NotFound, Unauthorized
 from backend.services import services
 
 CLOUD_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 # URL parameters that name an object, with its model and its kind of public id.
-OBJECTS: dict[str, tuple[type, str]] = {"plan_id": (Plan, "plan"), "run_id": (Run, "run")}
+OBJECTS: dict[str, tuple[type, str]] = {
+    "plan_id": (Plan, "plan"),
+    "run_id": (Run, "run"),
+    "storage_id": (StorageRecord, "storage"),
+}
 
 
 @dataclass(frozen=True)

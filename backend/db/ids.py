@@ -1,6 +1,6 @@
 """Opaque public ids: what URLs and API answers name objects by, instead of sequential primary keys.
 
-A public id is a prefix naming the kind (`pln_`, `run_`) and 20 random base-32 characters (100 bits),
+A public id is a prefix naming the kind (`pln_`, `run_`, `stg_`) and 20 random base-32 characters (100 bits),
 so ids neither count objects nor can be guessed; the integer primary keys stay inside the database.
 """
 
@@ -10,7 +10,7 @@ import base64
 import re
 import secrets
 
-PREFIXES = {"plan": "pln", "run": "run"}
+PREFIXES = {"plan": "pln", "run": "run", "storage": "stg"}
 _BODY = 20
 PATTERN = re.compile(rf"^[a-z]{{3}}_[a-z2-7]{{{_BODY}}}$")
 

@@ -1,4 +1,4 @@
-"""The backend's tables: tenants, their Jira accounts, plans, runs and their results, users, used tokens."""
+"""The backend's tables: tenants, their Jira accounts, storages, plans, runs and their results, users, used tokens."""
 
 from __future__ import annotations
 
@@ -56,9 +56,47 @@ class Plan(Base):
         default=dict
     )  # {days, hour, time_zone} or {cron, time_zone}
     rotation: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    storage_url: Mapped[str] = mapped_column(String(1024))
+    storage_url: Mapped[str] = mapped_column(String(1024))  # the default repository, used without a storage
     created: Mapped[datetime] = mapped_column(default=utcnow)
     organisation: Mapped[Organisation] = relationship(back_populates="plans")
+    # The primary storage (none: the default repository URL above) and the replicas, in their order.
+    storage_id: Mapped[int | None] = mapped_column(ForeignKey("storages.id"), nullable=True, index=True)
+    storage: Mapped[StorageRecord | None] = relationship(lazy="joined")
+    replica_links: Mapped[list[PlanReplica]] = relationship(
+        cascade="all, delete-orphan", order_by="PlanReplica.position", lazy="selectin"
+    )
+
+
+class StorageRecord(Base):
+    """Where an organisation's backups may go: a local folder, an Azure Blob container or an S3 bucket.
+
+    `location` is the kind's normalised location (no secret); `credentials_sealed` the kind's credentials
+    as JSON sealed by backend/vault.py, bound to the organisation and this storage's public id.
+    `immutability` is stored and validated; enforcing it is a later slice.
+    """
+
+    __tablename__ = "storages"
+    __table_args__ = (UniqueConstraint("organisation_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: new_id("storage"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # local | azure | s3
+    location: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    credentials_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    region: Mapped[str] = mapped_column(String(64), default="")
+    immutability: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PlanReplica(Base):
+    """A plan's replica storage (copies are a later slice: today a run only says they are not made)."""
+
+    __tablename__ = "plan_replicas"
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), primary_key=True)
+    storage_id: Mapped[int] = mapped_column(ForeignKey("storages.id"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    storage: Mapped[StorageRecord] = relationship(lazy="joined")
 
 
 class Run(Base):

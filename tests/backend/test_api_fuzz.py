@@ -45,12 +45,26 @@ FUZZ = settings(
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory, issuer, sandbox_site):
     """A backend with one installed tenant, a plan and a finished run; its document loaded by schemathesis."""
-    backend = make_backend(tmp_path_factory.mktemp("fuzz"), issuer)
+    # Storage endpoints may name 127.0.0.1 only: nothing a fuzzed storage says can reach another host.
+    backend = make_backend(
+        tmp_path_factory.mktemp("fuzz"), issuer, storage_hosts="127.0.0.1", storage_http_hosts="127.0.0.1"
+    )
     backend.install(TENANT, sandbox_site.url)
     plan = backend.call("GET", f"/api/v1/organisations/{TENANT}/plans", TENANT).json()["items"][0]
     run = backend.call("POST", f"/api/v1/organisations/{TENANT}/runs", TENANT, json={}).json()
     backend.wait_for_run(TENANT, run["id"])
-    backend.ids = {"cloud_id": TENANT, "plan_id": plan["id"], "run_id": run["id"]}
+    storage = backend.call(
+        "POST",
+        f"/api/v1/organisations/{TENANT}/storages",
+        TENANT,
+        json={"name": "fuzz", "kind": "local", "location": {"path": "fuzz"}},
+    ).json()
+    backend.ids = {
+        "cloud_id": TENANT,
+        "plan_id": plan["id"],
+        "run_id": run["id"],
+        "storage_id": storage["id"],
+    }
     backend.sandbox_url = sandbox_site.url
     yield backend
     backend.server.stop()
@@ -94,7 +108,7 @@ def test_without_credentials_everything_is_401(fuzzed, label):
 def as_the_tenant(fuzzed):
     def call(case) -> None:
         # Real ids, so that bodies get past the look-up and reach validation and the database.
-        for name in ("cloud_id", "plan_id", "run_id"):
+        for name in ("cloud_id", "plan_id", "run_id", "storage_id"):
             if name in (case.path_parameters or {}):
                 case.path_parameters[name] = fuzzed.ids[name]
         if isinstance(case.body, dict) and "site_url" in case.body:
