@@ -216,6 +216,7 @@ class SharedRateBudget:
         self.local = local or LocalRateBudget()
         self.script = client.register_script(SCRIPT)
         self.lock = threading.Lock()
+        self.gate = threading.Lock()
         self.supply: collections.deque[tuple[float, int]] = collections.deque()
         self.fitted: float | None = None
         self.proposal: tuple[float, float] | None = None  # (pace, Redis time of the ticket it is from)
@@ -226,14 +227,18 @@ class SharedRateBudget:
     # --- RateBudget ---------------------------------------------------------------------------------
 
     def acquire(self) -> Ticket:
-        while True:
-            reply = self._run("acquire")
-            if reply is None:
-                return self.local.acquire()
-            granted, wait, now, seq = reply
-            if granted:
-                return SharedTicket(now, seq)
-            self.sleep(min(max(wait, 0.001), 1.0))
+        # One thread of this process asks Redis at a time, the others queue here: a token coming due wakes
+        # one caller per process, not every waiting thread (a few script calls per request, not dozens).
+        with self.gate:
+            while True:
+                reply = self._run("acquire")
+                if reply is None:
+                    break
+                granted, wait, now, seq = reply
+                if granted:
+                    return SharedTicket(now, seq)
+                self.sleep(min(max(wait, 0.001), 1.0))
+        return self.local.acquire()
 
     def try_acquire(self) -> tuple[Ticket | None, float]:
         """One grant attempt without waiting: the ticket, or None and the seconds to wait (tests, tools)."""
