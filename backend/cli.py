@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sys
 
 
 def add_commands(sub) -> None:
@@ -31,28 +32,57 @@ def serve(args: argparse.Namespace) -> int:
 
 def create_user(args: argparse.Namespace) -> int:
     from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError, SQLAlchemyError
     from werkzeug.security import generate_password_hash
 
     from backend.config import Config
     from backend.db import Database, migrate
     from backend.db.models import Membership, Organisation, User
 
+    email = args.email.strip().lower()
+    if "@" not in email:
+        return _fail(f"{args.email!r} is not an email address")
     config = Config()
-    migrate(config.database_url)
-    db = Database(config.database_url)
-    password = os.environ.get("KEEPSTONE_USER_PASSWORD") or getpass.getpass("Password: ")
-    with db.session() as s:
-        user = User(
-            email=args.email.lower(), display_name=args.email, password_hash=generate_password_hash(password)
+    try:
+        migrate(config.database_url)
+        db = Database(config.database_url)
+        with db.session() as s:
+            if s.scalar(select(User).where(User.email == email)) is not None:
+                return _fail(f"a user {email} already exists; nothing was changed")
+            orgs = []
+            for cloud_id in args.org:
+                org = s.scalar(select(Organisation).where(Organisation.cloud_id == cloud_id))
+                if org is None:
+                    return _fail(f"there is no organisation {cloud_id}; nothing was changed")
+                orgs.append(org)
+            password = os.environ.get("KEEPSTONE_USER_PASSWORD") or getpass.getpass("Password: ")
+            if not password:
+                return _fail("give a password (KEEPSTONE_USER_PASSWORD or at the prompt)")
+            user = User(email=email, display_name=args.email, password_hash=generate_password_hash(password))
+            s.add(user)
+            s.flush()
+            for org in orgs:
+                s.add(Membership(user_id=user.id, organisation_id=org.id))
+            s.commit()
+    except IntegrityError:  # created by someone else in between
+        return _fail(f"a user {email} already exists; nothing was changed")
+    except SQLAlchemyError as e:  # never the statement: it holds the password hash
+        return _fail(
+            f"the database at {_redacted(config.database_url)} refused: {type(getattr(e, 'orig', None) or e).__name__}"
         )
-        s.add(user)
-        s.flush()
-        for cloud_id in args.org:
-            org = s.scalar(select(Organisation).where(Organisation.cloud_id == cloud_id))
-            if org is None:
-                print(f"keepstone: no organisation {cloud_id}")
-                return 1
-            s.add(Membership(user_id=user.id, organisation_id=org.id))
-        s.commit()
-    print(f"created user {args.email}")
+    print(f"created user {email}")
     return 0
+
+
+def _fail(message: str) -> int:
+    print(f"keepstone backend create-user: {message}", file=sys.stderr)
+    return 1
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(the configured database)"

@@ -6,6 +6,72 @@ import argparse
 import sys
 
 from keepstone import __version__, logs
+from keepstone.options import Parser, add_completion_command, add_examples
+
+REPO = "--repo file:///backups/acme"
+SITE = "--site https://acme.atlassian.net --email admin@acme.com"
+
+# Shown under each command's --help (KEEPSTONE_REPO_PASSWORD and KEEPSTONE_JIRA_TOKEN set beforehand).
+EXAMPLES: dict[str, list[str]] = {
+    "": [
+        f"keepstone backup {SITE} {REPO} --init",
+        f"keepstone snapshots {REPO}",
+        "keepstone run",
+        "keepstone COMMAND --help",
+    ],
+    "run": ["keepstone run", "keepstone run --sandbox-port 9080 --var /tmp/keepstone-demo"],
+    "sandbox": [
+        "keepstone sandbox --projects 5 --issues 2000 --rate-limit 20/s",
+        "keepstone sandbox --site-file site.json --port 9080",
+    ],
+    "backend": ["keepstone backend --port 8090"],
+    "backend create-user": [
+        "KEEPSTONE_USER_PASSWORD=... keepstone backend create-user ops@acme.com --org CLOUD-ID"
+    ],
+    "connector": ["keepstone connector --port 8020 --backend-url http://127.0.0.1:8090"],
+    "init": [f"keepstone init {REPO}"],
+    "backup": [
+        f"keepstone backup {SITE} {REPO} --init",
+        f"keepstone backup {SITE} {REPO} --projects ABC,OPS --exclude attachments",
+        f"keepstone backup {SITE} {REPO} --json > run.json",
+        f"keepstone backup {SITE} {REPO} --quiet   # only problems and the last line",
+    ],
+    "snapshots": [f"keepstone snapshots {REPO}", f"keepstone snapshots {REPO} --project ABC --json"],
+    "ls": [f"keepstone ls 1a2b3c4d {REPO}"],
+    "show": [
+        f"keepstone show ABC-12 {REPO}",
+        f"keepstone show ABC-12 {REPO} --snapshot 1a2b3c4d --json",
+    ],
+    "check": [f"keepstone check {REPO}", f"keepstone check {REPO} --read-data"],
+    "unlock": [f"keepstone unlock {REPO}", f"keepstone unlock {REPO} --all"],
+    "forget": [
+        f"keepstone forget {REPO} --keep-daily 7 --keep-weekly 4 --time-zone Europe/Berlin --dry-run",
+        f"keepstone forget {REPO} --keep-last 10 --prune",
+        f"keepstone forget {REPO} 1a2b3c4d",
+    ],
+    "prune": [f"keepstone prune {REPO} --dry-run", f"keepstone prune {REPO} --max-unused 10%"],
+    "keep": [f"keepstone keep 1a2b3c4d {REPO} --note audit", f"keepstone keep 1a2b3c4d {REPO} --remove"],
+    "restore": [
+        f"keepstone restore {REPO} --snapshot 1a2b3c4d --issues ABC-12,ABC-14 --original {SITE}",
+        f"keepstone restore {REPO} --snapshot 1a2b3c4d --project --new-project ABCR {SITE} --report",
+        f"keepstone restore {REPO} --snapshot 1a2b3c4d --project --original {SITE} --dry-run",
+    ],
+    "diff": [
+        f"keepstone diff ABC-12 1a2b3c4d 5e6f7a8b {REPO}",
+        f"keepstone diff ABC-12 1a2b 5e6f {REPO} --json",
+    ],
+    "history": [f"keepstone history ABC-12 {REPO}"],
+    "completion": [
+        "keepstone completion bash > ~/.local/share/bash-completion/completions/keepstone",
+        'eval "$(keepstone completion zsh)"   # in ~/.zshrc',
+    ],
+}
+
+
+def version() -> str:
+    from backend.repository.model import FORMAT_VERSION
+
+    return f"keepstone {__version__} (repository format {FORMAT_VERSION})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,11 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     from keepstone import demo
     from sandbox import cli as sandbox_cli
 
-    parser = argparse.ArgumentParser(prog="keepstone", description="Backup and restore for Jira Cloud.")
-    parser.add_argument("--version", action="version", version=f"keepstone {__version__}")
+    parser = Parser(prog="keepstone", description="Backup and restore for Jira Cloud.")
+    parser.add_argument("--version", action="version", version=version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for area in (demo, sandbox_cli, backend_cli, connector_cli, backup_cli, restore_cli):
         area.add_commands(sub)
+    add_completion_command(sub, build_parser)
+    add_examples(parser, EXAMPLES)
     return parser
 
 
@@ -36,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
+        print("keepstone: interrupted", file=sys.stderr)
         return 130
 
 

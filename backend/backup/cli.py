@@ -8,8 +8,12 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from backend.backup.spec import DATA_DEFAULTS, BackupSpec, SpecError
@@ -18,6 +22,8 @@ from backend.repository import Repository, RepositoryError, RepositoryLocked, Wr
 from backend.repository.prune import PruneResult, parse_max_unused, prune
 from backend.repository.retention import COUNT_RULES, Policy, PolicyError, forget
 from backend.storage import StorageError, open_storage
+from backend.storage.base import KINDS
+from keepstone.options import jira_args, jira_credentials
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -61,9 +67,37 @@ def _storage_url(args: argparse.Namespace) -> str:
     return url
 
 
-def open_repository(args: argparse.Namespace) -> Repository:
+def _local_folders(url: str) -> list[Path]:
+    """The folders a file:// storage at `url` would create (deepest first); [] for other storages."""
+    parsed = urlparse(url)
+    if parsed.scheme != "file":
+        return []
+    root = Path(unquote(parsed.path))
+    wanted = [root / kind for kind in KINDS] + [root, *root.parents]
+    return sorted((p for p in wanted if not p.exists()), key=lambda p: -len(p.parts))
+
+
+@contextmanager
+def leave_nothing_behind(url: str) -> Iterator[None]:
+    """Remove the (still empty) folders opening a local storage created when what follows fails."""
+    created = _local_folders(url)
     try:
-        return Repository.open(open_storage(_storage_url(args)), _password(args))
+        yield
+    except BaseException:
+        for folder in created:
+            with suppress(OSError):
+                folder.rmdir()  # only an empty folder: never anything a run wrote
+        raise
+
+
+def open_repository(args: argparse.Namespace) -> Repository:
+    url = _storage_url(args)
+    root = Path(unquote(urlparse(url).path))
+    if url.startswith("file://") and not (root / "config").exists():
+        raise CliError(f"there is no repository at {root} (create one with `keepstone init`)")
+    try:
+        with leave_nothing_behind(url):
+            return Repository.open(open_storage(url), _password(args))
     except WrongPassword as e:
         raise CliError(str(e)) from e
     except (RepositoryError, StorageError) as e:
@@ -78,14 +112,7 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("backup", help="back up Jira projects into a repository")
     _repo_args(p)
-    p.add_argument("--site", required=True, help="Jira site URL, e.g. https://example.atlassian.net")
-    p.add_argument("--email", default=os.environ.get("KEEPSTONE_JIRA_EMAIL", ""))
-    p.add_argument(
-        "--token-env",
-        default="KEEPSTONE_JIRA_TOKEN",
-        help="environment variable holding the API token (default KEEPSTONE_JIRA_TOKEN)",
-    )
-    p.add_argument("--token", help="API token (prefer --token-env: arguments show up in process lists)")
+    jira_args(p)
     p.add_argument("--projects", help="comma-separated project keys (default: all the account can browse)")
     p.add_argument(
         "--include", help=f"comma-separated data to add to the defaults ({', '.join(DATA_DEFAULTS)})"
@@ -190,8 +217,10 @@ def _guarded(fn):
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    url = _storage_url(args)
     try:
-        repo = Repository.init(open_storage(_storage_url(args)), _password(args))
+        with leave_nothing_behind(url):
+            repo = Repository.init(open_storage(url), _password(args))
     except (RepositoryError, StorageError) as e:
         raise CliError(str(e)) from e
     print(f"created repository {repo.config['id'][:8]} at {repo.storage.location}")
@@ -259,6 +288,14 @@ def connect_jira(site: str, email: str, token: str) -> JiraClient:
     return client
 
 
+def jira_client(args: argparse.Namespace) -> JiraClient:
+    """A checked client from the shared Jira options (keepstone.options.jira_args)."""
+    creds = jira_credentials(args)
+    if isinstance(creds, str):
+        raise CliError(creds, EXIT_USAGE)
+    return connect_jira(*creds)
+
+
 def _moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
@@ -276,23 +313,27 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     spec = _spec(args)
     moment = _moment(args.time) if args.time else None
-    token = args.token or os.environ.get(args.token_env)
-    if not token:
-        raise CliError(f"give the Jira API token in ${args.token_env} (or --token)", EXIT_USAGE)
-    if not args.email:
-        raise CliError("give the Jira account's email with --email", EXIT_USAGE)
-    storage = open_storage(_storage_url(args))
-    repo: Repository | None = None
-    try:
-        repo = Repository.open(storage, _password(args))
-    except RepositoryError as e:
-        if not args.init or "no repository" not in str(e):
-            raise CliError(f"cannot open the repository: {e}") from e
-    except WrongPassword as e:
-        raise CliError(str(e)) from e
-    client = connect_jira(args.site, args.email, token)
-    if repo is None:  # created only once Jira has taken the credentials: a refused run leaves nothing behind
-        repo = Repository.init(storage, _password(args))
+    creds = jira_credentials(args)
+    if isinstance(creds, str):
+        raise CliError(creds, EXIT_USAGE)
+    url = _storage_url(args)
+    with leave_nothing_behind(url):  # a refused run leaves no folder behind
+        storage = open_storage(url)
+        repo: Repository | None = None
+        try:
+            repo = Repository.open(storage, _password(args))
+        except WrongPassword as e:
+            raise CliError(str(e)) from e
+        except RepositoryError as e:
+            if "no repository" not in str(e):
+                raise CliError(f"cannot open the repository: {e}") from e
+            if not args.init:
+                raise CliError(
+                    f"there is no repository at {storage.location}; add --init to create one"
+                ) from e
+        client = connect_jira(*creds)
+        if repo is None:  # created only once Jira has taken the credentials
+            repo = Repository.init(storage, _password(args))
     show, bars = _progress_printer()
     try:
         result = run_backup(client, repo, spec, progress=show, snapshot_time=moment)

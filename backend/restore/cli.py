@@ -15,11 +15,12 @@ from backend.backup.cli import (
     CliError,
     _guarded,
     _repo_args,
-    connect_jira,
+    jira_client,
     open_repository,
 )
 from backend.repository import RepositoryError
 from backend.restore.plan import PARTS, RestoreError, RestoreRequest, build_plan
+from keepstone.options import jira_args, jira_credentials
 
 
 def add_commands(sub) -> None:
@@ -46,9 +47,7 @@ def add_commands(sub) -> None:
         "--dry-run", action="store_true", help="show the plan, conflicts and losses; change nothing"
     )
     p.add_argument("--report", action="store_true", help="compare the result with the backup, item by item")
-    p.add_argument("--site", required=True)
-    p.add_argument("--email", default=os.environ.get("KEEPSTONE_JIRA_EMAIL", ""))
-    p.add_argument("--token-env", default="KEEPSTONE_JIRA_TOKEN")
+    jira_args(p)
     p.add_argument("--journal", help="journal file (default: var/restores/<id>.sqlite, so a re-run resumes)")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--json", action="store_true")
@@ -100,6 +99,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from backend.restore.fidelity import fidelity_report, format_report
     from backend.restore.journal import Journal
 
+    if not args.dry_run and isinstance(problem := jira_credentials(args), str):
+        raise CliError(problem, EXIT_USAGE)  # said before any work
     repo = open_repository(args)
     request = _request(args)
     try:
@@ -110,10 +111,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         for line in plan.describe():
             print(line)
         return EXIT_OK
-    token = os.environ.get(args.token_env)
-    if not token or not args.email:
-        raise CliError(f"give --email and the API token in ${args.token_env}", EXIT_USAGE)
-    client = connect_jira(args.site, args.email, token)
+    client = jira_client(args)
     ident = hashlib.sha256(
         json.dumps(
             [
