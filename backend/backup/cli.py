@@ -8,6 +8,8 @@ import getpass
 import json
 import os
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -24,6 +26,7 @@ from backend.repository.retention import COUNT_RULES, Policy, PolicyError, forge
 from backend.storage import StorageError, open_storage
 from backend.storage.base import KINDS
 from keepstone.options import jira_args, jira_credentials
+from keepstone.terminal import Terminal, counts_text, duration, grouped, output_args, plural
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -123,7 +126,7 @@ def add_commands(sub) -> None:
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--full", action="store_true", help="read everything again instead of only changes")
     p.add_argument("--init", action="store_true", help="create the repository if it does not exist")
-    p.add_argument("--json", action="store_true", help="print the run result as JSON")
+    output_args(p, "print the run result as JSON")
     p.add_argument(
         "--time",
         help="record the snapshots at this moment (ISO 8601 with its offset, e.g. 2026-03-29T01:30:00+01:00)",
@@ -204,6 +207,10 @@ def add_commands(sub) -> None:
     p.add_argument("--all", action="store_true", help="remove every lock, not only stale ones")
     p.set_defaults(func=_guarded(cmd_unlock))
 
+    from backend.backup import copy_cli  # keepstone copy (replication), in a module of its own
+
+    copy_cli.add_commands(sub)
+
 
 def _guarded(fn):
     def run(args: argparse.Namespace) -> int:
@@ -250,28 +257,6 @@ def _spec(args: argparse.Namespace) -> BackupSpec:
         return BackupSpec.from_dict(raw)
     except SpecError as e:
         raise CliError("; ".join(f"{k}: {v}" for k, v in e.fields.items()), EXIT_USAGE) from e
-
-
-def _progress_printer(stream=sys.stderr):
-    bars: dict[str, Any] = {}
-    if not stream.isatty():
-        return lambda event: None, bars
-    from tqdm import tqdm
-
-    def show(event: dict[str, Any]) -> None:
-        project = event.get("project")
-        if event.get("phase") == "fetching" and project:
-            bar = bars.get(project)
-            if bar is None:
-                bar = bars[project] = tqdm(
-                    total=event.get("total", 0), desc=project, unit="issue", file=stream
-                )
-            bar.n = event.get("done", 0)
-            bar.refresh()
-        elif event.get("phase") == "project-done" and project in bars:
-            bars.pop(project).close()
-
-    return show, bars
 
 
 def connect_jira(site: str, email: str, token: str) -> JiraClient:
@@ -334,27 +319,74 @@ def cmd_backup(args: argparse.Namespace) -> int:
         client = connect_jira(*creds)
         if repo is None:  # created only once Jira has taken the credentials
             repo = Repository.init(storage, _password(args))
-    show, bars = _progress_printer()
-    try:
-        result = run_backup(client, repo, spec, progress=show, snapshot_time=moment)
-    except RepositoryError as e:
-        raise CliError(str(e)) from e
-    finally:
-        for bar in bars.values():
-            bar.close()
+    term = Terminal(args)
+    cancel = threading.Event()
+    outcome: dict[str, Any] = {}
+    finished = threading.Event()  # not Thread.join: a join cut short by Ctrl-C can lose track of the thread
+    t0 = time.monotonic()
+
+    def work(show) -> None:
+        try:
+            outcome["result"] = run_backup(
+                client, repo, spec, progress=show, snapshot_time=moment, cancel=cancel
+            )
+        except BaseException as e:  # handed to the main thread
+            outcome["error"] = e
+        finally:
+            finished.set()
+
+    with term.backup_progress() as show:
+        worker = threading.Thread(target=work, args=(show,), name="backup", daemon=True)
+        worker.start()
+        try:
+            while not finished.wait(0.1):
+                pass
+        except KeyboardInterrupt:
+            cancel.set()  # projects not finished write no snapshot; a second Ctrl-C stops at once
+            term.console.print("stopping: finishing the requests in flight (Ctrl-C again to quit at once)")
+            finished.wait(30)
+            if "result" in outcome and not args.json:
+                _backup_summary(term, outcome["result"], time.monotonic() - t0)
+            raise
+    if isinstance(outcome.get("error"), RepositoryError):
+        raise CliError(str(outcome["error"])) from outcome["error"]
+    if "error" in outcome:
+        raise outcome["error"]
+    result = outcome["result"]
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        for p in result.projects:
-            counts = ", ".join(f"{k} {v}" for k, v in p.counts.items())
-            snap = p.snapshot_id[:8] if p.snapshot_id else "-"
-            print(f"{p.project:10} {p.status:9} snapshot {snap}  {counts}  ({p.requests} requests)")
-            for line in p.warnings[:20] + p.errors:
-                print(f"    {line}")
-        for line in result.errors:
-            print(f"error: {line}")
-        print(f"run {result.status}: {len(result.projects)} projects, {result.requests} requests")
+        _backup_summary(term, result, time.monotonic() - t0)
     return EXIT_OK if result.status in ("ok", "warning") else EXIT_FAILED
+
+
+STATUS_STYLE = {"ok": "green", "warning": "yellow", "failed": "red", "partial": "red", "cancelled": "red"}
+
+
+def _backup_summary(term: Terminal, result: Any, seconds: float) -> None:
+    for p in result.projects:
+        snap = f"snapshot {p.snapshot_id[:8]}" if p.snapshot_id else "no snapshot"
+        counts = counts_text(p.counts, p.new_bytes)
+        line = (
+            f"{p.project:10} {p.status:9} {snap}  {counts}"
+            if counts and p.counts
+            else f"{p.project:10} {p.status:9} {snap}"
+        )
+        if p.status == "ok":
+            term.note(line)
+        else:
+            term.line(line, STATUS_STYLE.get(p.status))
+        for warning in grouped(p.warnings):
+            term.problem(f"    {warning}")
+        for error in p.errors:
+            term.line(f"    error: {error}", "red")
+    for error in result.errors:
+        term.line(f"error: {error}", "red")
+    term.line(
+        f"run {result.status}: {plural(len(result.projects), 'project')} in {duration(seconds)}, "
+        f"{result.requests} requests",
+        STATUS_STYLE.get(result.status),
+    )
 
 
 def cmd_snapshots(args: argparse.Namespace) -> int:
