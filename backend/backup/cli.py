@@ -4,6 +4,7 @@ forget, keep and prune."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import os
@@ -160,7 +161,7 @@ def add_commands(sub) -> None:
     p.add_argument("--time-zone", default=os.environ.get("KEEPSTONE_TIME_ZONE", "UTC"),
                    help="time zone of the calendar periods (default UTC or $KEEPSTONE_TIME_ZONE)")  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="say what would be forgotten; change nothing")
-    p.add_argument("--json", action="store_true", help="print what is kept (and why) and forgotten as JSON")
+    output_args(p, "print what is kept (and why) and forgotten as JSON")
     p.add_argument("--prune", action="store_true", help="prune after forgetting (see `keepstone prune`)")
     _max_unused_arg(p)
     p.set_defaults(func=_guarded(cmd_forget))
@@ -174,7 +175,7 @@ def add_commands(sub) -> None:
     _repo_args(p)
     _max_unused_arg(p)
     p.add_argument("--dry-run", action="store_true", help="say what would be deleted; change nothing")
-    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    output_args(p, "print the figures as JSON")
     p.set_defaults(func=_guarded(cmd_prune))
 
     p = sub.add_parser(
@@ -195,21 +196,19 @@ def add_commands(sub) -> None:
     _repo_args(p)
     p.add_argument("issue", help="issue key, e.g. ABC-12")
     p.add_argument("--snapshot", help="snapshot id (default: the latest holding the issue)")
+    p.add_argument("--json", action="store_true", help="print the backed-up document as JSON instead")
     p.set_defaults(func=_guarded(cmd_show))
 
     p = sub.add_parser("check", help="verify a repository")
     _repo_args(p)
     p.add_argument("--read-data", action="store_true", help="also read back and decrypt every blob")
+    output_args(p, "print what was found as JSON")
     p.set_defaults(func=_guarded(cmd_check))
 
     p = sub.add_parser("unlock", help="remove stale repository locks")
     _repo_args(p)
     p.add_argument("--all", action="store_true", help="remove every lock, not only stale ones")
     p.set_defaults(func=_guarded(cmd_unlock))
-
-    from backend.backup import copy_cli  # keepstone copy (replication), in a module of its own
-
-    copy_cli.add_commands(sub)
 
 
 def _guarded(fn):
@@ -463,11 +462,13 @@ def _run_prune(
 def cmd_prune(args: argparse.Namespace) -> int:
     max_unused = _max_unused(args)
     repo = open_repository(args)
-    result = _run_prune(repo, max_unused, args.dry_run)
+    term = Terminal(args)
+    with term.spinner("pruning: reading the index and the snapshots"):
+        result = _run_prune(repo, max_unused, args.dry_run)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        print(result.summary())
+        term.line(result.summary())
     return EXIT_OK
 
 
@@ -497,22 +498,24 @@ def cmd_forget(args: argparse.Namespace) -> int:
         raise CliError(f"{e}; nothing was forgotten") from e
     except RepositoryError as e:
         raise CliError(str(e)) from e
-    pruned = (
-        _run_prune(repo, max_unused, args.dry_run, {v.id for v in result.forgotten}) if args.prune else None
-    )
+    pruned = None
+    if args.prune:
+        with Terminal(args).spinner("pruning: reading the index and the snapshots"):
+            pruned = _run_prune(repo, max_unused, args.dry_run, {v.id for v in result.forgotten})
     if args.json:
         out = result.to_dict()
         if pruned is not None:
             out["prune"] = pruned.to_dict()
         print(json.dumps(out, indent=2))
         return EXIT_OK
-    print(f"{'dry run: ' if args.dry_run else ''}policy {policy.describe()}, periods in {args.time_zone}")
+    term = Terminal(args)
+    term.note(f"{'dry run: ' if args.dry_run else ''}policy {policy.describe()}, periods in {args.time_zone}")
     for line in result.summary():
-        print(line)
+        term.line(line)
     if not result.verdicts:
-        print("no snapshots" + (f" of {project}" if project else ""))
+        term.line("no snapshots" + (f" of {project}" if project else ""))
     if pruned is not None:
-        print(pruned.summary())
+        term.line(pruned.summary())
     return EXIT_OK
 
 
@@ -535,7 +538,10 @@ def _forget_ids(repo: Repository, args: argparse.Namespace, max_unused: float) -
                     repo.forget(snapshot_id)
         except RepositoryLocked as e:
             raise CliError(f"{e}; nothing was forgotten") from e
-    pruned = _run_prune(repo, max_unused, args.dry_run, set(ids)) if args.prune else None
+    pruned = None
+    if args.prune:
+        with Terminal(args).spinner("pruning: reading the index and the snapshots"):
+            pruned = _run_prune(repo, max_unused, args.dry_run, set(ids))
     if args.json:
         out: dict[str, Any] = {"dry_run": args.dry_run, "forget": ids, "removed": [] if args.dry_run else ids}
         if pruned is not None:
@@ -581,7 +587,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     key = args.issue.upper()
     project = key.rsplit("-", 1)[0]
     if args.snapshot:
-        candidates = [repo.snapshot(args.snapshot)]
+        try:
+            candidates = [repo.snapshot(args.snapshot)]
+        except RepositoryError as e:
+            raise CliError(str(e)) from e
     else:
         candidates = [repo.snapshot(s.id) for s in reversed(repo.snapshots(project))]
     for snapshot in candidates:
@@ -596,23 +605,40 @@ def cmd_show(args: argparse.Namespace) -> int:
         doc["attachments"] = [
             e.attrs for e in snapshot.entries.values() if e.name.startswith(f"attachments/{key}/")
         ]
-        print(f"# {key} in snapshot {snapshot.info.short_id} of {snapshot.info.time}", file=sys.stderr)
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        if args.json:
+            print(json.dumps(doc, indent=2, ensure_ascii=False))
+            return EXIT_OK
+        from keepstone.render import field_names, issue_lines
+
+        site_fields = snapshot.entry("site/fields")
+        names, hidden = field_names(repo.read_json(site_fields) if site_fields else [])
+        lines = issue_lines(doc, names, hidden)
+        lines.insert(1, f"in snapshot {snapshot.info.short_id} of {snapshot.info.time}")
+        Terminal(args).line("\n".join(lines))
         return EXIT_OK
     raise CliError(f"{key} is in no snapshot" + (f" {args.snapshot}" if args.snapshot else ""))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     repo = open_repository(args)
-    result = repo.check(read_data=args.read_data)
+    term = Terminal(args)
+    what = "reading back every blob" if args.read_data else "checking indexes, packs and snapshots"
+    t0 = time.monotonic()
+    with term.spinner(f"check: {what}"):
+        result = repo.check(read_data=args.read_data)
+    if args.json:
+        print(json.dumps({**dataclasses.asdict(result), "ok": result.ok}, indent=2))
+        return EXIT_OK if result.ok else EXIT_FAILED
     for warning in result.warnings:
-        print(f"warning: {warning}")
+        term.note(f"warning: {warning}")
     for error in result.errors:
-        print(f"error: {error}")
+        term.line(f"error: {error}", "red")
     read = f", {result.blobs_read} blobs read back" if args.read_data else ""
-    print(
-        f"{'no errors' if result.ok else f'{len(result.errors)} errors'}: {result.snapshots} snapshots, "
-        f"{result.packs} packs{read}"
+    term.line(
+        f"{'no errors' if result.ok else plural(len(result.errors), 'error')}: "
+        f"{plural(result.snapshots, 'snapshot')}, {plural(result.packs, 'pack')}{read} "
+        f"in {duration(time.monotonic() - t0)}",
+        None if result.ok else "red",
     )
     return EXIT_OK if result.ok else EXIT_FAILED
 

@@ -58,6 +58,7 @@ def add_commands(sub) -> None:
     p.add_argument("issue")
     p.add_argument("first")
     p.add_argument("second")
+    p.add_argument("--json", action="store_true", help="print the differences as JSON")
     p.set_defaults(func=_guarded(cmd_diff))
 
     p = sub.add_parser("history", help="an issue's versions across snapshots")
@@ -163,17 +164,23 @@ def cmd_diff(args: argparse.Namespace) -> int:
         result = diff(repo, args.issue.upper(), args.first, args.second)
     except RepositoryError as e:
         raise CliError(str(e)) from e
-    if not result["fields"] and not result["comments_added"] and not result["comments_removed"]:
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not any(result[k] for k in ("fields", "comments_added", "comments_removed", "comments_changed")):
         print(f"{result['issue']}: no difference")
     for name, change in result["fields"].items():
-        print(
-            f"{name}:\n  - {json.dumps(change['from'], ensure_ascii=False)[:300]}\n"
-            f"  + {json.dumps(change['to'], ensure_ascii=False)[:300]}"
-        )
+        print(f"{change.get('name', name)}:")
+        for line in change["changes"]:
+            print(f"  {line}")
     for cid in result["comments_added"]:
         print(f"comment {cid}: added")
     for cid in result["comments_removed"]:
         print(f"comment {cid}: removed")
+    for cid, lines in result["comments_changed"].items():
+        print(f"comment {cid}: changed")
+        for line in lines:
+            print(f"  {line}")
     return EXIT_OK
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from keepstone.cli import EXAMPLES, build_parser
+from keepstone.cli import build_parser
 from keepstone.options import subcommands
 from tests.backup.test_cli_errors import PASSWORD
 from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, ROOT
@@ -103,8 +103,7 @@ def test_no_parser_abbreviates_and_every_command_has_examples():
         assert p.allow_abbrev is False, path
         is_leaf = not any(a.__class__.__name__ == "_SubParsersAction" for a in p._actions)
         if path and (is_leaf or path == ("backend",)):
-            assert " ".join(path) in EXAMPLES, path
-            assert "examples:" in p.format_help(), path
+            assert "examples:" in p.format_help(), path  # from EXAMPLES, or the command's own epilog
 
 
 def test_jira_commands_share_the_credential_options():

@@ -86,7 +86,7 @@ def test_forget_with_prune_forgets_then_prunes_and_check_passes(tmp_path):
     assert before - size() >= 0.6 * before  # three of four days of unique data are gone
     check = keepstone("check", "--read-data", "--repo", url)
     assert check.returncode == 0 and "no errors" in check.stdout and "warning" not in check.stdout
-    shown = keepstone("show", "ABC-0", "--repo", url)
+    shown = keepstone("show", "ABC-0", "--repo", url, "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout)["key"] == "issues/ABC-0"
     again = keepstone("prune", "--json", "--repo", url)
     assert json.loads(again.stdout)["packs_deleted"] == 0 and json.loads(again.stdout)["bytes_written"] == 0
