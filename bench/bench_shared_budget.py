@@ -176,6 +176,10 @@ def run(quick: bool) -> dict[str, object]:
         figures = _one(url, 3, True, seconds, warmup, rate, burst, cold=False)
         out["3p_shared_warm_start"] = figures
         rows.append((3, "shared, warm start", figures))
+        from backend.jira.shared_budget import site_key
+
+        key = site_key(url, AUTH[0])
+        redis.Redis.from_url(REDIS_URL).delete(key, key + ":paused")
     print(
         f"  {'processes':>9} {'budget':>18} {'req/s':>6} {'vs limit':>8} {'429/min':>8} {'429 share':>9}"
         f" {'warm vs limit':>13} {'warm 429/min':>12}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -321,6 +322,17 @@ class SharedRateBudget:
 _clients: dict[str, redis.Redis] = {}
 _budgets: dict[tuple[str, str], SharedRateBudget] = {}
 _registry_lock = threading.Lock()
+
+
+def _forget_after_fork() -> None:
+    """A forked child (a prefork worker) starts with budgets of its own: the parent's locks may be held."""
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    _budgets.clear()
+    _clients.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def redis_client(url: str) -> redis.Redis:

@@ -288,6 +288,27 @@ def own_redis():
     server.stop()
 
 
+def test_a_forked_child_gets_budgets_of_its_own(r, monkeypatch):
+    """A prefork worker must not inherit the parent's budget objects (their locks may be held)."""
+    monkeypatch.setenv(BUDGET_URL_ENV, REDIS_URL)
+    site = f"http://127.0.0.1:{free_port()}"
+    parent = budget_for(site, "fork@example.com")
+    assert budget_for(site, "fork@example.com") is parent
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child = budget_for(site, "fork@example.com")
+            ticket, _ = child.try_acquire()
+            ok = child is not parent and child.key == parent.key and isinstance(ticket, SharedTicket)
+            os.write(writer, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(reader, 1) == b"1"
+    r.delete(parent.key, parent.pause_key)
+
+
 def test_losing_redis_falls_back_to_the_local_budget_with_one_warning(own_redis, caplog):
     timer = FakeClock()
     budget = SharedRateBudget(redis_client(own_redis.url), "keepstone:rate:{fallback}", monotonic=timer)
@@ -383,6 +404,7 @@ def test_three_processes_share_one_sites_limit(r, tmp_path):
             for p in procs:
                 if p.poll() is None:
                     p.kill()
+            r.delete(site_key(site.url, ADMIN_EMAIL), site_key(site.url, ADMIN_EMAIL) + ":paused")
         totals = requests.get(f"{site.url}/_sandbox/stats", timeout=10).json()["totals"]
     served = totals["requests"] - totals["rate_limited"]
     assert served == 3 * per_process
