@@ -101,14 +101,20 @@ def test_progress_bars_on_a_terminal_and_no_log_through_them(sandbox_site, tmp_p
         "--repo",
         f"file://{tmp_path}/repo",
         "--init",
+        "-v",
     )
     assert term.wait(60) == 0, term.text
     out = plain(term.text)
+    logged = [line for line in out.splitlines() if re.search(r"\d\d:\d\d:\d\d (info|warning) ", line)]
+    assert any("project backed up" in line for line in logged), out[-3000:]  # -v: info records too
+    for line in logged:  # each record on a line of its own, above the bars, never inside one
+        assert re.match(r"\d\d:\d\d:\d\d (info|warning) ", line) and "━" not in line, line
     assert ANSI.search(term.text)  # drawn for a terminal
     assert re.search(r"\d+/30\b.*issues", out), out[-3000:]  # the bar: done/total issues
     assert re.search(r"^run (ok|warning): 3 projects in \d+\.\d s", out, re.M), out[-2000:]
     assert not re.search(r"^\s*\{", out, re.M)  # no JSON log line
-    assert "attachment_bytes" not in out and "Traceback" not in out
+    summary = [line for line in out.splitlines() if line not in logged]
+    assert not [line for line in summary if "attachment_bytes" in line] and "Traceback" not in out
 
 
 def test_ctrl_c_stops_cleanly_with_exit_130(slow_site, tmp_path):
