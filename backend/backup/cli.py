@@ -210,6 +210,10 @@ def add_commands(sub) -> None:
     p.add_argument("--all", action="store_true", help="remove every lock, not only stale ones")
     p.set_defaults(func=_guarded(cmd_unlock))
 
+    from backend.backup import copy_cli  # keepstone copy (replication), in a module of its own
+
+    copy_cli.add_commands(sub)
+
 
 def _guarded(fn):
     def run(args: argparse.Namespace) -> int:
