@@ -106,6 +106,7 @@ class CopyResult:
     bytes_written: int = 0  # stored bytes written to the destination: packs, index files, snapshots
     bytes_read: int = 0  # plaintext bytes read from the source
     blobs_verified: int = 0  # blobs read back from the destination's new packs and authenticated
+    storage_writes: int = 0  # saves and removals in the destination (lock files included)
 
     @property
     def snapshots_copied(self) -> int:
@@ -380,7 +381,7 @@ def copy(
                 )
                 if progress:
                     progress({"phase": "copied", "done": number, "total": len(todo), "project": info.project})
-    result.bytes_written = copier.meter.bytes_written
+    result.bytes_written, result.storage_writes = copier.meter.bytes_written, copier.meter.writes
     dst.snapshot_cache.clear()
     return result
 
