@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 
 from keepstone import __version__, logs
@@ -106,6 +108,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("keepstone: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug, not a user's mistake: still one line; the traceback goes to the log file
+        if (os.environ.get("KEEPSTONE_LOG_LEVEL") or "").lower() == "debug":
+            raise
+        _to_log_files(e)
+        where = " (traceback in $KEEPSTONE_LOG_FILE)" if os.environ.get("KEEPSTONE_LOG_FILE") else ""
+        print(
+            f"keepstone {args.command}: unexpected {type(e).__name__}: {e}{where}; "
+            "KEEPSTONE_LOG_LEVEL=debug shows the traceback",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _to_log_files(error: Exception) -> None:
+    record = logging.LogRecord("keepstone", logging.ERROR, __file__, 0, "unexpected error", None,
+                               (type(error), error, error.__traceback__))  # fmt: skip
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 if __name__ == "__main__":

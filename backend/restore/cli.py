@@ -190,7 +190,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     repo = open_repository(args)
     rows = history(repo, args.issue.upper())
     if not rows:
-        print(f"{args.issue.upper()} is in no snapshot", file=sys.stderr)
+        print(f"keepstone: {args.issue.upper()} is in no snapshot", file=sys.stderr)
         return EXIT_FAILED
     for row in rows:
         print(f"{row['snapshot']}  {row['time']}  updated {row['updated']}  version {row['version']}")
