@@ -6,6 +6,9 @@ same-name attachments, existing links), so running a killed restore again finish
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
 import re
 import tempfile
@@ -19,6 +22,8 @@ from backend.jira import JiraClient, JiraError, JiraNotFound
 from backend.repository import Repository
 from backend.restore.journal import Journal
 from backend.restore.mapping import (
+    ATTACHMENTS_PROPERTY,
+    CHANGELOG_PROPERTY,
     MARKER_PROPERTY,
     TargetSite,
     create_payload,
@@ -26,10 +31,12 @@ from backend.restore.mapping import (
     origin_note,
     with_note,
 )
-from backend.restore.plan import PlannedIssue, RestoreError, RestorePlan
+from backend.restore.plan import PlannedIssue, RestoreError, RestorePlan, link_set
 
 log = logging.getLogger(__name__)
 NOTE_ID = re.compile(r"\(id (\w+)\)\]")
+MEDIA_LOCATION = re.compile(r"/file/([^/?]+)")
+FALLBACK_VISIBILITY = {"type": "role", "value": "Administrators"}
 
 
 @dataclass
@@ -41,6 +48,7 @@ class RestoreResult:
     lost: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     requests: int = 0
+    outside: dict[str, str] = field(default_factory=dict)  # link ends outside the restored set -> site key
 
     @property
     def status(self) -> str:
@@ -67,6 +75,13 @@ class _Tally:
     def fail(self, line: str) -> None:
         with self.lock:
             self.result.errors.append(line)
+
+    def item_error(self, key: str, e: JiraError) -> None:
+        """A refused item: named by issue key and field, and the restore goes on."""
+        detail = (
+            "; ".join(f"{k}: {v}" for k, v in sorted(e.errors.items())) or "; ".join(e.messages) or str(e)
+        )
+        self.fail(f"{key}: {detail}")
 
     def map(self, original: str, new: str) -> None:
         with self.lock:
@@ -132,6 +147,10 @@ class Restorer:
         self.tally = _Tally(self.result)
         self.entries = plan.snapshot.entries
         self.restored: set[str] = set()  # original keys whose content this run restores
+        self._types: dict[
+            str, tuple[str, list[dict[str, Any]]]
+        ] = {}  # issue type -> (initial status, transitions)
+        self._found: dict[str, str | None] = {}  # original key -> key in the site (links outside the set)
 
     # --- project and configuration ----------------------------------------------------------------
 
@@ -168,13 +187,19 @@ class Restorer:
             self.journal.start("project")
             me = self.client.myself()["accountId"]
             source = self.plan.project
+            lead = (source.get("lead") or {}).get("accountId")
+            if lead and lead != me and lead not in _all_users(self.client):
+                self.tally.lose(
+                    f"project lead {lead} no longer exists in the site: the restoring account leads"
+                )
+                lead = None
             self.client.post_json(
                 "/rest/api/3/project",
                 {
                     "key": key,
                     "name": r.target_name or f"{source['name']} (restored)",
                     "projectTypeKey": source.get("projectTypeKey", "software"),
-                    "leadAccountId": me,
+                    "leadAccountId": lead or me,
                     "description": source.get("description") or "",
                 },
             )
@@ -285,95 +310,141 @@ class Restorer:
         payload, lost = create_payload(p.doc, project, site, parent_key, p.key)
         for line in lost:
             self.tally.lose(f"{p.key}: {line}")
+        fields = p.doc.get("fields") or {}
+        payload["properties"] = self._properties(p, fields)
         self.journal.start(step)
         created = self.client.post_json("/rest/api/3/issue", payload)
-        fields = p.doc.get("fields") or {}
-        self._transition(created["key"], fields)
-        self.client.request(
-            "PUT",
-            f"/rest/api/3/issue/{created['key']}/properties/{MARKER_PROPERTY}",
-            json={
-                "originalKey": p.key,
-                "originalId": p.doc.get("id"),
-                "created": fields.get("created"),
-                "updated": fields.get("updated"),
-                "creator": (fields.get("creator") or {}).get("accountId"),
-                "reporter": (fields.get("reporter") or {}).get("accountId"),
-                "snapshot": self.plan.snapshot.id,
-            },
-        )
         self.journal.finish(step, {"key": created["key"], "id": created["id"]})
         self.tally.map(p.key, created["key"])
         self.restored.add(p.key)
         self.tally.add("created", "issues")
+        self._transition(created["key"], fields)
+
+    def _properties(self, p: PlannedIssue, fields: dict[str, Any]) -> list[dict[str, Any]]:
+        """The marker and the changelog as entity properties, sent inside the create body (no extra request).
+
+        The changelog is split into properties of at most ~30 000 characters (Jira's limit is 32 768 each):
+        keepstone.changelog, keepstone.changelog.2, ...
+        """
+        marker = {
+            "originalKey": p.key,
+            "originalId": p.doc.get("id"),
+            "created": fields.get("created"),
+            "updated": fields.get("updated"),
+            "creator": (fields.get("creator") or {}).get("accountId"),
+            "reporter": (fields.get("reporter") or {}).get("accountId"),
+            "snapshot": self.plan.snapshot.id,
+        }
+        props = [{"key": MARKER_PROPERTY, "value": marker}]
+        entry = self.entries.get(f"changelog/{p.key}")
+        if entry is not None:
+            pages: list[list[Any]] = [[]]
+            size = 0
+            for history in self.repo.read_json(entry):
+                n = len(json.dumps(history, separators=(",", ":")))
+                if pages[-1] and size + n > 30_000:
+                    pages.append([])
+                    size = 0
+                pages[-1].append(history)
+                size += n
+            for i, page in enumerate(pages):
+                key = CHANGELOG_PROPERTY if i == 0 else f"{CHANGELOG_PROPERTY}.{i + 1}"
+                props.append({"key": key, "value": {"pages": len(pages), "histories": page}})
+        return props
+
+    def _workflow(self, key: str, type_name: str) -> tuple[str, list[dict[str, Any]]]:
+        """The status a new issue of this type starts in and its transitions, read once per type."""
+        with self.tally.lock:
+            known = self._types.get(type_name)
+        if known is None:
+            status = self.client.get_json(f"/rest/api/3/issue/{key}", fields="status")["fields"]["status"]
+            options = self.client.get_json(f"/rest/api/3/issue/{key}/transitions")["transitions"]
+            known = (status["name"], options)
+            with self.tally.lock:
+                self._types[type_name] = known
+        return known
 
     def _transition(self, key: str, fields: dict[str, Any]) -> None:
+        """Move the new issue to its backed-up status only if it differs; end with the backup's resolution."""
         status = (fields.get("status") or {}).get("name")
         if not status:
             return
-        options = self.client.get_json(f"/rest/api/3/issue/{key}/transitions")["transitions"]
-        current = self.client.get_json(f"/rest/api/3/issue/{key}", fields="status")["fields"]["status"][
-            "name"
-        ]
-        if current == status:
-            return
-        match = next((t for t in options if t["to"]["name"] == status), None)
-        if match is None:
-            self.tally.lose(f"{key}: no transition leads to status {status}")
-            return
-        body: dict[str, Any] = {"transition": {"id": match["id"]}}
-        if fields.get("resolution"):
-            body["fields"] = {"resolution": {"name": fields["resolution"]["name"]}}
-        self.client.post_json(f"/rest/api/3/issue/{key}/transitions", body)
+        initial, options = self._workflow(key, (fields.get("issuetype") or {}).get("name") or "")
+        resolution = (fields.get("resolution") or {}).get("name")
+        if status != initial:
+            match = next((t for t in options if t["to"]["name"] == status), None)
+            if match is None:
+                self.tally.lose(f"{key}: no transition leads to status {status}")
+                return
+            body: dict[str, Any] = {"transition": {"id": match["id"]}}
+            done = (match["to"].get("statusCategory") or {}).get("key") == "done"
+            if resolution and done:
+                body["fields"] = {"resolution": {"name": resolution}}
+            self.client.post_json(f"/rest/api/3/issue/{key}/transitions", body)
+            if done and not resolution:  # the workflow set one; the backup has none
+                self.client.request("PUT", f"/rest/api/3/issue/{key}", json={"fields": {"resolution": None}})
+            elif resolution and not done:
+                self.client.request(
+                    "PUT", f"/rest/api/3/issue/{key}", json={"fields": {"resolution": {"name": resolution}}}
+                )
+        elif resolution:
+            self.client.request(
+                "PUT", f"/rest/api/3/issue/{key}", json={"fields": {"resolution": {"name": resolution}}}
+            )
 
     # --- content of one issue ---------------------------------------------------------------------
 
     def _content(self, original: str) -> None:
+        """Attachments first (media nodes then point at them), then comments, worklogs, the description's
+        media references and watchers; a refused item is recorded with its issue key and the restore goes on."""
         new = self.result.mapping[original]
         parts = self.plan.request.parts
-        if "comments" in parts and f"comments/{original}" in self.entries:
-            existing = self.client.paged(f"/rest/api/3/issue/{new}/comment", "comments", 100)
-            have = {m.group(1) for c in existing for m in [NOTE_ID.search(_first_text(c.get("body")))] if m}
-            for c in self.repo.read_json(self.entries[f"comments/{original}"]):
-                if str(c["id"]) in have:
-                    continue
-                body = with_note(c.get("body"), origin_note(c.get("author"), c.get("created"), str(c["id"])))
-                self.client.post_json(f"/rest/api/3/issue/{new}/comment", {"body": body})
-                self.tally.add("created", "comments")
-        if "worklogs" in parts and f"worklogs/{original}" in self.entries:
-            existing = self.client.paged(f"/rest/api/3/issue/{new}/worklog", "worklogs", 1000)
-            have = {
-                m.group(1) for w in existing for m in [NOTE_ID.search(_first_text(w.get("comment")))] if m
-            }
-            for w in self.repo.read_json(self.entries[f"worklogs/{original}"]):
-                if str(w["id"]) in have:
-                    continue
-                note = origin_note(w.get("author"), w.get("started"), str(w["id"]))
-                self.client.post_json(
-                    f"/rest/api/3/issue/{new}/worklog",
-                    {
-                        "timeSpentSeconds": w["timeSpentSeconds"],
-                        "started": w["started"],
-                        "comment": with_note(w.get("comment"), note),
-                    },
-                )
-                self.tally.add("created", "worklogs")
+        media: dict[str, str] = {}
         if "attachments" in parts:
-            mine = [
-                e
-                for e in self.entries.values()
-                if e.kind == "attachment" and e.name.split("/")[1] == original
-            ]
-            if mine:
-                present = self.client.get_json(f"/rest/api/3/issue/{new}", fields="attachment")["fields"][
-                    "attachment"
-                ]
-                have = {(a["filename"], a["size"]) for a in present}
-                for entry in sorted(mine, key=lambda e: int(e.attrs.get("id") or 0)):
-                    if (entry.attrs.get("filename"), entry.size) in have:
-                        continue
-                    self._upload(new, entry)
-                    self.tally.add("created", "attachments")
+            try:
+                media = self._attachments(original, new)
+            except JiraError as e:
+                self.tally.item_error(f"{original}: attachments", e)
+        doc = next((p.doc for p in self.plan.issues if p.key == original), {})
+        old_attachments = self._old_attachments(original)
+        fields = doc.get("fields") or {}
+        docs = [fields.get("description"), fields.get("environment")]
+        for part, body_key in (("comments", "body"), ("worklogs", "comment")):
+            if f"{part}/{original}" in self.entries:
+                docs += [c.get(body_key) for c in self.repo.read_json(self.entries[f"{part}/{original}"])]
+        rewrite = _media_map(docs, old_attachments, media)
+        for part, path, list_key, body_key, when in (
+            ("comments", "comment", "comments", "body", "created"),
+            ("worklogs", "worklog", "worklogs", "comment", "started"),
+        ):
+            if part not in parts or f"{part}/{original}" not in self.entries:
+                continue
+            existing = self.client.paged(f"/rest/api/3/issue/{new}/{path}", list_key, 100)
+            have = {m.group(1) for c in existing for m in [NOTE_ID.search(_first_text(c.get(body_key)))] if m}
+            for item in self.repo.read_json(self.entries[f"{part}/{original}"]):
+                step = f"{part[:-1]}:{original}:{item['id']}"
+                # The journal too: the restoring account may no longer see an item it restored (restricted
+                # to a group it has left, or to the Administrators role instead of a missing group).
+                if str(item["id"]) in have or self.journal.done(step) is not None:
+                    continue
+                note = origin_note(item.get("author"), item.get(when), str(item["id"]))
+                body: dict[str, Any] = {body_key: with_note(_rewrite(item.get(body_key), rewrite), note)}
+                if part == "worklogs":
+                    body |= {"timeSpentSeconds": item["timeSpentSeconds"], "started": item["started"]}
+                try:
+                    self._post_restricted(f"/rest/api/3/issue/{new}/{path}", body, item, original, part)
+                    self.journal.finish(step, True)
+                    self.tally.add("created", part)
+                except JiraError as e:
+                    self.tally.item_error(f"{original}: {part[:-1]} {item['id']}", e)
+        if rewrite and any(_has_media(fields.get(n)) for n in ("description", "environment")):
+            update = {
+                n: _rewrite(fields[n], rewrite) for n in ("description", "environment") if fields.get(n)
+            }
+            try:
+                self.client.request("PUT", f"/rest/api/3/issue/{new}", json={"fields": update})
+            except JiraError as e:
+                self.tally.item_error(f"{original}: description", e)
         if "watchers" in parts and f"watchers/{original}" in self.entries:
             for w in self.repo.read_json(self.entries[f"watchers/{original}"]).get("watchers") or []:
                 try:
@@ -381,70 +452,182 @@ class Restorer:
                 except JiraError:
                     self.tally.lose(f"{original}: watcher {w['accountId']} could not be added")
 
-    def _upload(self, key: str, entry) -> None:
-        with tempfile.SpooledTemporaryFile(max_size=8 << 20) as f:
-            for chunk in self.repo.open_stream(entry):
-                f.write(chunk)
-            f.seek(0)
-            files = {
-                "file": (
-                    entry.attrs.get("filename") or "attachment",
-                    f,
-                    entry.attrs.get("mimeType") or "application/octet-stream",
+    def _post_restricted(
+        self, path: str, body: dict[str, Any], item: dict[str, Any], original: str, part: str
+    ) -> None:
+        """Post with the backed-up visibility; never publicly when the target lacks that role or group:
+        then restricted to the Administrators role, and the change listed."""
+        visibility = item.get("visibility")
+        if not visibility:
+            self.client.post_json(path, body)
+            return
+        wanted = {"type": visibility.get("type"), "value": visibility.get("value")}
+        try:
+            self.client.post_json(path, {**body, "visibility": wanted})
+        except JiraError as e:
+            if e.status != 400 or "visibility" not in e.errors:
+                raise
+            self.client.post_json(path, {**body, "visibility": FALLBACK_VISIBILITY})
+            self.tally.lose(
+                f"{original}: {part[:-1]} {item['id']} was visible to {wanted['type']} {wanted['value']}, "
+                "which the target lacks: restricted to the Administrators role"
+            )
+
+    def _old_attachments(self, original: str) -> list[Any]:
+        return sorted(
+            (e for e in self.entries.values() if e.kind == "attachment" and e.name.split("/")[1] == original),
+            key=lambda e: int(e.attrs.get("id") or 0),
+        )
+
+    def _attachments(self, original: str, new: str) -> dict[str, str]:
+        """Upload the missing attachments in one multipart request; identity is the backed-up id and the
+        SHA-256 of the bytes, kept in the issue property keepstone.attachments (never filename and size).
+        Returns backed-up attachment id -> media id of the restored one."""
+        mine = self._old_attachments(original)
+        if not mine:
+            return {}
+        present = {
+            a["id"]: a
+            for a in self.client.get_json(f"/rest/api/3/issue/{new}", fields="attachment")["fields"][
+                "attachment"
+            ]
+        }
+        try:
+            marker = self.client.get_json(f"/rest/api/3/issue/{new}/properties/{ATTACHMENTS_PROPERTY}")[
+                "value"
+            ]
+        except JiraNotFound:
+            marker = {}
+        marker = {k: v for k, v in marker.items() if v.get("id") in present}  # a deleted one comes back
+        claimed = {v["id"] for v in marker.values()}
+        missing = []
+        for entry in mine:
+            old_id = str(entry.attrs.get("id"))
+            if old_id in marker:
+                self.tally.add("skipped", "attachments already restored")
+                continue
+            digest = self._digest(entry)
+            # Uploaded by a run killed before it wrote the marker: the same bytes, not yet claimed.
+            twin = next(
+                (
+                    a
+                    for a in present.values()
+                    if a["id"] not in claimed
+                    and a.get("size") == entry.size
+                    and _sha256(self.client.download(a["id"])) == digest
+                ),
+                None,
+            )
+            if twin is not None:
+                claimed.add(twin["id"])
+                marker[old_id] = self._marker_item(entry, twin["id"], digest)
+                continue
+            missing.append((entry, digest))
+        if missing:
+            uploaded = self._upload(new, [e for e, _ in missing])
+            for (entry, digest), a in zip(missing, uploaded, strict=True):
+                marker[str(entry.attrs.get("id"))] = self._marker_item(entry, a["id"], digest)
+            self.tally.add("created", "attachments", len(uploaded))
+        for item in marker.values():
+            if "mediaId" not in item:
+                item["mediaId"] = self._media_id(item["id"])
+        self.client.request("PUT", f"/rest/api/3/issue/{new}/properties/{ATTACHMENTS_PROPERTY}", json=marker)
+        return {k: v["mediaId"] for k, v in marker.items() if v.get("mediaId")}
+
+    def _marker_item(self, entry: Any, new_id: str, digest: str) -> dict[str, Any]:
+        return {
+            "id": str(new_id),
+            "sha256": digest,
+            "filename": entry.attrs.get("filename"),
+            "size": entry.size,
+            "author": entry.attrs.get("author"),
+            "created": entry.attrs.get("created"),
+        }
+
+    def _digest(self, entry: Any) -> str:
+        return _sha256(self.repo.open_stream(entry))
+
+    def _media_id(self, attachment_id: str) -> str | None:
+        """The media file id ADF names an attachment by: where Jira's content URL redirects to."""
+        r = self.client.request(
+            "GET", f"/rest/api/3/attachment/content/{attachment_id}", allow_redirects=False, stream=True
+        )
+        r.close()
+        m = MEDIA_LOCATION.search(r.headers.get("Location", ""))
+        return m.group(1) if m else None
+
+    def _upload(self, key: str, entries: list[Any]) -> list[dict[str, Any]]:
+        """Several attachments in one multipart request (Jira answers them in the order sent)."""
+        with contextlib.ExitStack() as stack:
+            files = []
+            for entry in entries:
+                f = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=8 << 20))
+                for chunk in self.repo.open_stream(entry):
+                    f.write(chunk)
+                f.seek(0)
+                files.append(
+                    (
+                        "file",
+                        (
+                            entry.attrs.get("filename") or "attachment",
+                            f,
+                            entry.attrs.get("mimeType") or "application/octet-stream",
+                        ),
+                    )
                 )
-            }
-            self.client.request(
+            r = self.client.request(
                 "POST",
                 f"/rest/api/3/issue/{key}/attachments",
                 files=files,
                 headers={"X-Atlassian-Token": "no-check"},
             )
+            return list(r.json())
 
     # --- links ------------------------------------------------------------------------------------
 
     def _links(self) -> None:
-        wanted: set[tuple[str, str, str]] = set()
-        for p in self.plan.issues:
-            if p.key not in self.result.mapping:
-                continue
-            for link in (p.doc.get("fields") or {}).get("issuelinks") or []:
-                type_name = link["type"]["name"]
-                if "outwardIssue" in link:
-                    inward, outward = p.key, link["outwardIssue"]["key"]
-                else:
-                    inward, outward = link["inwardIssue"]["key"], p.key
-                wanted.add((type_name, inward, outward))
+        wanted = link_set(p for p in self.plan.issues if p.key in self.result.mapping)
         for type_name, inward, outward in sorted(wanted):
-            ends = [self._resolve(k) for k in (inward, outward)]
-            if None in ends:
-                missing = inward if ends[0] is None else outward
-                self.tally.lose(
-                    f"link {inward} {type_name} {outward}: {missing} is neither restored nor in the site"
-                )
-                continue
             step = f"link:{type_name}:{inward}:{outward}"
             if self.journal.done(step) is not None:
                 continue
-            self.client.post_json(
-                "/rest/api/3/issueLink",
-                {
-                    "type": {"name": type_name},
-                    "inwardIssue": {"key": ends[0]},
-                    "outwardIssue": {"key": ends[1]},
-                },
-            )
+            try:
+                ends = [self._resolve(k) for k in (inward, outward)]
+                if None in ends:
+                    missing = inward if ends[0] is None else outward
+                    self.tally.lose(
+                        f"link {inward} {type_name} {outward}: {missing} is neither restored nor in the site"
+                    )
+                    continue
+                self.client.post_json(
+                    "/rest/api/3/issueLink",
+                    {
+                        "type": {"name": type_name},
+                        "inwardIssue": {"key": ends[0]},
+                        "outwardIssue": {"key": ends[1]},
+                    },
+                )
+            except JiraError as e:
+                self.tally.item_error(f"link {inward} {type_name} {outward}", e)
+                continue
             self.journal.finish(step, True)
             self.tally.add("created", "links")
 
     def _resolve(self, original: str) -> str | None:
+        """The link end in the target: restored now, or an issue still in the site (any project, any target;
+        a moved issue answers to its old key with its new one)."""
         if original in self.result.mapping:
             return self.result.mapping[original]
-        if self.plan.request.target == "original":
+        if original not in self._found:
             try:
-                return self.client.get_json(f"/rest/api/3/issue/{original}", fields="key")["key"]
+                found = self.client.get_json(f"/rest/api/3/issue/{original}", fields="key")["key"]
             except JiraNotFound:
-                return None
-        return None
+                found = None
+            self._found[original] = found
+            if found:
+                with self.tally.lock:
+                    self.result.outside[original] = found
+        return self._found[original]
 
     # --- the whole run ----------------------------------------------------------------------------
 
@@ -460,13 +643,19 @@ class Restorer:
             done = 0
             with ThreadPoolExecutor(self.workers, thread_name_prefix="restore") as pool:
                 for level in self.plan.levels:
-                    for future in [pool.submit(self._issue, p, project, site) for p in level]:
-                        future.result()
+                    for p, future in [(p, pool.submit(self._issue, p, project, site)) for p in level]:
+                        try:
+                            future.result()
+                        except JiraError as e:  # this issue is refused; the others go on
+                            self.tally.item_error(p.key, e)
                     done += len(level)
                     self.progress({"phase": "issues", "done": done, "total": len(self.plan.issues)})
-                content = [pool.submit(self._content, k) for k in sorted(self.restored)]
-                for future in content:
-                    future.result()
+                content = [(k, pool.submit(self._content, k)) for k in sorted(self.restored)]
+                for k, future in content:
+                    try:
+                        future.result()
+                    except JiraError as e:
+                        self.tally.item_error(k, e)
             if "links" in self.plan.request.parts:
                 self._links()
         except RestoreError:
@@ -483,3 +672,72 @@ def _first_text(doc: Any) -> str:
         return str(doc["content"][0]["content"][0]["text"])
     except (KeyError, IndexError, TypeError):
         return ""
+
+
+def _sha256(chunks: Any) -> str:
+    h = hashlib.sha256()
+    for chunk in chunks:
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def _walk(node: Any):
+    if isinstance(node, dict):
+        yield node
+        for child in node.get("content") or []:
+            yield from _walk(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _walk(child)
+
+
+def _has_media(doc: Any) -> bool:
+    return any(n.get("type") in ("media", "mediaInline") for n in _walk(doc))
+
+
+def media_refs(doc: Any) -> list[tuple[str, str]]:
+    """(media id, alt) of every media node of an ADF document, in document order."""
+    return [
+        (str((n.get("attrs") or {}).get("id")), str((n.get("attrs") or {}).get("alt") or ""))
+        for n in _walk(doc)
+        if n.get("type") in ("media", "mediaInline") and (n.get("attrs") or {}).get("id")
+    ]
+
+
+def _media_map(docs: list[Any], old: list[Any], media: dict[str, str]) -> dict[str, str]:
+    """Old media id -> new media id. The backup knows an attachment's id and name, not its media id, so a
+    media node is tied to the attachment its alt text names (same-name attachments in upload order)."""
+    if not media:
+        return {}
+    by_name: dict[str, list[str]] = {}
+    for e in old:
+        by_name.setdefault(str(e.attrs.get("filename")), []).append(str(e.attrs.get("id")))
+    out: dict[str, str] = {}
+    used: dict[str, int] = {}
+    for mid, alt in (r for d in docs for r in media_refs(d)):
+        if mid in out or alt not in by_name:
+            continue
+        i = used.get(alt, 0)
+        ids = by_name[alt]
+        new = media.get(ids[min(i, len(ids) - 1)])
+        used[alt] = i + 1
+        if new:
+            out[mid] = new
+    return out
+
+
+def _rewrite(doc: Any, mapping: dict[str, str]) -> Any:
+    """A copy of an ADF document whose media nodes name the restored attachments."""
+    if not mapping or not isinstance(doc, dict | list):
+        return doc
+    if isinstance(doc, list):
+        return [_rewrite(x, mapping) for x in doc]
+    out = dict(doc)
+    if out.get("type") in ("media", "mediaInline") and isinstance(out.get("attrs"), dict):
+        attrs = dict(out["attrs"])
+        if str(attrs.get("id")) in mapping:
+            attrs["id"] = mapping[str(attrs["id"])]
+        out["attrs"] = attrs
+    if isinstance(out.get("content"), list):
+        out["content"] = [_rewrite(x, mapping) for x in out["content"]]
+    return out

@@ -9,10 +9,16 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from backend.jira import JiraClient
+from backend.jira import JiraClient, JiraNotFound
 from backend.repository import Repository
-from backend.restore.execute import NOTE_ID, RestoreResult, _first_text
-from backend.restore.mapping import HANDLED_ELSEWHERE, LOST_BY_API, marker_label, strip_note
+from backend.restore.execute import NOTE_ID, RestoreResult, _first_text, media_refs
+from backend.restore.mapping import (
+    ATTACHMENTS_PROPERTY,
+    HANDLED_ELSEWHERE,
+    LOST_BY_API,
+    marker_label,
+    strip_note,
+)
 from backend.restore.plan import RestorePlan
 
 
@@ -21,7 +27,7 @@ def _norm(value: Any) -> Any:
         return sorted((_norm(v) for v in value), key=repr)
     if isinstance(value, dict):
         if value.get("type") == "doc":
-            return value
+            return _without_media(value)  # media ids must change with the attachments; `_media` checks them
         for key in ("accountId", "value", "name", "key"):
             if key in value:
                 return value[key]
@@ -38,11 +44,20 @@ def fidelity_report(
         "issues": 0,
         "fields": {"compared": 0, "identical": 0, "changed": [], "lost": [], "api_limited": 0},
         "status": {"identical": 0, "changed": []},
+        "resolution": {"identical": 0, "changed": []},
+        "visibility": {"identical": 0, "changed": []},
+        "media": {"identical": 0, "changed": []},
         "hierarchy": {"identical": 0, "changed": []},
-        "links": {"identical": 0, "changed": []},
+        "links": {"identical": 0, "changed": [], "outside": 0},
         "comments": {"backed_up": 0, "identical": 0, "missing": []},
         "worklogs": {"backed_up": 0, "identical": 0, "missing": []},
         "attachments": {"backed_up": 0, "byte_identical": 0, "missing": []},
+        "not_compared": [
+            "comment and worklog authors and creation times (Jira sets them; kept in the origin note)",
+            "attachment authors and upload times (Jira sets them; kept in the keepstone.attachments property)",
+            "issue keys, ids, creators and created/updated times (kept in the keepstone.restore property)",
+            "changelog (Jira writes its own; the backed-up one is kept in the keepstone.changelog property)",
+        ],
         "api_limits": sorted(
             LOST_BY_API | {"key", "id", "author of comments/worklogs/attachments", "creation times"}
         ),
@@ -79,15 +94,21 @@ def fidelity_report(
             report["status"]["identical"] += 1
         else:
             report["status"]["changed"].append(p.key)
+        if _norm(old_f.get("resolution")) == _norm(new_f.get("resolution")):
+            report["resolution"]["identical"] += 1
+        else:
+            report["resolution"]["changed"].append(p.key)
         old_parent = (old_f.get("parent") or {}).get("key")
         new_parent = (new_f.get("parent") or {}).get("key")
         if mapping.get(old_parent, old_parent) == new_parent:
             report["hierarchy"]["identical"] += 1
         else:
             report["hierarchy"]["changed"].append(p.key)
-        _links(report, p.key, old_f, new_f, mapping)
+        ends = {**result.outside, **mapping}
+        _links(report, p.key, old_f, new_f, ends)
         _comments(report, client, repo, entries, p.key, new_key)
-        _attachments(report, client, repo, entries, p.key, new_f)
+        media = _attachments(report, client, repo, entries, p.key, new_key, new_f)
+        _media(report, client, repo, entries, p.key, new_key, old_f, new_f, media)
     compared = report["fields"]["compared"]
     report["fields"]["identical_share"] = (
         round(report["fields"]["identical"] / compared, 4) if compared else 1.0
@@ -108,11 +129,15 @@ def _link_set(fields: dict[str, Any], own: str, mapping: dict[str, str] | None) 
     return out
 
 
-def _links(report: dict[str, Any], key: str, old_f: dict, new_f: dict, mapping: dict[str, str]) -> None:
-    new_key = mapping[key]
-    expected = {
-        t for t in _link_set(old_f, key, mapping) if t[1] in mapping.values() and t[2] in mapping.values()
-    }
+def _links(report: dict[str, Any], key: str, old_f: dict, new_f: dict, ends: dict[str, str]) -> None:
+    """Every backed-up link whose other end was restored or is still in the site must be there."""
+    new_key = ends[key]
+    expected = {t for t in _link_set(old_f, key, ends) if t[1] in ends.values() and t[2] in ends.values()}
+    report["links"]["outside"] += sum(
+        1
+        for t in _link_set(old_f, key, None)
+        if (t[1] != key and t[1] not in ends) or (t[2] != key and t[2] not in ends)
+    )
     if expected <= _link_set(new_f, new_key, None):
         report["links"]["identical"] += 1
     else:
@@ -141,7 +166,13 @@ def _comments(
                 report[part]["missing"].append(f"{key}:{item['id']}")
                 continue
             body, _ = strip_note(twin.get(body_key))
-            same = (body or {}).get("content") == ((item.get(body_key) or {}).get("content") or [])
+            same = _without_media((body or {}).get("content")) == _without_media(
+                (item.get(body_key) or {}).get("content") or []
+            )
+            if (twin.get("visibility") or None) == (item.get("visibility") or None):
+                report["visibility"]["identical"] += 1 if item.get("visibility") else 0
+            else:
+                report["visibility"]["changed"].append(f"{key}:{part[:-1]} {item['id']}")
             if part == "worklogs":
                 same = same and twin.get("timeSpentSeconds") == item.get("timeSpentSeconds")
             if same:
@@ -151,15 +182,28 @@ def _comments(
 
 
 def _attachments(
-    report: dict[str, Any], client: JiraClient, repo: Repository, entries, key: str, new_f: dict[str, Any]
-) -> None:
-    present = {(a["filename"], a["size"]): a for a in new_f.get("attachment") or []}
-    for entry in entries.values():
-        if entry.kind != "attachment" or entry.name.split("/")[1] != key:
-            continue
+    report: dict[str, Any],
+    client: JiraClient,
+    repo: Repository,
+    entries,
+    key: str,
+    new_key: str,
+    new_f: dict[str, Any],
+) -> dict[str, str]:
+    """Each backed-up attachment by its id, through the keepstone.attachments marker, and its bytes by SHA-256
+    (never by filename and size). Returns backed-up id -> media id of the restored one."""
+    mine = [e for e in entries.values() if e.kind == "attachment" and e.name.split("/")[1] == key]
+    if not mine:
+        return {}
+    present = {a["id"] for a in new_f.get("attachment") or []}
+    try:
+        marker = client.get_json(f"/rest/api/3/issue/{new_key}/properties/{ATTACHMENTS_PROPERTY}")["value"]
+    except JiraNotFound:
+        marker = {}
+    for entry in mine:
         report["attachments"]["backed_up"] += 1
-        twin = present.get((entry.attrs.get("filename"), entry.size))
-        if twin is None:
+        twin = marker.get(str(entry.attrs.get("id")))
+        if twin is None or twin.get("id") not in present:
             report["attachments"]["missing"].append(entry.name)
             continue
         original = hashlib.sha256()
@@ -168,10 +212,52 @@ def _attachments(
         restored = hashlib.sha256()
         for chunk in client.download(twin["id"]):
             restored.update(chunk)
-        if original.digest() == restored.digest():
+        if original.hexdigest() == restored.hexdigest() == twin.get("sha256"):
             report["attachments"]["byte_identical"] += 1
         else:
             report["attachments"]["missing"].append(f"{entry.name} (bytes differ)")
+    return {k: v.get("mediaId") for k, v in marker.items() if v.get("mediaId")}
+
+
+def _media(
+    report: dict[str, Any],
+    client: JiraClient,
+    repo: Repository,
+    entries,
+    key: str,
+    new_key: str,
+    old_f: dict[str, Any],
+    new_f: dict[str, Any],
+    media: dict[str, str],
+) -> None:
+    """Media nodes of the description and comments: as many as backed up, each naming a restored attachment
+    of this issue (none left pointing at an old one)."""
+    old_refs = media_refs([old_f.get("description"), old_f.get("environment")])
+    new_refs = media_refs([new_f.get("description"), new_f.get("environment")])
+    if f"comments/{key}" in entries:
+        old_refs += media_refs([c.get("body") for c in repo.read_json(entries[f"comments/{key}"])])
+        new_refs += media_refs(
+            [c.get("body") for c in client.paged(f"/rest/api/3/issue/{new_key}/comment", "comments", 100)]
+        )
+    if not old_refs:
+        return
+    ours = set(media.values())
+    if len(old_refs) == len(new_refs) and all(mid in ours for mid, _ in new_refs):
+        report["media"]["identical"] += 1
+    else:
+        report["media"]["changed"].append(key)
+
+
+def _without_media(content: Any) -> Any:
+    """ADF content with media ids blanked (they must differ after a restore; `_media` checks them)."""
+    if isinstance(content, list):
+        return [_without_media(x) for x in content]
+    if isinstance(content, dict):
+        out = {k: _without_media(v) for k, v in content.items()}
+        if content.get("type") in ("media", "mediaInline") and isinstance(out.get("attrs"), dict):
+            out["attrs"] = {k: v for k, v in out["attrs"].items() if k != "id"}
+        return out
+    return content
 
 
 def format_report(report: dict[str, Any]) -> list[str]:
@@ -182,7 +268,14 @@ def format_report(report: dict[str, Any]) -> list[str]:
         f"{len(f['changed'])} changed, {len(f['lost'])} lost, {f['api_limited']} set by Jira (API limits)",
         f"  status: {report['status']['identical']} identical, {len(report['status']['changed'])} changed",
         f"  hierarchy: {report['hierarchy']['identical']} identical, {len(report['hierarchy']['changed'])} changed",
-        f"  links: {report['links']['identical']} issues identical, {len(report['links']['changed'])} changed",
+        f"  resolution: {report['resolution']['identical']} identical, "
+        f"{len(report['resolution']['changed'])} changed",
+        f"  links: {report['links']['identical']} issues identical, {len(report['links']['changed'])} changed"
+        f" ({report['links']['outside']} to issues neither restored nor in the site)",
+        f"  visibility: {report['visibility']['identical']} restricted items identical, "
+        f"{len(report['visibility']['changed'])} changed",
+        f"  media references: {report['media']['identical']} issues identical, "
+        f"{len(report['media']['changed'])} changed",
     ]
     for part in ("comments", "worklogs"):
         r = report[part]
@@ -195,4 +288,5 @@ def format_report(report: dict[str, Any]) -> list[str]:
         if f[name]:
             lines.append(f"  fields {name}: {', '.join(f[name][:20])}")
     lines.append(f"  not settable through Jira's API: {', '.join(report['api_limits'])}")
+    lines += [f"  not compared: {line}" for line in report["not_compared"]]
     return lines

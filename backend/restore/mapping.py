@@ -47,6 +47,8 @@ HANDLED_ELSEWHERE = {
     "timeoriginalestimate",
 }
 MARKER_PROPERTY = "keepstone.restore"
+CHANGELOG_PROPERTY = "keepstone.changelog"  # the backed-up history, split into pages (.2, .3, ...)
+ATTACHMENTS_PROPERTY = "keepstone.attachments"  # backed-up attachment id -> restored id, hash, author, time
 
 
 def marker_label(original_key: str) -> str:

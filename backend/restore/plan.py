@@ -164,14 +164,25 @@ def build_plan(repo: Repository, request: RestoreRequest) -> RestorePlan:
             1 for e in entries.values() if e.kind == "attachment" and e.name.split("/")[1] in planned
         )
     if "links" in request.parts:
-        counts["links"] = sum(
-            len((p.doc.get("fields") or {}).get("issuelinks") or []) for p in planned.values()
-        )
+        counts["links"] = len(link_set(planned.values()))
     notes.append(
         "Jira sets creation times, authors and keys itself: originals are kept in the label "
         "restored-from-KEY, the issue property keepstone.restore and a note on comments and worklogs"
     )
     return RestorePlan(request, snapshot, project, list(planned.values()), levels, counts, notes)
+
+
+def link_set(issues) -> set[tuple[str, str, str]]:
+    """The links of these issues as (type, inward key, outward key): a link between two of them is listed
+    by both ends in the backup, and counts once."""
+    out = set()
+    for p in issues:
+        for link in (p.doc.get("fields") or {}).get("issuelinks") or []:
+            if "outwardIssue" in link:
+                out.add((link["type"]["name"], p.key, link["outwardIssue"]["key"]))
+            elif "inwardIssue" in link:
+                out.add((link["type"]["name"], link["inwardIssue"]["key"], p.key))
+    return out
 
 
 def _num(key: str) -> tuple[str, int]:

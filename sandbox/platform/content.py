@@ -82,6 +82,9 @@ def _visibility(value: Any) -> dict[str, str] | None:
         raise JiraHTTPError(400, [], {"visibility": "Visibility must name a role or a group."})
     if value["type"] == "role" and value.get("value") not in render.ROLES:
         raise JiraHTTPError(400, [], {"visibility": f"Role '{value.get('value')}' does not exist."})
+    name = str(value.get("value") or value.get("identifier"))
+    if value["type"] == "group" and not any(name in u.groups for u in site().users.values()):
+        raise JiraHTTPError(400, [], {"visibility": f"Group: {name} does not exist."})
     return {"type": value["type"], "value": str(value.get("value") or value.get("identifier"))}
 
 
@@ -336,27 +339,33 @@ def attachment_settings():
     return jsonify({"enabled": True, "uploadLimit": 1_073_741_824})
 
 
-def _media_signature(attachment_id: int) -> str:
-    return hmac.new(site().cloud_id.encode(), str(attachment_id).encode(), hashlib.sha256).hexdigest()[:32]
+def _media_signature(ident: str) -> str:
+    return hmac.new(site().cloud_id.encode(), ident.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @bp.get("/attachment/content/<int:attachment_id>")
 def attachment_content(attachment_id: int):
     a = _attachment_or_404(attachment_id)
     if request.args.get("redirect", "true").lower() != "false":
-        # Jira sends the browser to a signed media URL; clients that follow redirects get the bytes there.
-        location = f"{base()}/_media/file/{a.id}?token={_media_signature(a.id)}"
+        # Jira sends the browser to a signed media URL named by the media file id (what ADF media nodes
+        # name); clients that follow redirects get the bytes there.
+        ident = a.media_id or str(a.id)
+        location = f"{base()}/_media/file/{ident}/binary?token={_media_signature(ident)}"
         return Response(status=303, headers={"Location": location})
     return _stream(a)
 
 
-@media.get("/_media/file/<int:attachment_id>")
-def media_file(attachment_id: int):
-    a = site().attachments.get(attachment_id)
+@media.get("/_media/file/<ident>")
+@media.get("/_media/file/<ident>/binary")
+def media_file(ident: str):
+    if ident.isdigit():
+        a = site().attachments.get(int(ident))
+    else:
+        a = next((x for x in site().attachments.values() if x.media_id == ident), None)
     if (
         a is None
         or a.deleted
-        or not hmac.compare_digest(request.args.get("token", ""), _media_signature(attachment_id))
+        or not hmac.compare_digest(request.args.get("token", ""), _media_signature(ident))
     ):
         return jsonify({"error": "The media token is missing, invalid or expired."}), 401
     return _stream(a)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -12,6 +13,7 @@ from sandbox.model import Issue, Link
 from sandbox.platform.fields_input import NOT_SETTABLE, parse_fields
 from sandbox.web import JiraHTTPError, base, caller, issue_or_404, json_body, list_arg, site
 
+PROPERTY_LIMIT = 32_768  # characters of an entity property's JSON value
 bp = Blueprint("platform_issues", __name__, url_prefix="/rest/api/3")
 
 
@@ -83,6 +85,7 @@ def issue_create():
         if banned in fields:
             raise JiraHTTPError(400, [], {banned: NOT_SETTABLE.format(banned)})
     parsed = parse_fields(site(), project, fields)
+    properties = _create_properties(body.get("properties"))
     now = render.now_ms()
     with site().lock:
         issue_id = site().next_id("issues", 10_000 + len(site().issues) + 100_000)
@@ -116,12 +119,29 @@ def issue_create():
             "remotelinks": [],
             "watchers": [caller().account_id],
             "votes": [],
-            "properties": {},
+            "properties": properties,
         }
         site().add_issue(issue)
     return jsonify(
         {"id": str(issue_id), "key": issue.key, "self": f"{base()}/rest/api/3/issue/{issue_id}"}
     ), 201
+
+
+def _create_properties(value: Any) -> dict[str, Any]:
+    """Entity properties given in a create body (`properties: [{key, value}]`), checked as Jira does."""
+    if value is None:
+        return {}
+    if not isinstance(value, list):
+        raise JiraHTTPError(400, [], {"properties": "Properties must be a list of key and value."})
+    out: dict[str, Any] = {}
+    for item in value:
+        key = item.get("key") if isinstance(item, dict) else None
+        if not isinstance(key, str) or not key or len(key) > 255:
+            raise JiraHTTPError(400, "The property key must be between 1 and 255 characters.")
+        if len(json.dumps(item.get("value"), separators=(",", ":"))) > PROPERTY_LIMIT:
+            raise JiraHTTPError(400, f"The property '{key}' exceeds the {PROPERTY_LIMIT} character limit.")
+        out[key] = item.get("value")
+    return out
 
 
 @bp.put("/issue/<key>")
@@ -476,6 +496,8 @@ def property_set(key: str, prop: str):
         raise JiraHTTPError(400, "The property value must be valid JSON.")
     if len(prop) > 255:
         raise JiraHTTPError(400, "The property key is too long (at most 255 characters).")
+    if len(json.dumps(value, separators=(",", ":"))) > PROPERTY_LIMIT:
+        raise JiraHTTPError(400, f"The property '{prop}' exceeds the {PROPERTY_LIMIT} character limit.")
     with site().lock:
         stored = materialise(site(), issue)["properties"]
         created = prop not in stored

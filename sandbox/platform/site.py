@@ -111,6 +111,47 @@ def groups():
     )
 
 
+def _group_name() -> str:
+    name = request.args.get("groupname")
+    if not name and request.args.get("groupId"):
+        names = {g for u in site().users.values() for g in u.groups}
+        name = next((n for n in names if _group_id(n) == request.args["groupId"]), None)
+    if not name:
+        raise JiraHTTPError(400, "You must specify a group name or a group id.")
+    return name
+
+
+@bp.post("/group/user")
+def group_user_add():
+    """Add a user to a group (the group exists while someone is in it)."""
+    name = _group_name()
+    account = (request.get_json(silent=True) or {}).get("accountId")
+    user = site().users.get(str(account))
+    if user is None:
+        raise JiraHTTPError(400, [], {"accountId": "The user does not exist."})
+    with site().lock:
+        if name not in user.groups:
+            user.groups = (*user.groups, name)
+    return jsonify(
+        {
+            "name": name,
+            "groupId": _group_id(name),
+            "self": f"{base()}/rest/api/3/group?groupId={_group_id(name)}",
+        }
+    ), 201
+
+
+@bp.delete("/group/user")
+def group_user_remove():
+    name = _group_name()
+    user = site().users.get(request.args.get("accountId", ""))
+    if user is None or name not in user.groups:
+        raise JiraHTTPError(404, f"The user is not a member of the group '{name}'.")
+    with site().lock:
+        user.groups = tuple(g for g in user.groups if g != name)
+    return "", 200
+
+
 @bp.get("/field")
 def fields():
     out = []

@@ -202,3 +202,53 @@ def test_vote_is_counted(fresh, project):
     fresh.call("POST", f"/rest/api/3/issue/{key}/votes", expect=204)
     votes = fresh.get(f"/rest/api/3/issue/{key}/votes")
     assert votes["votes"] == before + 1 and votes["hasVoted"] is True
+
+
+def test_group_membership_and_a_missing_group_refuses_a_restricted_comment(fresh, project):
+    key = _create(fresh, project)["key"]
+    me = fresh.get("/rest/api/3/myself")["accountId"]
+    added = fresh.call(
+        "POST", "/rest/api/3/group/user", params={"groupname": "qa-leads"}, json={"accountId": me}, expect=201
+    )
+    assert added.json()["name"] == "qa-leads"
+    assert "qa-leads" in [g["name"] for g in fresh.get("/rest/api/3/group/bulk")["values"]]
+    restricted = {"body": _adf("only qa"), "visibility": {"type": "group", "value": "qa-leads"}}
+    fresh.post(f"/rest/api/3/issue/{key}/comment", restricted, expect=201)
+    fresh.call("DELETE", "/rest/api/3/group/user", params={"groupname": "qa-leads", "accountId": me})
+    assert "qa-leads" not in [g["name"] for g in fresh.get("/rest/api/3/group/bulk")["values"]]
+    refused = fresh.call("POST", f"/rest/api/3/issue/{key}/comment", json=restricted, expect=400)
+    assert "qa-leads" in refused.json()["errors"]["visibility"]
+    fresh.call(
+        "DELETE", "/rest/api/3/group/user", params={"groupname": "qa-leads", "accountId": me}, expect=404
+    )
+
+
+def test_properties_inside_the_create_body_are_stored_and_limited(fresh, project):
+    body = {
+        "fields": {"project": {"key": project["key"]}, "issuetype": {"name": "Task"}, "summary": "p"},
+        "properties": [{"key": "keepstone.restore", "value": {"originalKey": "OLD-1"}}],
+    }
+    key = fresh.post("/rest/api/3/issue", body, expect=201)["key"]
+    assert fresh.get(f"/rest/api/3/issue/{key}/properties/keepstone.restore")["value"] == {
+        "originalKey": "OLD-1"
+    }
+    body["properties"] = [{"key": "big", "value": "x" * 40_000}]
+    fresh.call("POST", "/rest/api/3/issue", json=body, expect=400)
+    fresh.call("PUT", f"/rest/api/3/issue/{key}/properties/big", json="x" * 40_000, expect=400)
+
+
+def test_attachment_content_redirects_to_the_media_file_id(fresh, project):
+    key = _create(fresh, project)["key"]
+    added = fresh.call(
+        "POST",
+        f"/rest/api/3/issue/{key}/attachments",
+        files=[("file", ("a.txt", b"aaa", "text/plain")), ("file", ("a.txt", b"bbb", "text/plain"))],
+        headers={"X-Atlassian-Token": "no-check"},
+    ).json()
+    assert [a["size"] for a in added] == [3, 3]
+    r = fresh.call(
+        "GET", f"/rest/api/3/attachment/content/{added[1]['id']}", expect=303, allow_redirects=False
+    )
+    location = r.headers["Location"]
+    assert "/_media/file/" in location and location.split("/_media/file/")[1].split("/")[0] != added[1]["id"]
+    assert fresh.call("GET", f"/rest/api/3/attachment/content/{added[1]['id']}").content == b"bbb"
