@@ -4,6 +4,9 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The Forge Custom UI (manifest.yml's `panel` resource), built from static/panel with esbuild from npm.
+CUSTOM_UI := manifest/build/panel/index.html
+CUSTOM_UI_SRC := static/panel/panel.js static/panel/forge.js static/panel/panel.css connector/templates/panel.html connector/customui.py
 PYTEST_ARGS ?=
 
 .PHONY: install run test test-slow test-all bench lint fmt clean
@@ -28,9 +31,14 @@ $(NODE_STAMP): package.json package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); \
 	else echo "npm not found: Azurite and Forge-manifest tests will be skipped"; fi
 
-install: $(STAMP) $(NODE_STAMP)
+$(CUSTOM_UI): $(NODE_STAMP) $(RUN_STAMP) $(CUSTOM_UI_SRC)
+	@if [ -x node_modules/.bin/esbuild ]; then $(BIN)/python -m connector.customui; \
+	else echo "npm not found: the Forge Custom UI is not built (make run shows the Connect app)"; fi
 
-run: $(RUN_STAMP)
+install: $(STAMP) $(NODE_STAMP) $(CUSTOM_UI)
+
+# The demo shows the Forge app by default: the Custom UI is built first (npm ci once, quietly).
+run: $(RUN_STAMP) $(CUSTOM_UI)
 	@$(BIN)/keepstone run
 
 test: install

@@ -132,7 +132,13 @@ def connect_toggle(event: str):
 
 @bp.post("/forge/events")
 def forge_event():
-    """Handle a Forge lifecycle trigger (installed, upgraded, uninstalled) carrying a verified FIT."""
+    """Handle a Forge lifecycle trigger (installed, upgraded, uninstalled) carrying a verified FIT.
+
+    Keyed by the token's cloudId; the installation is the token's `app.installationId`. Any order and
+    any repetition ends in the same state: an uninstall is final for its installation (a reinstall gets a
+    new id), so a late or replayed installed/upgraded of it changes nothing, and an uninstall of an older
+    installation leaves the site's current one installed.
+    """
     st = state()
     claims = st.forge.verify(request.headers.get("Authorization"))
     body = _body()
@@ -145,25 +151,30 @@ def forge_event():
     event = body.get("eventType")
     if not isinstance(event, str):
         raise TokenError("eventType must be a string", 400)
-    if event in FORGE_INSTALLED:
-        site_url = next((u for u in (context.get("siteUrl"), body.get("siteUrl")) if _is_site_url(u)), "")
-        if not site_url:
-            raise TokenError("Forge event lacks the site URL", 400)
-        app = claims.get("app") if isinstance(claims.get("app"), dict) else {}
-        installation_id = app.get("installationId")
-        tenant = st.tenants.upsert(
-            cloud_id,
-            site_url=site_url.rstrip("/"),
-            installation_id=installation_id if isinstance(installation_id, str) else None,
-            installed=True,
-            enabled=True,
-        )
-        _register(tenant)
-    elif event in FORGE_UNINSTALLED:
-        tenant = st.tenants.get(cloud_id)
-        if tenant is not None:
-            st.tenants.update(cloud_id, installed=False, enabled=False)
-            _suspend(tenant)
-    else:
+    if event not in FORGE_INSTALLED | FORGE_UNINSTALLED:
         raise TokenError(f"unknown event {event[:80]!r}", 400)
+    app = claims.get("app") if isinstance(claims.get("app"), dict) else {}
+    installation_id = app.get("installationId")
+    if not isinstance(installation_id, str) or not 0 < len(installation_id) <= 255:
+        raise TokenError("Forge token carries no app.installationId", 401)
+    if body.get("installationId") not in (None, installation_id):
+        raise TokenError("event installationId differs from the token's", 403)
+    try:
+        if event in FORGE_INSTALLED:
+            site_url = next((u for u in (context.get("siteUrl"), body.get("siteUrl")) if _is_site_url(u)), "")
+            if not site_url:
+                raise TokenError("Forge event lacks the site URL", 400)
+            tenant = st.tenants.forge_installed(cloud_id, installation_id, site_url.rstrip("/"))
+            if tenant is not None:
+                _register(tenant)
+        else:
+            tenant = st.tenants.forge_uninstalled(cloud_id, installation_id)
+            if tenant is not None:
+                _suspend(tenant)
+    except ValueError as e:
+        raise TokenError(str(e), 403) from None
+    log.info(
+        "forge event",
+        extra={"tenant": cloud_id, "event": event, "applied": tenant is not None},
+    )
     return jsonify({"ok": True})

@@ -177,6 +177,12 @@ SCHEMAS: dict[str, Any] = {
             }
         },
     },
+    "Handoff": {
+        "type": "object",
+        "required": ["url", "expires_in"],
+        "properties": {"url": TEXT, "expires_in": {"type": "integer", "minimum": 1}},
+        "additionalProperties": False,
+    },
     "Document": {
         "type": "object",
         "required": ["openapi", "info", "paths"],
@@ -277,6 +283,22 @@ def _panel(prefix: str, security: str) -> dict:
     return ops
 
 
+def _run(security: str) -> dict:
+    return {
+        "get": {
+            **_op("One run's progress (the caller's tenant only)", (200, "Run"), PANEL_READ, security),
+            "parameters": [
+                {
+                    "name": "run_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+                }
+            ],
+        }
+    }
+
+
 def document() -> dict:
     """Return the OpenAPI document (servers filled in by the app factory)."""
     paths: dict[str, Any] = {
@@ -313,20 +335,16 @@ def document() -> dict:
                 "ForgeEvent",
             )
         },
-        "/panel/api/runs/{run_id}": {
-            "get": {
-                **_op(
-                    "One run's progress (the caller's tenant only)", (200, "Run"), PANEL_READ, "connectJwt"
-                ),
-                "parameters": [
-                    {
-                        "name": "run_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 64},
-                    }
-                ],
-            }
+        "/panel/api/runs/{run_id}": _run("connectJwt"),
+        "/forge/panel/runs/{run_id}": _run("forgeInvocationToken"),
+        "/forge/panel/more": {
+            "post": _op(
+                "More features: a one-time 60-second URL that signs the user in to the management "
+                "service (opened with router.open)",
+                (200, "Handoff"),
+                (400, 401, 403, 413),
+                "forgeInvocationToken",
+            )
         },
         **_panel("/panel/api", "connectJwt"),
         **_panel("/forge/panel", "forgeInvocationToken"),

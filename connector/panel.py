@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -48,16 +50,20 @@ def _connect_caller(allow_context: bool, token: str | None = None) -> Caller:
 
 
 def _forge_caller() -> Caller:
+    """The caller of a Forge UI call: the FIT's site (cloudId) and user (principal), nothing from the body."""
     st = state()
     claims = st.forge.verify(request.headers.get("Authorization"))
     tenant = st.tenants.get(claims["context"]["cloudId"])
     if tenant is None or not tenant.installed:
         raise TokenError("the app is not installed on this site", 403)
-    principal = claims.get("principal") or ""
+    app = claims.get("app") if isinstance(claims.get("app"), dict) else {}
+    if tenant.installation_id and app.get("installationId") != tenant.installation_id:
+        raise TokenError("the token is of another installation than the site's current one", 403)
+    principal = claims.get("principal") or claims["context"].get("accountId") or ""
     if isinstance(principal, dict):
         principal = principal.get("accountId", "")
     account = principal[:128] if isinstance(principal, str) else ""
-    return Caller(tenant, account, account or "Jira admin")
+    return Caller(tenant, account, "Jira admin")
 
 
 def context_token(tenant: Tenant, account_id: str, name: str) -> str:
@@ -256,6 +262,56 @@ def more():
     # The backend's /sso checks Origin (login CSRF); under no-referrer browsers send `Origin: null`.
     # strict-origin sends the connector's origin only, never a path, and nothing over a downgrade.
     resp.headers["Referrer-Policy"] = "strict-origin"
+    return resp
+
+
+TICKET_LIFETIME = 60
+
+
+@bp.get("/forge/panel/runs/<path:run_id>")
+def forge_run(run_id: str):
+    """One run's progress for the Forge Custom UI."""
+    caller = _forge_caller()
+    return _answer(_backend("GET", f"/api/v1/runs/{requests.utils.quote(run_id, safe='')}", caller))
+
+
+@bp.post("/forge/panel/more")
+def forge_more():
+    """More features from the Forge Custom UI: a one-time, 60-second URL for `router.open` (Custom UI
+    cannot open windows or post forms to other origins). Only the ticket's hash is stored."""
+    caller = _forge_caller()
+    _body()
+    ticket = secrets.token_urlsafe(32)
+    state().tenants.add_ticket(
+        _ticket_hash(ticket), caller.tenant.cloud_id, caller.account_id, caller.name, TICKET_LIFETIME
+    )
+    url = f"{state().config.base_url.rstrip('/')}/forge/handoff/{ticket}"
+    return _answer(({"url": url, "expires_in": TICKET_LIFETIME}, 200))
+
+
+def _ticket_hash(ticket: str) -> str:
+    return hashlib.sha256(ticket.encode()).hexdigest()
+
+
+@bp.get("/forge/handoff/<ticket>")
+def forge_handoff(ticket: str):
+    """Burn the ticket and hand the user to the backend (the same auto-POST page as Connect's)."""
+    found = state().tenants.burn_ticket(_ticket_hash(ticket)) if 0 < len(ticket) <= 128 else None
+    if found is None:
+        raise TokenError("this link was used already or has expired; open More features again")
+    st = state()
+    tenant = st.tenants.get(found.cloud_id)
+    if tenant is None or not tenant.installed:
+        raise TokenError("the app is not installed on this site", 403)
+    sso = sso_token(st.keys, found.cloud_id, found.account_id, found.name)
+    resp = Response(sso_form(st.config.backend_url, sso), mimetype="text/html")
+    backend_origin = "/".join(st.config.backend_url.split("/")[:3])
+    resp.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src 'self'; form-action {backend_origin}; base-uri 'none'; "
+        "frame-ancestors 'none'"
+    )
+    resp.headers["Referrer-Policy"] = "strict-origin"  # the POST to /sso must carry our Origin
+    resp.headers["Cache-Control"] = "no-store"
     return resp
 
 

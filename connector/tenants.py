@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Boolean, DateTime, String, create_engine, select
+from sqlalchemy import Boolean, DateTime, String, create_engine, delete, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from connector.sealing import Sealer, SealError, is_sealed
@@ -52,6 +52,33 @@ class Tenant(Base):
         """Return the scheme://host[:port] of the tenant's Jira site (the only allowed frame ancestor)."""
         scheme, _, rest = self.site_url.partition("://")
         return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+class ForgeInstallation(Base):
+    """One Forge installation (its id from the FIT's `app.installationId`) and whether it was uninstalled.
+
+    An uninstalled installation never comes back (a reinstall gets a new id), so its row is a tombstone:
+    a late or replayed installed/upgraded event of that installation changes nothing.
+    """
+
+    __tablename__ = "forge_installations"
+
+    installation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    cloud_id: Mapped[str] = mapped_column(String(64))
+    uninstalled: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HandoffTicket(Base):
+    """A one-time ticket for the Forge panel's More features (only its SHA-256 is stored)."""
+
+    __tablename__ = "handoff_tickets"
+
+    ticket_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cloud_id: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 def _private_sqlite(database_url: str) -> None:
@@ -144,3 +171,87 @@ class TenantStore:
             setattr(tenant, key, value)
         tenant.updated_at = datetime.now(UTC)
         session.flush()
+
+    # --- Forge installations -------------------------------------------------------------------------
+
+    def forge_installed(self, cloud_id: str, installation_id: str, site_url: str) -> Tenant | None:
+        """Record an installed/upgraded event; None when the installation was already uninstalled (a
+        late or replayed event: nothing changes). Raises ValueError for an installation of another site."""
+        with self._lock, self.sessions() as s, s.begin():
+            row = s.get(ForgeInstallation, installation_id)
+            if row is not None and row.cloud_id != cloud_id:
+                raise ValueError("this installation belongs to another site")
+            if row is not None and row.uninstalled:
+                return None
+            if row is None:
+                row = ForgeInstallation(installation_id=installation_id, cloud_id=cloud_id)
+                s.add(row)
+            row.updated_at = datetime.now(UTC)
+            tenant = s.get(Tenant, cloud_id)
+            if tenant is None:
+                tenant = Tenant(cloud_id=cloud_id, site_url=site_url)
+                s.add(tenant)
+            fields = {"site_url": site_url, "installation_id": installation_id, "installed": True}
+            self._assign(s, tenant, {**fields, "enabled": True})
+        return self._opened(tenant)
+
+    def forge_uninstalled(self, cloud_id: str, installation_id: str) -> Tenant | None:
+        """Record an uninstalled event (a tombstone, even before its installed event arrives); return the
+        tenant when this uninstalled the site, None when another installation of it is still live.
+
+        A site has one installation at a time, so of the installations whose installed event arrived,
+        all but one will be uninstalled: the site stays installed while one without a tombstone is
+        left (the newest seen), whatever order the events came in.
+        """
+        now = datetime.now(UTC)
+        with self._lock, self.sessions() as s, s.begin():
+            row = s.get(ForgeInstallation, installation_id)
+            if row is not None and row.cloud_id != cloud_id:
+                raise ValueError("this installation belongs to another site")
+            if row is None:
+                row = ForgeInstallation(installation_id=installation_id, cloud_id=cloud_id)
+                s.add(row)
+            row.uninstalled = True
+            row.updated_at = now
+            s.flush()
+            tenant = s.get(Tenant, cloud_id)
+            if tenant is None or tenant.installation_id not in (None, installation_id):
+                return None
+            live = s.scalars(
+                select(ForgeInstallation)
+                .where(ForgeInstallation.cloud_id == cloud_id, ForgeInstallation.uninstalled.is_(False))
+                .order_by(ForgeInstallation.updated_at.desc())
+            ).first()
+            if live is not None:
+                self._assign(s, tenant, {"installation_id": live.installation_id})
+                return None
+            self._assign(s, tenant, {"installed": False, "enabled": False})
+        return self._opened(tenant)
+
+    # --- one-time hand-off tickets -------------------------------------------------------------------
+
+    def add_ticket(self, ticket_hash: str, cloud_id: str, account_id: str, name: str, lifetime: int) -> None:
+        """Keep a ticket's hash for `lifetime` seconds (expired tickets are dropped on the way)."""
+        now = datetime.now(UTC)
+        with self._lock, self.sessions() as s, s.begin():
+            s.execute(delete(HandoffTicket).where(HandoffTicket.expires_at < now))
+            s.add(
+                HandoffTicket(
+                    ticket_hash=ticket_hash,
+                    cloud_id=cloud_id,
+                    account_id=account_id,
+                    name=name,
+                    expires_at=now + timedelta(seconds=lifetime),
+                )
+            )
+
+    def burn_ticket(self, ticket_hash: str) -> HandoffTicket | None:
+        """Take a ticket once: the row is deleted, and only the one delete that removed it gets it."""
+        with self._lock, self.sessions() as s, s.begin():
+            ticket = s.get(HandoffTicket, ticket_hash)
+            if ticket is None:
+                return None
+            if s.execute(delete(HandoffTicket).where(HandoffTicket.ticket_hash == ticket_hash)).rowcount != 1:
+                return None
+        expires = ticket.expires_at if ticket.expires_at.tzinfo else ticket.expires_at.replace(tzinfo=UTC)
+        return ticket if expires > datetime.now(UTC) else None

@@ -1,8 +1,10 @@
 """`keepstone run`: sandbox, backend and connector together on localhost (the demo).
 
 Everything binds 127.0.0.1 and keeps its state under var/ (sqlite databases, the local backup folder,
-the connector's signing key). The one URL printed is the sandbox's Apps page, where Jira shows the app:
-`/plugins/servlet/ac/keepstone/keepstone-admin`.
+the connector's signing key). The app is installed on the sandbox site both ways, as one tenant: through
+Forge (the default: the Custom UI that `make install` builds into manifest/build/panel, on the Forge
+admin page `/jira/settings/apps/<app>/<environment>`) and through Connect (`/plugins/servlet/ac/keepstone/
+keepstone-admin`). Without the built Custom UI only the Connect page is there, and the banner says so.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ def free_port() -> int:
 
 
 SANDBOX_EMAIL, SANDBOX_TOKEN = "admin@example.com", "sandbox-admin-token"
+ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = ROOT / "manifest" / "manifest.yml"
+CUSTOM_UI = ROOT / "manifest" / "build" / "panel" / "index.html"
 
 
 def start_stack(
@@ -41,11 +46,14 @@ def start_stack(
     backend_port: int = 0,
     connector_port: int = 0,
     preset_account: bool = False,
+    forge: bool | None = None,
 ) -> dict:
-    """Start the three servers and install the app into the sandbox site; return servers and Apps page URL.
+    """Start the three servers and install the app into the sandbox site; return servers and Apps pages.
 
     With `preset_account`, the sandbox admin's API token is set as the tenant's Jira credentials (as an
-    admin would in Settings), so the first Backup now works.
+    admin would in Settings), so the first Backup now works. `forge` (default: when the Custom UI is
+    built) also deploys the Forge app from manifest/manifest.yml; `apps_page` is then its admin page,
+    and `connect_apps_page` the Connect one.
     """
     import requests
 
@@ -83,9 +91,11 @@ def start_stack(
     )
     connector_app = create_connector(config)
     servers["connector"] = serve_in_thread(connector_app, port=connector_port)
-    resp = requests.post(
-        site_url + "/_sandbox/apps/install", json={"connector_url": connector_url}, timeout=60
-    )
+    forge = CUSTOM_UI.exists() if forge is None else forge
+    body = {"connector_url": connector_url}
+    if forge:
+        body["forge_manifest"] = str(MANIFEST)
+    resp = requests.post(site_url + "/_sandbox/apps/install", json=body, timeout=60)
     resp.raise_for_status()
     install = resp.json()
     failed = [e for e in install["events"] if e["status"] >= 300]
@@ -104,7 +114,9 @@ def start_stack(
             )
     return {
         "servers": servers,
-        "apps_page": install["appsPage"],
+        "apps_page": install.get("forgeAppsPage") or install["appsPage"],
+        "forge_apps_page": install.get("forgeAppsPage"),
+        "connect_apps_page": install["appsPage"],
         "cloud_id": install["cloudId"],
         "backend_app": backend_app,
     }
@@ -127,7 +139,8 @@ def port_in_use(port: int) -> bool:
 BANNER = """\
 Keepstone is running on 127.0.0.1 (a simulated Jira Cloud site, the backend and the connector).
 
-  Open Jira's Apps page:  {apps_page}
+  Open Jira's Apps page:  {apps_page}{kind}
+  {other}
   Management service:     {backend}  (More features signs you in)
 
 The sandbox's API token is already set (Settings: {email} / {token}), so Backup now works at once.
@@ -161,6 +174,12 @@ def run(args: argparse.Namespace) -> int:
     print(
         BANNER.format(
             apps_page=stack["apps_page"],
+            kind="  (the Forge app)" if stack["forge_apps_page"] else "",
+            other=(
+                f"The same on Connect:    {stack['connect_apps_page']}"
+                if stack["forge_apps_page"]
+                else "(that is the Connect app: `make install` builds the Forge Custom UI, shown by default)"
+            ),
             backend=stack["servers"]["backend"].url,
             email=SANDBOX_EMAIL,
             token=SANDBOX_TOKEN,

@@ -1,10 +1,13 @@
 """The Atlassian side of app installation: install action, lifecycle events, signing keys, Apps page.
 
 Admin API (test only, no auth): `POST /_sandbox/apps/install` {"connector_url", "forge_app_id"?,
-"connect"?, "forge"?} fetches the app's Connect descriptor, sends `installed` signed with RS256 (kid
-served by `/connect-install-keys/<kid>`) and the Forge `avi:forge:installed:app` event with a Forge
-Invocation Token (keys at `/_sandbox/forge/jwks.json`); `POST /_sandbox/apps/<key>/uninstall` sends
-`disabled` then `uninstalled`; `GET /_sandbox/apps/<key>` shows the install (with its shared secret);
+"connect"?, "forge"?, "forge_manifest"?} fetches the app's Connect descriptor, sends `installed` signed
+with RS256 (kid served by `/connect-install-keys/<kid>`) and the Forge `avi:forge:installed:app` event
+with a Forge Invocation Token (keys at `/_sandbox/forge/jwks.json`); with `forge_manifest` (a path to a
+manifest.yml) it also deploys the Forge app: `sandbox/forge_host.py` then hosts its Custom UI on the
+Forge Apps page (`forgeAppsPage` in the answer). `POST /_sandbox/apps/<key>/uninstall` sends `disabled`
+then `uninstalled` (and `avi:forge:uninstalled:app` when installed on Forge); `GET /_sandbox/apps/<key>`
+shows the install (with its shared secret);
 `POST /_sandbox/apps/<key>/fit` mints a FIT for tests. The Apps page, as Jira renders a Connect admin
 page: `/plugins/servlet/ac/<app key>/<module key>` (an iframe on the app's page URL with a signed JWT).
 """
@@ -26,9 +29,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from sandbox import forge_host
 from sandbox.web import base, site
 
 bp = Blueprint("atlassian", __name__)
+bp.register_blueprint(forge_host.bp)  # Forge's hosting of Custom UI (sandbox/forge_host.py)
 DEFAULT_FORGE_APP_ID = "ari:cloud:ecosystem::app/6f0c1a52-9d3e-4c8b-a0f7-keepstone0001"
 FIT_ISSUER = "forge/invocation-token"
 
@@ -45,6 +50,9 @@ class Install:
     forge_app_id: str
     installation_id: str
     events: list[dict] = field(default_factory=list)
+    environment_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    forge: dict | None = None  # the deployed Forge app (sandbox.forge_host.deploy), when one was given
+    forge_events_url: str | None = None  # where the Forge lifecycle events go, once installed on Forge
 
 
 @dataclass
@@ -128,7 +136,7 @@ def install_token(app: Install, path: str) -> str:
     return jwt.encode(claims, st.install_key, algorithm="RS256", headers={"kid": st.install_kid})
 
 
-def forge_token(app: Install, **extra) -> str:
+def forge_token(app: Install, /, **extra) -> str:
     """Sign a Forge Invocation Token for this site (RS256 with the sandbox's Forge key)."""
     st = atlassian()
     now = int(time.time())
@@ -193,6 +201,9 @@ def install():
         forge_app_id=body.get("forge_app_id") or DEFAULT_FORGE_APP_ID,
         installation_id=f"ari:cloud:ecosystem::installation/{uuid.uuid4()}",
     )
+    if body.get("forge_manifest"):
+        app.forge = forge_host.deploy(str(body["forge_manifest"]), connector_url)
+        app.forge_app_id = app.forge["app_id"]
     atlassian().apps[key] = app
     events = []
     if body.get("connect", True):
@@ -218,18 +229,21 @@ def install():
             "app": {"id": app.forge_app_id, "version": "1"},
             "context": {"cloudId": site().cloud_id},
         }
-        url = connector_url + str(body.get("forge_events_path", "/forge/events"))
+        default_path = app.forge["events_path"] if app.forge else "/forge/events"
+        url = connector_url + str(body.get("forge_events_path", default_path))
+        app.forge_events_url = url
         events.append(_send(app, url, payload, forge_token(app), "Bearer"))
     module = descriptor.get("modules", {}).get("adminPages", [{}])[0].get("key", "")
-    return jsonify(
-        {
-            "key": key,
-            "clientKey": app.client_key,
-            "cloudId": site().cloud_id,
-            "events": events,
-            "appsPage": f"{base()}/plugins/servlet/ac/{key}/{module}",
-        }
-    )
+    answer = {
+        "key": key,
+        "clientKey": app.client_key,
+        "cloudId": site().cloud_id,
+        "events": events,
+        "appsPage": f"{base()}/plugins/servlet/ac/{key}/{module}",
+    }
+    if app.forge:
+        answer["forgeAppsPage"] = base() + forge_host.apps_page_path(app)
+    return jsonify(answer)
 
 
 @bp.post("/_sandbox/apps/<key>/uninstall")
@@ -255,6 +269,15 @@ def uninstall(key: str):
             "JWT",
         ),
     ]
+    if app.forge_events_url:  # the Forge side of the same app hears avi:forge:uninstalled:app
+        payload = {
+            "eventType": "avi:forge:uninstalled:app",
+            "id": str(uuid.uuid4()),
+            "app": {"id": app.forge_app_id, "version": "1"},
+            "context": {"cloudId": site().cloud_id},
+        }
+        url = app.forge_events_url
+        events.append(_send(app, url, payload, forge_token(app), "Bearer"))
     return jsonify({"events": events})
 
 
@@ -318,15 +341,13 @@ def apps_page(key: str, module: str):
     src = f"{app.descriptor['baseUrl'].rstrip('/')}{path}?{query}&jwt={token}"
     title = html.escape(page.get("name", {}).get("value", key))
     body = (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{title} - Apps - Jira</title>"
-        "<style>body{margin:0;font:14px sans-serif;color:#172b4d}"
-        "header{background:#1868db;color:#fff;padding:10px 20px;font-weight:600}"
-        "aside{float:left;width:200px;padding:16px;color:#44546f}"
-        "main{margin-left:232px;padding:16px}iframe{width:100%;height:640px;border:0}</style></head><body>"
-        "<header>Jira · Keepstone sandbox</header>"
-        "<aside><p>Apps</p><p>Manage your apps</p><p><b>" + title + "</b></p></aside>"
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{title} - Apps - Jira</title><link rel='stylesheet' href='/_forge/jira.css'></head><body>"
+        "<header><span class='logo'>Jira</span> <span class='site'>Keepstone sandbox</span></header>"
+        "<div class='layout'><aside><p class='group'>Apps</p><p>Manage your apps</p>"
+        f"<p class='current'>{title}</p></aside>"
         f"<main><h2>{title}</h2><iframe id='app-frame' name='app-frame' title='{title}' "
-        f"src='{html.escape(src)}'></iframe></main></body></html>"
+        f"src='{html.escape(src)}'></iframe></main></div></body></html>"
     )
     return Response(body, mimetype="text/html")

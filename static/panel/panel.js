@@ -1,21 +1,49 @@
-// Keepstone panel: show the backend's status and run the panel's actions with the context token.
+// Keepstone panel: status cards, Edit schedule, Backup now with progress, Settings, More features.
+// The same code runs in both hosts; only the transport differs:
+// - Connect: fetch("/panel/api/...") with the context token (started here when the page carries one);
+// - Forge: @forge/bridge invokeRemote to the connector (static/panel/forge.js starts it).
 "use strict";
 (function () {
-  const root = document.getElementById("panel");
-  const token = root.dataset.token;
   const $ = (id) => document.getElementById(id);
-  let schedule = null;
+  const FINAL = ["succeeded", "warning", "partial", "failed", "cancelled"];
+  const RUN_WORDS = {
+    queued: "queued",
+    running: "running",
+    succeeded: "succeeded",
+    warning: "finished with warnings",
+    partial: "partly done",
+    failed: "failed",
+    cancelled: "cancelled",
+  };
+  const cap = (text) => (text ? text.charAt(0).toUpperCase() + text.slice(1) : "–");
+  const WORDS = {
+    succeeded: "Backup succeeded.",
+    warning: "Backup finished with warnings.",
+    partial: "Backup partly done.",
+    failed: "Backup failed.",
+    cancelled: "Backup cancelled.",
+  };
 
-  async function call(method, path, body) {
-    const opts = { method, headers: { Authorization: "JWT " + token, Accept: "application/json" } };
-    if (body !== undefined) {
-      opts.headers["Content-Type"] = "application/json";
-      opts.body = JSON.stringify(body);
-    }
-    const resp = await fetch(path, opts);
-    let data = {};
-    try { data = await resp.json(); } catch (e) { /* empty answer */ }
-    return { ok: resp.ok, status: resp.status, data };
+  function connectTransport(token) {
+    return {
+      async call(method, action, body) {
+        const opts = { method, headers: { Authorization: "JWT " + token, Accept: "application/json" } };
+        if (body !== undefined) {
+          opts.headers["Content-Type"] = "application/json";
+          opts.body = JSON.stringify(body);
+        }
+        let resp;
+        try {
+          resp = await fetch("/panel/api/" + action, opts);
+        } catch (e) {
+          return { ok: false, status: 0, data: {} };
+        }
+        let data = {};
+        try { data = await resp.json(); } catch (e) { /* empty answer */ }
+        return { ok: resp.ok, status: resp.status, data };
+      },
+      more: null, // the More features form posts the token itself (target _blank)
+    };
   }
 
   function when(value) {
@@ -31,27 +59,10 @@
 
   function errorText(r) {
     const e = (r.data && r.data.error) || {};
-    return e.message || ("Request failed (" + r.status + ")");
+    if (e.message) return e.message;
+    return r.status ? "Request failed (" + r.status + ")." : "Keepstone could not be reached. Try again.";
   }
 
-  function showStatus(s) {
-    $("protected_projects").textContent = s.protected_projects ?? "–";
-    $("service_region").textContent = s.service_region || "–";
-    $("storage_region").textContent = s.storage_region || "–";
-    $("state").textContent = s.state || "–";
-    $("last_backup_at").textContent = when(s.last_backup_at);
-    $("next_backup_at").textContent = s.next_backup_at ? when(s.next_backup_at) : "Not scheduled";
-    schedule = s.schedule || null;
-    if (s.current_run && s.current_run.id) watchRun(s.current_run.id);
-  }
-
-  async function refresh() {
-    const r = await call("GET", "/panel/api/status");
-    if (r.ok) showStatus(r.data); else say($("message"), errorText(r), false);
-  }
-
-  let watching = null;
-  const FINAL = ["succeeded", "warning", "partial", "failed", "cancelled"];
   function percent(run) {
     const p = run.progress;
     if (FINAL.includes(run.state) && run.state !== "failed" && run.state !== "cancelled") return 100;
@@ -64,81 +75,122 @@
     }
     return 0;
   }
-  function showRun(run) {
-    $("run").hidden = false;
-    $("run_state").textContent = run.state || "";
-    const pct = Number(percent(run)) || 0;
-    $("run_bar").value = pct;
-    $("run_progress").textContent = Math.round(pct) + "%";
+
+  function start(transport) {
+    const call = transport.call;
+    let schedule = null;
+    let watching = null;
+
+    function showStatus(s) {
+      $("protected_projects").textContent = s.protected_projects ?? "–";
+      $("service_region").textContent = s.service_region || "–";
+      $("storage_region").textContent = s.storage_region || "–";
+      $("state").textContent = cap(s.state);
+      $("last_backup_at").textContent = when(s.last_backup_at);
+      $("next_backup_at").textContent = s.next_backup_at ? when(s.next_backup_at) : "Not scheduled";
+      schedule = s.schedule || null;
+      if (s.current_run && s.current_run.id) watchRun(s.current_run.id);
+    }
+
+    async function refresh() {
+      const r = await call("GET", "status");
+      if (r.ok) showStatus(r.data); else say($("message"), errorText(r), false);
+    }
+
+    function showRun(run) {
+      $("run").hidden = false;
+      $("run_state").textContent = RUN_WORDS[run.state] || run.state || "";
+      const pct = Number(percent(run)) || 0;
+      $("run_bar").value = pct;
+      $("run_progress").textContent = "· " + Math.round(pct) + "%";
+    }
+
+    function watchRun(id) {
+      if (watching === id) return;
+      watching = id;
+      const tick = async () => {
+        const r = await call("GET", "runs/" + encodeURIComponent(id));
+        if (!r.ok) { watching = null; return; }
+        showRun(r.data);
+        if (FINAL.includes(r.data.state)) {
+          watching = null;
+          say($("message"), WORDS[r.data.state] || "Backup ended.", r.data.state !== "failed");
+          refresh();
+        } else setTimeout(tick, 700);
+      };
+      tick();
+    }
+
+    $("backup_now").addEventListener("click", async () => {
+      $("backup_now").disabled = true;
+      const r = await call("POST", "backup", {});
+      $("backup_now").disabled = false;
+      if (!r.ok) return say($("message"), errorText(r), false);
+      say($("message"), "Backup started.", true);
+      const run = r.data.run || r.data;
+      showRun(run);
+      watchRun(run.id);
+    });
+
+    $("edit").addEventListener("click", () => {
+      const form = $("schedule_form");
+      const days = (schedule && schedule.days) || [];
+      form.querySelectorAll("input[name=days]").forEach((box) => { box.checked = days.includes(box.value); });
+      $("hour").value = String(schedule && schedule.hour != null ? schedule.hour : 2);
+      form.hidden = false;
+    });
+    $("cancel_schedule").addEventListener("click", () => { $("schedule_form").hidden = true; });
+    $("schedule_form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const days = [...document.querySelectorAll("input[name=days]:checked")].map((b) => b.value);
+      const r = await call("PUT", "schedule", { days, hour: Number($("hour").value) });
+      if (!r.ok) return say($("message"), errorText(r), false);
+      $("schedule_form").hidden = true;
+      say($("message"), "Schedule saved.", true);
+      showStatus(r.data);
+    });
+
+    document.querySelectorAll(".tab").forEach((tab) => tab.addEventListener("click", () => {
+      document.querySelectorAll(".tab").forEach((t) => {
+        t.classList.toggle("active", t === tab);
+        t.setAttribute("aria-pressed", String(t === tab));
+      });
+      document.querySelectorAll(".pane").forEach((p) => { p.hidden = p.id !== tab.dataset.tab; });
+      if (tab.dataset.tab === "settings") loadAccount();
+    }));
+
+    async function loadAccount() {
+      const r = await call("GET", "account");
+      $("account_current").textContent =
+        r.ok && r.data.email ? "Current account: " + r.data.email : "No API token set yet.";
+    }
+    $("account_form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      $("save_token").disabled = true;
+      const r = await call("PUT", "account", { email: $("email").value, api_token: $("api_token").value });
+      $("save_token").disabled = false;
+      $("api_token").value = "";
+      if (!r.ok) return say($("account_message"), errorText(r), false);
+      say($("account_message"), "Token checked and saved.", true);
+      loadAccount();
+    });
+
+    if (transport.more) {
+      $("more").addEventListener("click", async () => {
+        $("more").disabled = true;
+        try {
+          const failure = await transport.more();
+          if (failure) say($("message"), errorText(failure), false);
+        } finally {
+          $("more").disabled = false;
+        }
+      });
+    }
+
+    refresh();
   }
-  function watchRun(id) {
-    if (watching === id) return;
-    watching = id;
-    const tick = async () => {
-      const r = await call("GET", "/panel/api/runs/" + encodeURIComponent(id));
-      if (!r.ok) { watching = null; return; }
-      showRun(r.data);
-      const done = FINAL.includes(r.data.state);
-      if (done) {
-        watching = null;
-        const words = { succeeded: "Backup succeeded.", warning: "Backup finished with warnings.",
-          partial: "Backup partly done.", failed: "Backup failed.", cancelled: "Backup cancelled." };
-        say($("message"), words[r.data.state] || "Backup ended.", r.data.state !== "failed");
-        refresh();
-      } else setTimeout(tick, 700);
-    };
-    tick();
-  }
 
-  $("backup_now").addEventListener("click", async () => {
-    $("backup_now").disabled = true;
-    const r = await call("POST", "/panel/api/backup", {});
-    $("backup_now").disabled = false;
-    if (!r.ok) return say($("message"), errorText(r), false);
-    say($("message"), "Backup started.", true);
-    const run = r.data.run || r.data;
-    showRun(run);
-    watchRun(run.id);
-  });
-
-  $("edit").addEventListener("click", () => {
-    const form = $("schedule_form");
-    const days = (schedule && schedule.days) || [];
-    form.querySelectorAll("input[name=days]").forEach((box) => { box.checked = days.includes(box.value); });
-    $("hour").value = String(schedule && schedule.hour != null ? schedule.hour : 2);
-    form.hidden = false;
-  });
-  $("cancel_schedule").addEventListener("click", () => { $("schedule_form").hidden = true; });
-  $("schedule_form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const days = [...document.querySelectorAll("input[name=days]:checked")].map((b) => b.value);
-    const r = await call("PUT", "/panel/api/schedule", { days, hour: Number($("hour").value) });
-    if (!r.ok) return say($("message"), errorText(r), false);
-    $("schedule_form").hidden = true;
-    say($("message"), "Schedule saved.", true);
-    showStatus(r.data);
-  });
-
-  document.querySelectorAll(".tab").forEach((tab) => tab.addEventListener("click", () => {
-    document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t === tab));
-    document.querySelectorAll(".pane").forEach((p) => { p.hidden = p.id !== tab.dataset.tab; });
-    if (tab.dataset.tab === "settings") loadAccount();
-  }));
-
-  async function loadAccount() {
-    const r = await call("GET", "/panel/api/account");
-    $("account_current").textContent = r.ok && r.data.email ? "Current account: " + r.data.email : "No API token set yet.";
-  }
-  $("account_form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    $("save_token").disabled = true;
-    const r = await call("PUT", "/panel/api/account", { email: $("email").value, api_token: $("api_token").value });
-    $("save_token").disabled = false;
-    $("api_token").value = "";
-    if (!r.ok) return say($("account_message"), errorText(r), false);
-    say($("account_message"), "Token checked and saved.", true);
-    loadAccount();
-  });
-
-  refresh();
+  globalThis.keepstonePanel = { start };
+  const root = $("panel");
+  if (root && root.dataset.token) start(connectTransport(root.dataset.token));
 })();

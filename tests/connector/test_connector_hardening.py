@@ -321,6 +321,9 @@ ROUTES = [
     ("POST", "/forge/panel/backup", "fit"),
     ("GET", "/forge/panel/account", "fit"),
     ("PUT", "/forge/panel/account", "fit"),
+    ("GET", "/forge/panel/runs/run_missing", "fit"),
+    ("POST", "/forge/panel/more", "fit"),
+    ("GET", "/forge/handoff/TICKET", "ticket"),
     ("POST", "/forge/events", "fit"),
     ("POST", "/connect/installed", "install"),
     ("POST", "/connect/uninstalled", "install"),
@@ -338,6 +341,8 @@ RULE_OF = {
     "/forge/panel/schedule": "/forge/panel/<action>",
     "/forge/panel/backup": "/forge/panel/<action>",
     "/forge/panel/account": "/forge/panel/<action>",
+    "/forge/panel/runs/run_missing": "/forge/panel/runs/<path:run_id>",
+    "/forge/handoff/TICKET": "/forge/handoff/<ticket>",
     "/connect/enabled": "/connect/<any(enabled, disabled):event>",
     "/connect/disabled": "/connect/<any(enabled, disabled):event>",
     "/static/panel/panel.css": "/static/panel/<path:filename>",
@@ -350,7 +355,20 @@ def test_the_route_table_covers_every_route(installed):
     assert rules <= covered, rules - covered
 
 
+def _ticket(stack) -> str:
+    """A fresh one-time More features ticket (from the Forge panel's /forge/panel/more)."""
+    r = requests.post(
+        stack.url + "/forge/panel/more",
+        json={},
+        headers={"Authorization": f"Bearer {_fit(stack)}"},
+        timeout=10,
+    )
+    return r.json()["url"].rsplit("/", 1)[1]
+
+
 def _request(stack, method: str, path: str, kind: str | None, slash: bool, *, credential: bool):
+    if kind == "ticket":
+        path = path.replace("TICKET", _ticket(stack) if credential else "unknown-ticket")
     target = path + ("/" if slash else "") + "?x=y"
     headers, data = {}, None
     body = {"days": ["mon"], "hour": 3} if path.endswith("schedule") else {}
@@ -407,7 +425,7 @@ def test_every_route_answers_the_same_with_a_trailing_slash(installed, credentia
         assert plain.status_code != 500
         if kind is not None and not credential:
             assert plain.status_code == 401, (method, path, plain.status_code)
-        if credential and kind in ("page", "context", "fit", "jira", "form"):
+        if credential and kind in ("page", "context", "fit", "jira", "form", "ticket"):
             # The credential was accepted: whatever the action then answers, it is not a refusal.
             assert plain.status_code not in (401, 403) and plain.status_code < 500, (method, path, plain.text)
 
@@ -502,6 +520,7 @@ BODY_ROUTES = {
     ("PUT", "/forge/panel/schedule", "fit"): (400, 413),
     ("POST", "/forge/panel/backup", "fit"): (400, 413),
     ("PUT", "/forge/panel/account", "fit"): (400, 413),
+    ("POST", "/forge/panel/more", "fit"): (400, 413),
     ("POST", "/panel/more", "form"): (401, 413),  # the form carries the token: none in a JSON body
 }
 

@@ -28,7 +28,12 @@ def test_signed_reinstall_replaces_the_shared_secret(installed):
 def test_uninstall_suspends_in_the_backend_and_keeps_the_tenant_row(installed):
     cloud_id = installed.info()["cloudId"]
     resp = requests.post(installed.site.url + "/_sandbox/apps/keepstone/uninstall", timeout=30).json()
-    assert [e["status"] for e in resp["events"]] == [204, 204]
+    # Connect's disabled and uninstalled, then Forge's avi:forge:uninstalled:app.
+    assert [(e["event"], e["status"]) for e in resp["events"]] == [
+        ("disabled", 204),
+        ("uninstalled", 204),
+        ("avi:forge:uninstalled:app", 200),
+    ]
     tenant = installed.tenants().get(cloud_id)
     assert not tenant.installed and not tenant.enabled
     assert installed.backend_state()[0][cloud_id]["state"] == "suspended"
@@ -40,7 +45,7 @@ def test_lifecycle_events_are_idempotent_and_order_independent(installed):
     assert requests.post(url, timeout=30).status_code == 200
     # A late `disabled` and a repeated `uninstalled` after the uninstall change nothing.
     again = requests.post(url, timeout=30).json()
-    assert [e["status"] for e in again["events"]] == [204, 204]
+    assert [e["status"] for e in again["events"]] == [204, 204, 200]
     enable = installed.token("POST", "/connect/enabled")
     r = requests.post(installed.url + "/connect/enabled", json={}, headers={"Authorization": f"JWT {enable}"})
     assert r.status_code == 204

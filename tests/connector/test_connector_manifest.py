@@ -1,17 +1,110 @@
-"""The Forge manifest and the Connect descriptor validate against their schemas."""
+"""The Forge manifest passes @forge/manifest's full validation (the built Custom UI present), asks for
+the least it needs, and names routes the connector serves; the Connect descriptor validates too."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import jsonschema
+import pytest
 import requests
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 FORGE_SCHEMA = ROOT / "node_modules/@forge/manifest/out/schema/manifest-schema.json"
 CONNECT_SCHEMA = ROOT / "manifest/atlassian-connect.schema.json"
+MANIFEST = ROOT / "manifest/manifest.yml"
+CUSTOM_UI = ROOT / "manifest/build/panel"
+# @forge/manifest's own entry point, as `forge lint`/`forge deploy` run it: schema and every validator
+# (resources present, references, permissions, remotes, triggers ...).
+VALIDATE = """
+const { validate } = require(process.argv[1]);
+(async () => {
+  const results = [];
+  for (const path of process.argv.slice(2)) {
+    const r = await validate(false, path);
+    results.push({ success: r.success, errors: r.errors || [] });
+  }
+  console.log(JSON.stringify(results));
+})().catch((e) => { console.error(e); process.exit(2); });
+"""
+
+
+def forge_validate(*manifests: Path) -> list[dict]:
+    """Run @forge/manifest's `validate(false, path)` on manifest files (one node process: the schema
+    takes seconds to compile) and return the results."""
+    if shutil.which("node") is None or not FORGE_SCHEMA.exists():
+        pytest.skip("node or node_modules/@forge/manifest missing (make install)")
+    done = subprocess.run(
+        ["node", "-e", VALIDATE, str(ROOT / "node_modules/@forge/manifest"), *map(str, manifests)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_forge_manifest_passes_the_full_forge_validation_and_it_can_fail(tmp_path):
+    assert (CUSTOM_UI / "index.html").exists(), "the Custom UI is not built: run `make install`"
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    bare = tmp_path / "bare" / "manifest.yml"  # the same manifest, no build/panel beside it
+    bare.parent.mkdir()
+    bare.write_text(yaml.safe_dump(manifest))
+    broken = tmp_path / "broken" / "manifest.yml"  # the Custom UI there, a resolver naming nothing
+    shutil.copytree(CUSTOM_UI, broken.parent / "build/panel")
+    manifest["modules"]["jira:adminPage"][0]["resolver"]["endpoint"] = "no-such-endpoint"
+    broken.write_text(yaml.safe_dump(manifest))
+    real, without_ui, bad_reference = forge_validate(MANIFEST, bare, broken)
+    assert real == {"success": True, "errors": []}
+    assert not without_ui["success"]
+    assert [e["message"] for e in without_ui["errors"]] == [
+        "missing resource 'build/panel' is being referenced by 'panel' in resources"
+    ]
+    assert not bad_reference["success"] and bad_reference["errors"]
+
+
+def test_forge_manifest_asks_for_the_least_it_needs():
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    # No product scopes: the management service reads Jira with the admin's API token, not Forge's.
+    assert "scopes" not in manifest["permissions"]
+    # Egress to the connector only, and Forge sends it no OAuth tokens.
+    assert manifest["permissions"] == {"external": {"fetch": {"backend": [{"remote": "connector"}]}}}
+    assert [r["key"] for r in manifest["remotes"]] == ["connector"]
+    assert manifest["remotes"][0]["operations"] == ["compute"]
+    assert manifest["remotes"][0]["baseUrl"].startswith("https://")
+    for endpoint in manifest["modules"]["endpoint"]:
+        assert endpoint["remote"] == "connector"
+        assert endpoint["auth"] == {"appUserToken": {"enabled": False}, "appSystemToken": {"enabled": False}}
+
+
+class _Refs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.refs += [v for k, v in attrs if k in ("src", "href") and v]
+
+
+def test_the_custom_ui_loads_only_its_own_files():
+    if not (CUSTOM_UI / "index.html").exists():
+        pytest.fail("the Custom UI is not built: run `make install`")
+    parser = _Refs()
+    parser.feed((CUSTOM_UI / "index.html").read_text())
+    assert sorted(parser.refs) == ["panel.css", "panel.js", "tokens.css"]
+    assert all((CUSTOM_UI / ref).is_file() for ref in parser.refs)
+    assert (
+        "@forge/bridge" in (CUSTOM_UI / "panel.js").read_text()
+        or "__bridge" in (CUSTOM_UI / "panel.js").read_text()
+    )
+    css = (CUSTOM_UI / "tokens.css").read_text()
+    assert 'html[data-color-mode="dark"][data-theme~="dark:dark"]' in css and "--ds-surface:" in css
+    assert "url(" not in css and "@import" not in css
 
 
 def _errors(schema: dict, doc: dict) -> list[str]:
@@ -28,7 +121,11 @@ def test_forge_manifest_validates_against_the_forge_schema():
     endpoints = {e["key"]: e for e in manifest["modules"]["endpoint"]}
     assert endpoints[page["resolver"]["endpoint"]]["remote"] == manifest["remotes"][0]["key"]
     trigger = manifest["modules"]["trigger"][0]
-    assert set(trigger["events"]) == {"avi:forge:installed:app", "avi:forge:upgraded:app"}
+    assert set(trigger["events"]) == {
+        "avi:forge:installed:app",
+        "avi:forge:upgraded:app",
+        "avi:forge:uninstalled:app",
+    }
     assert endpoints[trigger["endpoint"]]["route"]["path"] == "/forge/events"
 
 

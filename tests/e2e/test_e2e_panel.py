@@ -1,4 +1,6 @@
-"""The admin's journey in a real browser: Apps page, panel figures, Edit, Settings, Backup now, More features."""
+"""The admin's journey in a real browser, through Forge (the Custom UI over @forge/bridge) and through
+Connect: Apps page, panel figures, Settings, Edit, Backup now with progress, More features. Screenshots
+at 1280 and 375 px (and Forge's dark theme) go to test-output/screenshots."""
 
 from __future__ import annotations
 
@@ -16,24 +18,32 @@ from keepstone.servers import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
+CUSTOM_UI = ROOT / "manifest" / "build" / "panel" / "index.html"
+WIDE, NARROW = {"width": 1280, "height": 860}, {"width": 375, "height": 812}
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def stack(tmp_path: Path):
-    """Sandbox + backend + connector as `keepstone run` starts them, with the app installed."""
+    """Sandbox + backend + connector as `keepstone run` starts them, the app installed both ways."""
     if importlib.util.find_spec("backend.app") is None:
         pytest.skip("the backend service (backend.app) is not in this checkout")
-    from keepstone.demo import start_stack
+    if not CUSTOM_UI.exists():
+        pytest.fail("the Forge Custom UI is not built: run `make install`")
+    from keepstone.demo import start_stack, stop_stack
 
-    running = start_stack(tmp_path / "var")
+    running = start_stack(tmp_path / "var", forge=True)
     servers = running["servers"]
-    info = {"apps_page": running["apps_page"], "cloud_id": running["cloud_id"], "servers": servers}
-    info["keys"] = servers["connector"].server.app.extensions["connector"].keys
+    info = {
+        "forge": running["forge_apps_page"],
+        "connect": running["connect_apps_page"],
+        "cloud_id": running["cloud_id"],
+        "servers": servers,
+        "keys": servers["connector"].server.app.extensions["connector"].keys,
+    }
     yield info
-    for server in reversed(list(servers.values())):
-        server.stop()
+    stop_stack(running)
 
 
 def backend_status(stack) -> dict:
@@ -52,9 +62,34 @@ def shown(value: str | None) -> str:
     return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def test_admin_journey_through_the_panel(stack, browser_page):
+def settle(page) -> None:
+    """Let the app's frame lay out and paint (its height follows its content: ResizeObserver -> host)."""
+    frame = page.frame_locator("#app-frame").locator("body")
+    for _ in range(2):
+        frame.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        page.wait_for_timeout(150)
+
+
+def shoot(page, path: str, name: str, narrow: bool = False) -> None:
+    """A full-page screenshot at 1280 px, and with `narrow` one at 375 px too."""
+    settle(page)
+    page.screenshot(path=str(SCREENSHOTS / f"{path}-1280-{name}.png"), full_page=True)
+    if narrow:
+        page.set_viewport_size(NARROW)
+        settle(page)
+        page.screenshot(path=str(SCREENSHOTS / f"{path}-375-{name}.png"), full_page=True)
+        page.set_viewport_size(WIDE)
+        settle(page)
+
+
+@pytest.mark.parametrize("path", ["forge", "connect"])
+def test_admin_journey_through_the_panel(stack, browser_page, path):
     page = browser_page
-    page.goto(stack["apps_page"])
+    page.set_viewport_size(WIDE)
+    hosts = tuple(s.url for s in stack["servers"].values())
+    elsewhere = []
+    page.context.on("request", lambda r: None if r.url.startswith(hosts) else elsewhere.append(r.url))
+    page.goto(stack[path])
     frame = page.frame_locator("#app-frame")
     status = backend_status(stack)
     figure = frame.locator("#protected_projects")
@@ -64,7 +99,27 @@ def test_admin_journey_through_the_panel(stack, browser_page):
     assert frame.locator("#service_region").inner_text() == status["service_region"]
     assert frame.locator("#storage_region").inner_text() == status["storage_region"]
     assert frame.locator("#next_backup_at").inner_text() == shown(status["next_backup_at"])
-    page.screenshot(path=str(SCREENSHOTS / "01-panel.png"), full_page=True)
+    shoot(page, path, "01-panel", narrow=True)
+
+    if path == "forge":
+        # The Custom UI runs in a sandboxed frame of its own (opaque origin) and takes Jira's theme.
+        assert page.locator("#app-frame").get_attribute("sandbox").split() == [
+            "allow-scripts",
+            "allow-forms",
+            "allow-downloads",
+            "allow-modals",
+        ]
+        html = frame.locator("html")
+        assert html.get_attribute("data-color-mode") == "light"
+        page.emulate_media(color_scheme="dark")
+        frame.locator("html[data-color-mode=dark]").wait_for(state="attached")
+        background = frame.locator("body").evaluate("b => getComputedStyle(b).backgroundColor")
+        assert background == "rgb(29, 33, 37)", background  # --ds-surface of atlassian-dark
+        shoot(page, path, "01-panel-dark", narrow=True)
+        page.emulate_media(color_scheme="light")
+        frame.locator("html[data-color-mode=light]").wait_for(state="attached")
+        # The site URL comes from Forge's context (view.getContext), not from the page.
+        assert frame.locator("#site_url").inner_text() == stack["servers"]["sandbox"].url
 
     # Settings: a wrong token is refused, a right one is kept.
     frame.locator("button.tab[data-tab=settings]").click()
@@ -72,12 +127,12 @@ def test_admin_journey_through_the_panel(stack, browser_page):
     frame.locator("#api_token").fill("not-the-token")
     frame.locator("#save_token").click()
     frame.locator("#account_message.bad").wait_for()
-    page.screenshot(path=str(SCREENSHOTS / "02-settings-refused.png"), full_page=True)
+    shoot(page, path, "02-settings-refused", narrow=True)
     frame.locator("#api_token").fill("sandbox-admin-token")
     frame.locator("#save_token").click()
     frame.locator("#account_message.good").wait_for()
     frame.locator("#account_current").filter(has_text="admin@example.com").wait_for()
-    page.screenshot(path=str(SCREENSHOTS / "03-settings-kept.png"), full_page=True)
+    shoot(page, path, "03-settings-kept")
     frame.locator("button.tab[data-tab=overview]").click()
 
     # Edit: Wednesdays at 05:00 moves the next backup.
@@ -86,25 +141,25 @@ def test_admin_journey_through_the_panel(stack, browser_page):
     for box in frame.locator("input[name=days]").all():
         box.set_checked(box.get_attribute("value") == "wed")
     frame.locator("#hour").select_option("5")
+    shoot(page, path, "04-editing", narrow=True)
     frame.locator("#save_schedule").click()
     frame.locator("#message.good").wait_for()
     frame.locator("#schedule_form").wait_for(state="hidden")
     after_status = backend_status(stack)
     assert datetime.fromisoformat(after_status["next_backup_at"]).astimezone(UTC).weekday() == 2
     assert frame.locator("#next_backup_at").inner_text() == shown(after_status["next_backup_at"]) != before
-    page.screenshot(path=str(SCREENSHOTS / "04-edited.png"), full_page=True)
 
     # Backup now: a run starts and its progress shows until it ends.
     frame.locator("#backup_now").click()
     frame.locator("#run").wait_for(state="visible")
     frame.locator("#run_progress").filter(has_text="%").wait_for()
-    page.screenshot(path=str(SCREENSHOTS / "05-backup-running.png"), full_page=True)
-    frame.locator("#run_state").filter(has_text=re.compile("succeeded|warning|partial")).wait_for(
+    shoot(page, path, "05-backup-running")
+    frame.locator("#run_state").filter(has_text=re.compile("succeeded|with warnings|partly done")).wait_for(
         timeout=90_000
     )
-    assert frame.locator("#run_progress").inner_text() == "100%"
+    assert frame.locator("#run_progress").inner_text() == "· 100%"
     assert frame.locator("#last_backup_at").inner_text() != "Never"
-    page.screenshot(path=str(SCREENSHOTS / "06-backup-done.png"), full_page=True)
+    shoot(page, path, "06-backup-done", narrow=True)
 
     # More features: a new tab lands logged in on the backend's dashboard, with a clean URL.
     backend_url = stack["servers"]["backend"].url
@@ -113,16 +168,18 @@ def test_admin_journey_through_the_panel(stack, browser_page):
     dashboard = new_tab.value
     dashboard.wait_for_url(backend_url + "/")
     dashboard.wait_for_load_state()
-    assert "token" not in dashboard.url
+    assert "token" not in dashboard.url and "handoff" not in dashboard.url
     assert dashboard.locator("input[type=password]").count() == 0
-    assert "Site Admin" in dashboard.content()
-    dashboard.screenshot(path=str(SCREENSHOTS / "07-backend-dashboard.png"), full_page=True)
+    # Connect's token names the user; a Forge Invocation Token carries only the accountId.
+    assert ("Site Admin" if path == "connect" else "Jira admin") in dashboard.content()
+    dashboard.screenshot(path=str(SCREENSHOTS / f"{path}-1280-07-backend-dashboard.png"), full_page=True)
+    assert elsewhere == [], elsewhere  # nothing was loaded from off this machine
 
 
 def test_panel_refuses_to_be_framed_by_another_origin(stack, browser_page):
-    """The panel's frame-ancestors names only the tenant's Jira site; another page cannot frame it."""
+    """The Connect panel's frame-ancestors names only the tenant's Jira site; another page cannot frame it."""
     page = browser_page
-    page.goto(stack["apps_page"])
+    page.goto(stack["connect"])
     src = page.locator("#app-frame").get_attribute("src")
     # A page of another origin (not the tenant's site) frames the same signed panel URL.
     other = Flask("other-origin")

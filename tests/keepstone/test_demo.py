@@ -47,8 +47,14 @@ def test_run_prints_a_short_banner_is_ready_to_back_up_and_stops_on_ctrl_c(tmp_p
         lines = banner(proc)
         assert len(lines) <= 10, lines
         assert not any(line.lstrip().startswith("{") for line in lines)  # no JSON log on the terminal
-        apps_page = re.search(r"https?://\S+/plugins/servlet/\S+", "\n".join(lines)).group(0)
-        assert requests.get(apps_page, timeout=10).status_code == 200
+        text = "\n".join(lines)
+        # Forge first (the Custom UI `make install` built), Connect named as the other way in.
+        forge = re.search(r"Apps page:\s+(https?://\S+/jira/settings/apps/\S+)\s+\(the Forge app\)", text)
+        connect = re.search(r"on Connect:\s+(https?://\S+/plugins/servlet/\S+)", text)
+        assert forge and connect, lines
+        assert text.index(forge.group(1)) < text.index(connect.group(1))
+        for page in (forge.group(1), connect.group(1)):
+            assert requests.get(page, timeout=10).status_code == 200
         assert "sandbox-admin-token" in "\n".join(lines)
         # Ready on the first click: the tenant has its Jira credentials, so a run gets past them.
         backend = f"http://127.0.0.1:{ports[1]}"
