@@ -226,6 +226,13 @@ def build() -> dict[str, Any]:
         "/plans/{plan_id}": {
             "get": _op("One plan", "PlanOut", params=[PLAN]),
             "patch": _op("Change a plan (any subset of its fields)", "PlanOut", body="PlanIn", params=[PLAN]),
+            "delete": {
+                "summary": "Delete a plan and its run history (the snapshots stay in their storage)",
+                "parameters": [PLAN],
+                "responses": {"204": {"description": "deleted"}}
+                | READ_ERRORS
+                | {"409": _error("the default plan, or a run of the plan is active")},
+            },
         },
         f"{org}/runs": {
             "get": _op("Runs, newest first", "RunList", params=[CLOUD, *_page(100)]),

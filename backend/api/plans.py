@@ -7,7 +7,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from backend import storages
 from backend.api.common import iso, load
@@ -15,8 +16,18 @@ from backend.auth.access import organisation, target
 from backend.backup import BackupSpec, SpecError
 from backend.backup.spec import BackupSpecSchema
 from backend.db.ids import is_id
-from backend.db.models import Organisation, Plan, PlanReplica, StorageRecord
-from backend.errors import Invalid
+from backend.db.models import (
+    ActiveRun,
+    Organisation,
+    Plan,
+    PlanReplica,
+    ProjectRun,
+    Run,
+    RunLog,
+    ScheduledFire,
+    StorageRecord,
+)
+from backend.errors import Conflict, Invalid
 from backend.repository.retention import DEFAULT_ROTATION, MAX_COUNT, SCHEMES, Policy, PolicyError
 from backend.scheduler import DAYS, ScheduleError, next_fire, trigger_for
 from backend.services import services
@@ -265,6 +276,38 @@ def patch_plan(plan_id: str):
         s.commit()
         _sync(plan, plan.organisation)
         return jsonify(plan_json(plan, plan.organisation))
+
+
+def remove_plan(s, plan: Plan) -> None:
+    """Delete a plan and its run history; the snapshots its runs wrote stay in their storage.
+
+    409 for the default plan (the panel's Backup now runs it: disable it instead) and while a run of the
+    plan is queued or running."""
+    if plan.is_default:
+        raise Conflict("the default plan runs the panel's Backup now: disable it instead of deleting it")
+    if s.get(ActiveRun, plan.id) is not None:
+        raise Conflict("a run of this plan is active: cancel it or wait until it ends")
+    pk, org = plan.id, plan.organisation
+    runs = select(Run.id).where(Run.plan_id == pk)
+    s.execute(delete(RunLog).where(RunLog.run_id.in_(runs)))
+    s.execute(delete(ProjectRun).where(ProjectRun.run_id.in_(runs)))
+    s.execute(delete(Run).where(Run.plan_id == pk))
+    s.execute(delete(ScheduledFire).where(ScheduledFire.plan_id == pk))
+    s.delete(plan)
+    try:
+        s.commit()
+    except IntegrityError:  # a run started meanwhile
+        s.rollback()
+        raise Conflict("a run of this plan started: cancel it or wait until it ends") from None
+    if services().scheduler:
+        services().scheduler.sync(pk, {}, org.time_zone, False)
+
+
+@bp.delete("/plans/<plan_id>")
+def delete_plan(plan_id: str):
+    with services().db.session() as s:
+        remove_plan(s, target(s, "plan_id"))
+        return "", 204
 
 
 def default_plan_id(s, org: Organisation) -> int:
