@@ -1,4 +1,4 @@
-"""Views of the management UI (server-rendered; the dashboard refreshes its run table from the API).
+"""Views of the management UI: sign-in, the dashboard, error pages (the other pages: backend/ui/pages.py).
 
 Sign-in does the same work whether or not the email has an account (an unknown email is checked against
 a dummy hash made the same way as real ones), and is throttled per account and per client address
@@ -15,14 +15,14 @@ import time
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_login import current_user, login_required
+from flask_login import login_required
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from backend.auth.sessions import end_session, start_session
 from backend.config import Config
-from backend.db.models import Organisation, Run, User
+from backend.db.models import Run, User
 from backend.services import services
 
 bp = Blueprint("ui", __name__, template_folder="templates")
@@ -81,18 +81,19 @@ def logout():
 @bp.get("/")
 @login_required
 def dashboard():
-    visible = [c for c in current_user.cloud_ids if current_user.can_see(c)]
-    wanted = request.args.get("org") or (visible[0] if visible else None)
-    if wanted not in visible:
-        return render_template("dashboard.html", org=None, runs=[], user=current_user), 200
+    from backend.ui.shell import current_org, organisations, page
+
     with services().db.session() as s:
-        org = s.scalar(select(Organisation).where(Organisation.cloud_id == wanted))
+        org = current_org(s, organisations(s))
+        if org is None:
+            return page("no_org.html", s, title="Dashboard")
         runs = list(
-            s.scalars(select(Run).where(Run.organisation_id == org.id).order_by(Run.id.desc()).limit(20))
+            s.scalars(select(Run).where(Run.organisation_id == org.id).order_by(Run.id.desc()).limit(10))
         )
         for run in runs:
             list(run.projects)
-        return render_template("dashboard.html", org=org, runs=runs, user=current_user, orgs=visible)
+        plans = [p for p in org.plans if p.enabled]
+        return page("dashboard.html", s, org, runs=runs, plans=len(org.plans), enabled=len(plans))
 
 
 ERROR_TEXT = {
@@ -139,6 +140,8 @@ def _retry_after() -> int | None:
 
 def init_app(app: Flask, config: Config) -> None:
     """Register the UI: its blueprint, the sign-in throttle, and styled error pages outside the API."""
+    from backend.ui import pages  # noqa: F401  (its routes join bp before it is registered)
+
     app.register_blueprint(bp)
     dummy_hash()  # made now, so the first unknown email is not the one slow answer that stands out
     limiter = Limiter(

@@ -1,0 +1,516 @@
+"""The management pages: plans (list, create, edit, duplicate, enable/disable, delete, Backup now), runs,
+settings, and honest empty states for what is not built yet.
+
+Every page and action is behind the session login (`member`), then authorised like the API: plans are
+looked up scoped to the session's organisations (`plan_of`), the organisation comes from that same list.
+Writes are POST forms with the CSRF token (checked for every session write in backend/app.py). A form is
+turned into the API's JSON body and loaded with the API's schema (`PlanIn`); a bad submit stores nothing
+and shows each error beside its field.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import abort, flash, redirect, request, session, url_for
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
+
+from backend.api.plans import PlanIn, _place, _sync, plan_json, remove_plan
+from backend.backup.spec import DATA_DEFAULTS, ProjectSelection, ProjectSelectionSchema
+from backend.db.models import JiraAccount, Membership, Organisation, Plan, Run, StorageRecord, User
+from backend.errors import Conflict, Invalid
+from backend.repository.retention import SCHEMES
+from backend.runs import AlreadyRunning
+from backend.scheduler import DAYS
+from backend.services import services
+from backend.ui import plan_form as pf
+from backend.ui.shell import ORG_KEY, current_org, member, organisations, page, plan_of, visible
+from backend.ui.views import bp
+
+ACTIVE = ("queued", "running")
+LOZENGE = {
+    "succeeded": "success",
+    "warning": "moved",
+    "partial": "moved",
+    "failed": "removed",
+    "cancelled": "",
+    "queued": "new",
+    "running": "inprogress",
+}
+
+
+def _org_or_none(s: Session) -> Organisation | None:
+    return current_org(s, organisations(s))
+
+
+def _last_runs(s: Session, plan_ids: list[int]) -> dict[int, Run]:
+    if not plan_ids:
+        return {}
+    latest = (
+        select(Run.plan_id, func.max(Run.id).label("id"))
+        .where(Run.plan_id.in_(plan_ids))
+        .group_by(Run.plan_id)
+    ).subquery()
+    return {r.plan_id: r for r in s.scalars(select(Run).join(latest, latest.c.id == Run.id))}
+
+
+def _storages(s: Session, org: Organisation) -> list[StorageRecord]:
+    return list(
+        s.scalars(
+            select(StorageRecord).where(StorageRecord.organisation_id == org.id).order_by(StorageRecord.name)
+        )
+    )
+
+
+# --- the organisation switcher ------------------------------------------------------------------------
+
+
+@bp.post("/switch")
+@member
+def switch_org():
+    wanted = request.form.get("org", "")
+    if wanted not in visible():
+        abort(404)
+    session[ORG_KEY] = wanted
+    target = request.form.get("next", "/")
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        target = "/"
+    return redirect(target, code=303)
+
+
+# --- plans --------------------------------------------------------------------------------------------
+
+
+@bp.get("/plans")
+@member
+def plans():
+    with services().db.session() as s:
+        org = _org_or_none(s)
+        if org is None:
+            return page("no_org.html", s, title="Plans")
+        items = sorted(org.plans, key=lambda p: (not p.is_default, p.name.lower()))
+        last = _last_runs(s, [p.id for p in items])
+        rows = []
+        for plan in items:
+            data = plan_json(plan, org)
+            tz = data["schedule"].get("time_zone") or org.time_zone
+            run = last.get(plan.id)
+            rows.append(
+                {
+                    "plan": data,
+                    "summary": pf.summary(data),
+                    "time_zone": tz,
+                    "storage": plan.storage.name if plan.storage else "Default repository",
+                    "replicas": [link.storage.name for link in plan.replica_links],
+                    "last": run,
+                    "last_at": pf.when(run.finished or run.created, tz) if run else "",
+                    "next": pf.when(datetime.fromisoformat(data["next_run_at"]), tz)
+                    if data["next_run_at"]
+                    else "",
+                }
+            )
+        return page("plans.html", s, org, rows=rows, lozenge=LOZENGE, section="ui.plans")
+
+
+def _form_page(
+    s: Session,
+    org: Organisation,
+    form: MultiDict,
+    *,
+    plan: Plan | None,
+    errors: dict[str, list[str]] | None = None,
+    preview: bool = False,
+    status: int = 200,
+):
+    projects, jira_error = pf.site_projects(s, org)
+    form = MultiDict(form)
+    known = {p["key"] for p in projects}
+    listed = [k for k in form.getlist("keys") if k in known]
+    unlisted = [k for k in form.getlist("keys") if k not in known]
+    if unlisted:  # keys the picker does not show (a project gone, or Jira unreachable) stay in the text field
+        form.setlist("keys", listed)
+        form["keys_text"] = ", ".join([*pf.split_keys(form.get("keys_text", "")), *unlisted])
+    selected = set(listed) | set(pf.split_keys(form.get("keys_text", "")))
+    body = pf.body_of(form)
+    matches: list[dict[str, Any]] | None = None
+    if form.get("mode") == "rule" and projects:
+        try:
+            selection: ProjectSelection = ProjectSelectionSchema().load(body["spec"]["projects"])
+            matches = [p for p in projects if selection.matches(p)]
+        except Exception:  # the rule is incomplete or invalid: its error shows beside the field
+            matches = None
+    runs, tz = pf.next_runs(body["schedule"], org.time_zone)
+    notes = pf.spec_notes(body["spec"]) if preview else []
+    answer = page(
+        "plan_form.html",
+        s,
+        org,
+        section="ui.plans",
+        plan=plan,
+        v=form,
+        errors={k: (errors or {})[k] for k in sorted(errors or {}, key=pf.field_rank)},
+        projects=projects,
+        jira_error=jira_error,
+        selected=selected,
+        matches=matches,
+        next_runs=[pf.when(r, tz) for r in runs],
+        run_tz=tz,
+        notes=notes,
+        days=DAYS,
+        day_names=pf.DAY_NAMES,
+        data_text=pf.DATA_TEXT,
+        data_kinds=list(DATA_DEFAULTS),
+        schemes=SCHEMES,
+        keeps=pf.KEEPS,
+        scheme_keeps=pf.SCHEME_KEEPS,
+        project_types=pf.PROJECT_TYPES,
+        zones=pf.zones(),
+        storages=_storages(s, org),
+        preview=preview,
+    )
+    return answer, status
+
+
+@bp.get("/plans/new")
+@member
+def new_plan():
+    with services().db.session() as s:
+        org = _org_or_none(s)
+        if org is None:
+            return page("no_org.html", s, title="Plans")
+        return _form_page(s, org, pf.new_form(), plan=None)
+
+
+@bp.get("/plans/<plan_id>/edit")
+@member
+def edit_plan(plan_id: str):
+    with services().db.session() as s:
+        plan = plan_of(s, plan_id)
+        return _form_page(s, plan.organisation, pf.form_of(plan_json(plan, plan.organisation)), plan=plan)
+
+
+def _check_keys(s: Session, org: Organisation, projects: dict[str, Any]) -> dict[str, list[str]]:
+    """Selected keys must be projects of the site (asked of Jira with the tenant's credentials)."""
+    keys = [k.strip().upper() for k in projects.get("keys") or [] if k.strip()]
+    if projects.get("mode") != "selected" or not keys:
+        return {}
+    found, error = pf.site_projects(s, org)
+    if error:
+        return {"keys": [f"the keys could not be checked: {error}"]}
+    known = {p["key"] for p in found}
+    unknown = [k for k in dict.fromkeys(keys) if k not in known]
+    if unknown:
+        names = ", ".join(unknown)
+        return {"keys": [f"no project {names} on {org.site_url} (or the stored account may not browse it)"]}
+    return {}
+
+
+def _save(plan_id: str | None):
+    """Create (plan_id None) or replace a plan from the submitted form; errors re-render it, storing nothing."""
+    form = request.form
+    preview = form.get("action") == "preview"
+    svc = services()
+    with svc.db.session() as s:
+        if plan_id is None:
+            org = _org_or_none(s)
+            if org is None:
+                abort(404)
+            plan = None
+            base = None
+        else:
+            plan = plan_of(s, plan_id)
+            org = plan.organisation
+            base = plan.spec
+        body = pf.body_of(form, base)
+        data, errors = pf.load_plan(PlanIn(), body)
+        if "keys" not in errors:
+            errors = {**errors, **_check_keys(s, org, body["spec"]["projects"])}
+        if preview or errors:
+            return _form_page(
+                s, org, form, plan=plan, errors=errors, preview=preview, status=422 if errors else 200
+            )
+        target = plan or Plan(organisation_id=org.id, storage_url=svc.config.repository_url(org.cloud_id))
+        try:
+            with s.no_autoflush:
+                _place(s, target, org, data)
+        except Invalid as e:
+            s.rollback()
+            fields = {k: v if isinstance(v, list) else [str(v)] for k, v in e.fields.items()}
+            return _form_page(s, org, form, plan=plan, errors=fields, status=422)
+        for key, value in data.items():
+            setattr(target, key, value)
+        if plan is None:
+            s.add(target)
+        s.commit()
+        _sync(target, org)
+        flash(f"Plan “{target.name}” {'created' if plan is None else 'saved'}.", "success")
+        return redirect(url_for("ui.plans", org=org.cloud_id), code=303)
+
+
+@bp.post("/plans/new")
+@member
+def create_plan():
+    return _save(None)
+
+
+@bp.post("/plans/<plan_id>/edit")
+@member
+def update_plan(plan_id: str):
+    return _save(plan_id)
+
+
+@bp.post("/plans/<plan_id>/run")
+@member
+def run_plan(plan_id: str):
+    svc = services()
+    with svc.db.session() as s:
+        plan = plan_of(s, plan_id)
+        org, pk, name = plan.organisation, plan.id, plan.name
+        if org.state != "active":
+            flash("The organisation is suspended (the app is uninstalled): nothing was started.", "error")
+            return redirect(url_for("ui.plans", org=org.cloud_id), code=303)
+        cloud_id = org.cloud_id
+    try:
+        svc.runs.start(pk, "manual")
+    except AlreadyRunning:
+        flash(f"A run of “{name}” is already in progress.", "warning")
+        return redirect(url_for("ui.runs", org=cloud_id), code=303)
+    flash(f"Backup of “{name}” started.", "success")
+    return redirect(url_for("ui.runs", org=cloud_id), code=303)
+
+
+@bp.post("/plans/<plan_id>/toggle")
+@member
+def toggle_plan(plan_id: str):
+    with services().db.session() as s:
+        plan = plan_of(s, plan_id)
+        plan.enabled = not plan.enabled
+        s.commit()
+        _sync(plan, plan.organisation)
+        state = "enabled: it runs on its schedule" if plan.enabled else "disabled: it runs only by Backup now"
+        flash(f"Plan “{plan.name}” {state}.", "success")
+        return redirect(url_for("ui.plans", org=plan.organisation.cloud_id), code=303)
+
+
+@bp.post("/plans/<plan_id>/duplicate")
+@member
+def duplicate_plan(plan_id: str):
+    with services().db.session() as s:
+        plan = plan_of(s, plan_id)
+        org = plan.organisation
+        data = plan_json(plan, org)
+        copy = Plan(
+            organisation_id=org.id,
+            name=f"{plan.name} (copy)"[:255],
+            is_default=False,
+            enabled=False,
+            spec=dict(data["spec"]),
+            schedule=dict(data["schedule"]),
+            rotation=dict(data["rotation"]),
+            storage_url=plan.storage_url,
+        )
+        with s.no_autoflush:
+            _place(s, copy, org, {"storage_id": data["storage_id"], "replica_ids": list(data["replica_ids"])})
+        s.add(copy)
+        s.commit()
+        flash(f"Duplicated as “{copy.name}”, disabled until you enable it.", "success")
+        return redirect(url_for("ui.edit_plan", plan_id=copy.public_id), code=303)
+
+
+@bp.get("/plans/<plan_id>/delete")
+@member
+def confirm_delete(plan_id: str):
+    with services().db.session() as s:
+        plan = plan_of(s, plan_id)
+        org = plan.organisation
+        runs = s.scalar(select(func.count()).select_from(Run).where(Run.plan_id == plan.id)) or 0
+        storage = plan.storage.name if plan.storage else "the default repository"
+        return page("plan_delete.html", s, org, plan=plan, runs=runs, storage=storage, section="ui.plans")
+
+
+@bp.post("/plans/<plan_id>/delete")
+@member
+def delete_plan(plan_id: str):
+    with services().db.session() as s:
+        plan = plan_of(s, plan_id)
+        name, cloud_id = plan.name, plan.organisation.cloud_id
+        try:
+            remove_plan(s, plan)
+        except Conflict as e:
+            flash(f"“{name}” was not deleted: {e.message}.", "error")
+            return redirect(url_for("ui.plans", org=cloud_id), code=303)
+        flash(f"Plan “{name}” deleted. Its snapshots stay in their storage.", "success")
+        return redirect(url_for("ui.plans", org=cloud_id), code=303)
+
+
+# --- runs ---------------------------------------------------------------------------------------------
+
+
+def duration(run: Run) -> str:
+    if run.started is None:
+        return ""
+    end = run.finished or datetime.now(UTC)
+    start = run.started if run.started.tzinfo else run.started.replace(tzinfo=UTC)
+    end = end if end.tzinfo else end.replace(tzinfo=UTC)
+    seconds = max(0, int((end - start).total_seconds()))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def results(run: Run) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for p in run.projects:
+        counts[p.status] = counts.get(p.status, 0) + 1
+    return sorted(counts.items())
+
+
+@bp.get("/runs")
+@member
+def runs():
+    with services().db.session() as s:
+        org = _org_or_none(s)
+        if org is None:
+            return page("no_org.html", s, title="Runs")
+        items = list(
+            s.scalars(select(Run).where(Run.organisation_id == org.id).order_by(Run.id.desc()).limit(50))
+        )
+        for run in items:
+            list(run.projects)
+        active = [r for r in items if r.state in ACTIVE]
+        return page(
+            "runs.html",
+            s,
+            org,
+            runs=items,
+            active=active,
+            lozenge=LOZENGE,
+            duration=duration,
+            results=results,
+            when=lambda d: pf.when(d, org.time_zone),
+        )
+
+
+# --- settings and the pages still to build --------------------------------------------------------------
+
+
+@bp.get("/settings")
+@member
+def settings():
+    with services().db.session() as s:
+        org = _org_or_none(s)
+        if org is None:
+            return page("no_org.html", s, title="Settings")
+        account = s.scalar(select(JiraAccount).where(JiraAccount.organisation_id == org.id))
+        members = list(
+            s.execute(
+                select(User.display_name, User.email, User.jira_account_id, Membership.role)
+                .join(Membership, Membership.user_id == User.id)
+                .where(Membership.organisation_id == org.id)
+                .order_by(User.display_name)
+            )
+        )
+        return page(
+            "settings.html",
+            s,
+            org,
+            account=account,
+            members=members,
+            when=lambda d: pf.when(d, org.time_zone),
+        )
+
+
+LATER: dict[str, dict[str, Any]] = {
+    "storages": {
+        "title": "Storages",
+        "lead": "This page will list where backups go: local folders, Azure Blob containers and S3 buckets, with their region, "
+        "the space and snapshots on each, and Test connection.",
+        "now": "Storages can be added, tested and chosen for a plan through the API today; a plan without "
+        "one writes to the service's default repository.",
+        "commands": [
+            "POST /api/v1/organisations/{cloud_id}/storages",
+            "POST /api/v1/storages/{storage_id}/test",
+        ],
+        "link": ("ui.plans", "Choose a storage for a plan"),
+    },
+    "snapshots": {
+        "title": "Snapshots",
+        "lead": "This page will list every snapshot of every project, by plan and storage, with what it holds; browse an issue "
+        "as it was and compare two snapshots.",
+        "now": "The engine's command line lists and opens snapshots of a repository today.",
+        "commands": [
+            "keepstone snapshots --repo file:///backups/acme",
+            "keepstone show ABC-12 --repo file:///backups/acme",
+            "keepstone diff ABC-12 1a2b3c4d 5e6f7a8b --repo file:///backups/acme",
+        ],
+        "link": ("ui.runs", "See which runs wrote snapshots"),
+    },
+    "restore": {
+        "title": "Restore",
+        "lead": "This page will restore single issues, a whole project or configuration objects from a snapshot, into the "
+        "same project or a new one, with a report of what Jira could not set.",
+        "now": "Restores run from the engine's command line today.",
+        "commands": [
+            "keepstone restore --repo file:///backups/acme --snapshot 1a2b3c4d --project --new-project ABCR \\\n"
+            "    --site https://acme.atlassian.net --email admin@acme.com --report",
+        ],
+        "link": None,
+    },
+    "notifications": {
+        "title": "Notifications",
+        "lead": "This page will set up email and webhook channels (Slack- and Teams-compatible), with rules: on failure, on "
+        "warning, on success, a daily digest; per plan or for the whole organisation.",
+        "now": "Keepstone sends no messages yet. Until it does, the Runs page and the status API say how "
+        "the last backup went.",
+        "commands": ["GET /api/v1/organisations/{cloud_id}/status"],
+        "link": ("ui.runs", "Open Runs"),
+    },
+    "audit": {
+        "title": "Audit",
+        "lead": "This page will list every change (plans, storages, members, tokens, Backup now, restores, sign-ins) with who, "
+        "when, from where and what changed, filterable and exportable as CSV or JSON.",
+        "now": "No audit trail is recorded yet. Each run's log is kept with the run.",
+        "commands": ["GET /api/v1/runs/{run_id}/logs"],
+        "link": ("ui.runs", "Open Runs"),
+    },
+}
+
+
+def _later(name: str):
+    with services().db.session() as s:
+        org = _org_or_none(s)
+        info = dict(LATER[name])
+        cloud_id = org.cloud_id if org else "{cloud_id}"
+        info["commands"] = [c.replace("{cloud_id}", cloud_id) for c in info["commands"]]
+        return page("later.html", s, org, info=info)
+
+
+@bp.get("/storages")
+@member
+def storages():
+    return _later("storages")
+
+
+@bp.get("/snapshots")
+@member
+def snapshots():
+    return _later("snapshots")
+
+
+@bp.get("/restore")
+@member
+def restore():
+    return _later("restore")
+
+
+@bp.get("/notifications")
+@member
+def notifications():
+    return _later("notifications")
+
+
+@bp.get("/audit")
+@member
+def audit():
+    return _later("audit")
