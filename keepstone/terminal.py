@@ -227,8 +227,13 @@ class Terminal:
                 if task is None:
                     return
                 if phase == "fetching":
+                    first = progress.tasks[progress.task_ids.index(task)].total is None
                     progress.update(
-                        task, total=event.get("total") or 0, completed=event.get("done", 0), state="reading"
+                        task,
+                        total=event.get("total") or 0,
+                        completed=event.get("done", 0),
+                        state="reading",
+                        refresh=first,  # drawn at once with its total, even when the project is quick
                     )
                 elif phase == "project-done":
                     progress.remove_task(task)
