@@ -37,7 +37,8 @@ def _worker(site_url: str, seconds: float, ready: Path, go: Path) -> dict[str, o
     from backend.jira import JiraClient, JiraCredentials
 
     client = JiraClient(JiraCredentials(site_url, *AUTH), pool_size=THREADS, max_attempts=50)
-    ready.write_text(type(client.budget).__name__)
+    ready.with_suffix(".tmp").write_text(type(client.budget).__name__)
+    ready.with_suffix(".tmp").replace(ready)  # whole or absent: the parent reads it at once
     while not go.exists():
         time.sleep(0.005)
     until = time.monotonic() + seconds

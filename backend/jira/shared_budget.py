@@ -223,6 +223,7 @@ class SharedRateBudget:
         self.proposal: tuple[float, float] | None = None  # (pace, Redis time of the ticket it is from)
         self.start_pacing = False
         self.rate = 0.0  # the site-wide pace the script last answered with
+        self.last_seq = 0  # the site-wide count of grants the script last answered with
         self.down_since: float | None = None  # monotonic time Redis stopped answering (None: shared)
 
     # --- RateBudget ---------------------------------------------------------------------------------
@@ -271,7 +272,9 @@ class SharedRateBudget:
                     pace = max(0.5, self.fitted + surplus)
                     if self.proposal is None or ticket.at >= self.proposal[1]:
                         self.proposal = (pace, ticket.at)  # sent with the next grant: no extra round trip
-                elif not self.rate and remaining <= limit * 0.5:
+                elif not self.rate and remaining - (self.last_seq - ticket.seq) <= limit * 0.5:
+                    # Unpaced: what Jira's bucket held, less the sends granted since (in flight, or
+                    # already counted by Jira): pace before every thread's next request hits the wall.
                     self.start_pacing = True
             if self.start_pacing:
                 self._run("start")
@@ -303,6 +306,7 @@ class SharedRateBudget:
             self.down_since = None
             log.info("rate budget: Redis answers again; pacing with every process of the site")
         self.rate = float(rate)
+        self.last_seq = max(self.last_seq, int(seq))
         return bool(int(granted)), float(wait), float(now_s), int(seq)
 
     def _lost(self, error: Exception) -> None:

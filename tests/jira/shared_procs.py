@@ -66,7 +66,8 @@ def paced_requests(site_url: str, total: int, threads: int, ready: Path, go: Pat
     client = JiraClient(JiraCredentials(site_url, ADMIN_EMAIL, ADMIN_TOKEN), max_attempts=20)
     left = [total]
     lock = threading.Lock()
-    ready.write_text(type(client.budget).__name__)
+    ready.with_suffix(".tmp").write_text(type(client.budget).__name__)
+    ready.with_suffix(".tmp").replace(ready)  # whole or absent: the parent reads it at once
     deadline = time.monotonic() + 30
     while not go.exists():
         if time.monotonic() > deadline:
