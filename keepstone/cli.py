@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("keepstone: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `keepstone ls ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as e:  # a bug, not a user's mistake: still one line; the traceback goes to the log file
         if (os.environ.get("KEEPSTONE_LOG_LEVEL") or "").lower() == "debug":
             raise

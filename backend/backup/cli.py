@@ -27,7 +27,7 @@ from backend.repository.retention import COUNT_RULES, Policy, PolicyError, forge
 from backend.storage import StorageError, open_storage
 from backend.storage.base import KINDS
 from keepstone.options import jira_args, jira_credentials
-from keepstone.terminal import Terminal, counts_text, duration, grouped, output_args, plural
+from keepstone.terminal import Terminal, counts_text, duration, grouped, output_args, plural, size
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -190,6 +190,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("ls", help="list what a snapshot holds")
     _repo_args(p)
     p.add_argument("snapshot")
+    p.add_argument("--json", action="store_true", help="print the entries as JSON")
     p.set_defaults(func=_guarded(cmd_ls))
 
     p = sub.add_parser("show", help="print a backed-up issue")
@@ -581,8 +582,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
         snapshot = repo.snapshot(args.snapshot)
     except RepositoryError as e:
         raise CliError(str(e)) from e
+    if args.json:
+        print(json.dumps([{"name": e.name, "kind": e.kind, "size": e.size} for e in snapshot.iter_entries()]))
+        return EXIT_OK
     for entry in snapshot.iter_entries():
-        print(f"{entry.kind:11} {entry.size:>10}  {entry.name}")
+        print(f"{entry.kind:11} {size(entry.size):>10}  {entry.name}")
     return EXIT_OK
 
 

@@ -133,3 +133,22 @@ def test_bash_completion_completes_commands_and_options(tmp_path):
     assert (
         zsh.startswith("autoload -U +X bashcompinit") and "complete -F _keepstone_complete keepstone" in zsh
     )
+
+
+def test_ls_into_a_closed_pipe_is_quiet_and_sizes_are_human(tmp_path):
+    from backend.repository import Repository
+    from backend.storage.local import LocalStorage
+
+    repo = Repository.init(LocalStorage(tmp_path / "repo"), PASSWORD)
+    w = repo.start_snapshot("ABC", "https://acme.example", time=None)
+    for i in range(3000):  # more than a pipe buffer of `ls` lines
+        w.add_json(f"issues/ABC-{i}", {"key": f"ABC-{i}", "text": "x" * 1500}, "issue")
+    snapshot = w.commit()
+    env = {**os.environ, "KEEPSTONE_REPO_PASSWORD": PASSWORD, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        ["bash", "-c", f'{sys.executable} -m keepstone.cli ls {snapshot[:8]} --repo {tmp_path}/repo | head -1; '
+         'echo "status ${PIPESTATUS[0]}" >&2'],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.startswith("issue") and "KiB" in done.stdout.splitlines()[0], done.stdout
+    assert done.stderr == "status 141\n", done.stderr  # no BrokenPipeError, no traceback
