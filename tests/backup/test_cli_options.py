@@ -78,6 +78,8 @@ def test_each_error_is_one_line_and_leaves_nothing_behind(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(line), done.stderr
     assert never not in done.stderr and done.stdout == ""
+    if name == "missing repository":
+        assert lines[0].endswith("/new; add --init to create one"), lines
     assert tree(tmp_path) == before
 
 
