@@ -36,6 +36,7 @@ from backend.restore.plan import PlannedIssue, RestoreError, RestorePlan, link_s
 log = logging.getLogger(__name__)
 NOTE_ID = re.compile(r"\(id (\w+)\)\]")
 MEDIA_LOCATION = re.compile(r"/file/([^/?]+)")
+BULK = 50  # issues per POST /issue/bulk, Jira's limit
 FALLBACK_VISIBILITY = {"type": "role", "value": "Administrators"}
 
 
@@ -136,6 +137,7 @@ class Restorer:
         journal: Journal,
         workers: int = 4,
         progress: Callable[[dict[str, Any]], None] | None = None,
+        bulk: bool = True,
     ) -> None:
         self.client = client
         self.repo = repo
@@ -150,6 +152,9 @@ class Restorer:
         self._types: dict[
             str, tuple[str, list[dict[str, Any]]]
         ] = {}  # issue type -> (initial status, transitions)
+        self.bulk = bulk  # create issues 50 a request; False: one request each (the path before issue 15)
+        self.fresh: set[str] = set()  # originals created by this run: nothing of theirs is in the site yet
+        self.own_project = False  # this journal created the target project
         self._found: dict[str, str | None] = {}  # original key -> key in the site (links outside the set)
 
     # --- project and configuration ----------------------------------------------------------------
@@ -174,6 +179,7 @@ class Restorer:
                 raise RestoreError(f"there is no project {key} to restore into") from None
             return key
         if self.journal.done("project") is not None:
+            self.own_project = bool(self.journal.done("project").get("created"))
             return key
         exists = True
         try:
@@ -204,7 +210,8 @@ class Restorer:
                 },
             )
             self.tally.add("created", "projects")
-        self.journal.finish("project", {"key": key})
+            self.own_project = True
+        self.journal.finish("project", {"key": key, "created": self.own_project})
         return key
 
     def _configuration(self, key: str) -> None:
@@ -266,14 +273,75 @@ class Restorer:
         return found[0] if found else None
 
     def _issue(self, p: PlannedIssue, project: str, site: TargetSite) -> None:
+        payload = self._prepare(p, project, site)
+        if payload is not None:
+            self.journal.start(f"issue:{p.key}")
+            self._created(p, self.client.post_json("/rest/api/3/issue", payload))
+
+    def _bulk(
+        self, level: list[PlannedIssue], project: str, site: TargetSite, pool: ThreadPoolExecutor
+    ) -> None:
+        """Create a level's issues 50 a request (POST /issue/bulk); the ones it refuses are created one by one,
+        so each refusal is named with its issue key and field."""
+        prepared = []
+        for p, future in [(p, pool.submit(self._prepare, p, project, site)) for p in level]:
+            try:
+                payload = future.result()
+            except JiraError as e:
+                self.tally.item_error(p.key, e)
+                continue
+            if payload is not None:
+                prepared.append((p, payload))
+
+        def chunk(items: list[tuple[PlannedIssue, dict[str, Any]]]) -> list[PlannedIssue]:
+            for p, _ in items:
+                self.journal.start(f"issue:{p.key}")
+            try:
+                answer = self.client.post_json(
+                    "/rest/api/3/issue/bulk", {"issueUpdates": [x for _, x in items]}
+                )
+            except JiraError as e:
+                if e.status != 400:
+                    raise
+                return [p for p, _ in items]  # all refused: each one alone names its problem
+            except (
+                ValueError
+            ):  # the client's error parser expects `errors` to be an object; here it is a list
+                return [p for p, _ in items]
+            failed = {e["failedElementNumber"] for e in answer.get("errors") or []}
+            ok = [p for n, (p, _) in enumerate(items) if n not in failed]
+            for p, created in zip(ok, answer.get("issues") or [], strict=True):
+                self._created(p, created, transition=False)
+                made.append((p, created["key"]))
+            return [p for n, (p, _) in enumerate(items) if n in failed]
+
+        made: list[tuple[PlannedIssue, str]] = []
+
+        batches = [prepared[i : i + BULK] for i in range(0, len(prepared), BULK)]
+        refused = [p for f in [pool.submit(chunk, b) for b in batches] for p in f.result()]
+        payloads = dict((p.key, x) for p, x in prepared)
+        jobs = [(p, pool.submit(self._create_one, p, payloads[p.key])) for p in refused]
+        jobs += [(p, pool.submit(self._transition, key, p.doc.get("fields") or {})) for p, key in made]
+        for p, future in jobs:
+            try:
+                future.result()
+            except JiraError as e:
+                self.tally.item_error(p.key, e)
+
+    def _create_one(self, p: PlannedIssue, payload: dict[str, Any]) -> None:
+        self._created(p, self.client.post_json("/rest/api/3/issue", payload))
+
+    def _prepare(self, p: PlannedIssue, project: str, site: TargetSite) -> dict[str, Any] | None:
+        """The create body for an issue, or None when it needs none (done before, or still in the site)."""
         step = f"issue:{p.key}"
+        seen = self.journal.get(step)
         done = self.journal.done(step)
         if done is not None:
             self.tally.map(p.key, done["key"])
             if not done.get("existing"):
                 self.restored.add(p.key)
             self.tally.add("skipped", "issues already restored")
-            return
+            return None
         r = self.plan.request
         if r.target == "original":
             try:
@@ -290,16 +358,20 @@ class Restorer:
                         self.tally.add("skipped", "issues that still exist")
                     self.tally.map(p.key, p.key)
                     self.journal.finish(step, {"key": p.key, "existing": True})
-                    return
+                    return None
             except JiraNotFound:
                 pass
-        found = self._find_restored(project, p.key)
+        # Look for the work of an earlier, interrupted run unless this journal made the project and never
+        # started this issue (then nobody can have created it).
+        found = None
+        if seen is not None or not self.own_project:
+            found = self._find_restored(project, p.key)
         if found is not None:  # created by an earlier, interrupted run
             self.tally.map(p.key, found["key"])
             self.restored.add(p.key)
             self.journal.finish(step, {"key": found["key"], "id": found["id"]})
             self.tally.add("skipped", "issues found from an earlier run")
-            return
+            return None
         parent_key = self.result.mapping.get(p.parent) if p.parent else None
         if p.parent and parent_key is None and r.target == "original":
             try:
@@ -310,15 +382,18 @@ class Restorer:
         payload, lost = create_payload(p.doc, project, site, parent_key, p.key)
         for line in lost:
             self.tally.lose(f"{p.key}: {line}")
-        fields = p.doc.get("fields") or {}
-        payload["properties"] = self._properties(p, fields)
-        self.journal.start(step)
-        created = self.client.post_json("/rest/api/3/issue", payload)
-        self.journal.finish(step, {"key": created["key"], "id": created["id"]})
+        payload["properties"] = self._properties(p, p.doc.get("fields") or {})
+        return payload
+
+    def _created(self, p: PlannedIssue, created: dict[str, Any], transition: bool = True) -> None:
+        self.journal.finish(f"issue:{p.key}", {"key": created["key"], "id": created["id"]})
         self.tally.map(p.key, created["key"])
-        self.restored.add(p.key)
+        with self.tally.lock:
+            self.restored.add(p.key)
+            self.fresh.add(p.key)
         self.tally.add("created", "issues")
-        self._transition(created["key"], fields)
+        if transition:
+            self._transition(created["key"], p.doc.get("fields") or {})
 
     def _properties(self, p: PlannedIssue, fields: dict[str, Any]) -> list[dict[str, Any]]:
         """The marker and the changelog as entity properties, sent inside the create body (no extra request).
@@ -419,7 +494,8 @@ class Restorer:
         ):
             if part not in parts or f"{part}/{original}" not in self.entries:
                 continue
-            existing = self.client.paged(f"/rest/api/3/issue/{new}/{path}", list_key, 100)
+            fresh = original in self.fresh  # created by this run: nothing of its own is there yet
+            existing = [] if fresh else self.client.paged(f"/rest/api/3/issue/{new}/{path}", list_key, 100)
             have = {m.group(1) for c in existing for m in [NOTE_ID.search(_first_text(c.get(body_key)))] if m}
             for item in self.repo.read_json(self.entries[f"{part}/{original}"]):
                 step = f"{part[:-1]}:{original}:{item['id']}"
@@ -486,18 +562,21 @@ class Restorer:
         mine = self._old_attachments(original)
         if not mine:
             return {}
-        present = {
-            a["id"]: a
-            for a in self.client.get_json(f"/rest/api/3/issue/{new}", fields="attachment")["fields"][
-                "attachment"
-            ]
-        }
-        try:
-            marker = self.client.get_json(f"/rest/api/3/issue/{new}/properties/{ATTACHMENTS_PROPERTY}")[
-                "value"
-            ]
-        except JiraNotFound:
-            marker = {}
+        present: dict[str, Any] = {}
+        marker: dict[str, Any] = {}
+        if original not in self.fresh:  # an issue created by this run has no attachments yet
+            present = {
+                a["id"]: a
+                for a in self.client.get_json(f"/rest/api/3/issue/{new}", fields="attachment")["fields"][
+                    "attachment"
+                ]
+            }
+            try:
+                marker = self.client.get_json(f"/rest/api/3/issue/{new}/properties/{ATTACHMENTS_PROPERTY}")[
+                    "value"
+                ]
+            except JiraNotFound:
+                pass
         marker = {k: v for k, v in marker.items() if v.get("id") in present}  # a deleted one comes back
         claimed = {v["id"] for v in marker.values()}
         missing = []
@@ -587,31 +666,35 @@ class Restorer:
 
     def _links(self) -> None:
         wanted = link_set(p for p in self.plan.issues if p.key in self.result.mapping)
-        for type_name, inward, outward in sorted(wanted):
-            step = f"link:{type_name}:{inward}:{outward}"
-            if self.journal.done(step) is not None:
-                continue
-            try:
-                ends = [self._resolve(k) for k in (inward, outward)]
-                if None in ends:
-                    missing = inward if ends[0] is None else outward
-                    self.tally.lose(
-                        f"link {inward} {type_name} {outward}: {missing} is neither restored nor in the site"
-                    )
-                    continue
-                self.client.post_json(
-                    "/rest/api/3/issueLink",
-                    {
-                        "type": {"name": type_name},
-                        "inwardIssue": {"key": ends[0]},
-                        "outwardIssue": {"key": ends[1]},
-                    },
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="restore-links") as pool:
+            for future in [pool.submit(self._link, *t) for t in sorted(wanted)]:
+                future.result()
+
+    def _link(self, type_name: str, inward: str, outward: str) -> None:
+        step = f"link:{type_name}:{inward}:{outward}"
+        if self.journal.done(step) is not None:
+            return
+        try:
+            ends = [self._resolve(k) for k in (inward, outward)]
+            if None in ends:
+                missing = inward if ends[0] is None else outward
+                self.tally.lose(
+                    f"link {inward} {type_name} {outward}: {missing} is neither restored nor in the site"
                 )
-            except JiraError as e:
-                self.tally.item_error(f"link {inward} {type_name} {outward}", e)
-                continue
-            self.journal.finish(step, True)
-            self.tally.add("created", "links")
+                return
+            self.client.post_json(
+                "/rest/api/3/issueLink",
+                {
+                    "type": {"name": type_name},
+                    "inwardIssue": {"key": ends[0]},
+                    "outwardIssue": {"key": ends[1]},
+                },
+            )
+        except JiraError as e:
+            self.tally.item_error(f"link {inward} {type_name} {outward}", e)
+            return
+        self.journal.finish(step, True)
+        self.tally.add("created", "links")
 
     def _resolve(self, original: str) -> str | None:
         """The link end in the target: restored now, or an issue still in the site (any project, any target;
@@ -643,6 +726,11 @@ class Restorer:
             done = 0
             with ThreadPoolExecutor(self.workers, thread_name_prefix="restore") as pool:
                 for level in self.plan.levels:
+                    if self.bulk:
+                        self._bulk(level, project, site, pool)
+                        done += len(level)
+                        self.progress({"phase": "issues", "done": done, "total": len(self.plan.issues)})
+                        continue
                     for p, future in [(p, pool.submit(self._issue, p, project, site)) for p in level]:
                         try:
                             future.result()

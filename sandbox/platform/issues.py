@@ -53,7 +53,51 @@ def _record_change(issue: Issue, items: list[dict[str, Any]]) -> None:
 
 @bp.post("/issue")
 def issue_create():
+    return jsonify(_create(json_body())), 201
+
+
+BULK_LIMIT = 50
+
+
+def _bulk_refused(n: int, message: str):
+    error = {
+        "status": 400,
+        "elementErrors": {"errorMessages": [message], "errors": {}},
+        "failedElementNumber": n,
+    }
+    return jsonify({"issues": [], "errors": [error]}), 400
+
+
+@bp.post("/issue/bulk")
+def issue_bulk_create():
+    """Up to 50 issues a call; each refused one is an entry of `errors` (its index and Jira's error
+    collection) while the others are created; all refused is a 400 with the same body."""
     body = json_body()
+    updates = body.get("issueUpdates") if isinstance(body, dict) else None
+    if not isinstance(updates, list):
+        return _bulk_refused(0, "Issue updates must be a list (issueUpdates).")
+    if len(updates) > BULK_LIMIT:
+        return _bulk_refused(
+            BULK_LIMIT, f"The number of issues in the request ({len(updates)}) exceeds {BULK_LIMIT}."
+        )
+    created, errors = [], []
+    for n, item in enumerate(updates):
+        try:
+            if not isinstance(item, dict):
+                raise JiraHTTPError(400, "An issue update must be an object.")
+            created.append(_create(item))
+        except JiraHTTPError as e:
+            errors.append(
+                {
+                    "status": e.status,
+                    "elementErrors": {"errorMessages": e.messages, "errors": e.errors},
+                    "failedElementNumber": n,
+                }
+            )
+    return jsonify({"issues": created, "errors": errors}), (201 if created or not updates else 400)
+
+
+def _create(body: dict[str, Any]) -> dict[str, str]:
     fields = dict(body.get("fields") or {})
     project_ref = fields.pop("project", None) or {}
     project = site().project_by_key(str(project_ref.get("key") or project_ref.get("id") or ""))
@@ -122,9 +166,7 @@ def issue_create():
             "properties": properties,
         }
         site().add_issue(issue)
-    return jsonify(
-        {"id": str(issue_id), "key": issue.key, "self": f"{base()}/rest/api/3/issue/{issue_id}"}
-    ), 201
+    return {"id": str(issue_id), "key": issue.key, "self": f"{base()}/rest/api/3/issue/{issue_id}"}
 
 
 def _create_properties(value: Any) -> dict[str, Any]:

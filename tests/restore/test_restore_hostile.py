@@ -53,8 +53,10 @@ def run(tmp_path_factory):
         status, dry = b.restore("--project", "--new-project", NEW, "--dry-run")
         assert status == 0, dry
         _sandbox(site, "POST", "delete", {"project": hostile.PROJECT})
+        _sandbox(site, "POST", "stats/reset")
         status, out = b.restore("--project", "--new-project", NEW, "--report", "--json")
-        yield b, status, json.loads(out), dry
+        calls = _sandbox(site, "GET", "stats")["endpoints"]  # the report only reads
+        yield b, status, json.loads(out), dry, calls
 
 
 def _issue(b: Backed, key: str, fields: str = "*all") -> dict:
@@ -66,7 +68,7 @@ def _comments(b: Backed, key: str) -> list[dict]:
 
 
 def test_1_restricted_comments_and_worklogs_stay_restricted(run):
-    b, _, out, _ = run
+    b, _, out, _, _ = run
     new = out["mapping"]["HOST-2"]
     comments = _comments(b, new)
     assert len(comments) == hostile.COMMENTS
@@ -88,7 +90,7 @@ def test_1_restricted_comments_and_worklogs_stay_restricted(run):
 
 
 def test_1_a_group_the_target_lacks_becomes_the_administrators_role_never_public(run):
-    b, _, _, _ = run
+    b, _, _, _, _ = run
     for user in _sandbox(b.site, "GET", "site")["users"]:  # the group is gone from the site
         if user["email"] in ("admin@example.com", "ada@example.com"):
             b.client.request(
@@ -119,7 +121,7 @@ def test_1_a_group_the_target_lacks_becomes_the_administrators_role_never_public
 
 
 def test_2_resolution_ends_equal_to_the_backup(run):
-    b, _, out, _ = run
+    b, _, out, _, _ = run
     won_t = _issue(b, out["mapping"]["HOST-3"], "status,resolution")["fields"]
     assert won_t["status"]["name"] == "Done" and won_t["resolution"]["name"] == "Won't Do"
     cleared = _issue(b, out["mapping"]["HOST-4"], "status,resolution")["fields"]
@@ -129,7 +131,7 @@ def test_2_resolution_ends_equal_to_the_backup(run):
 
 
 def test_3_links_to_issues_of_other_projects_that_still_exist_are_restored(run):
-    b, _, out, _ = run
+    b, _, out, _, _ = run
     links = _issue(b, out["mapping"]["HOST-2"], "issuelinks")["fields"]["issuelinks"]
     ends = {
         (link["type"]["name"], (link.get("outwardIssue") or link.get("inwardIssue"))["key"]) for link in links
@@ -143,7 +145,7 @@ def test_3_links_to_issues_of_other_projects_that_still_exist_are_restored(run):
 
 
 def test_4_media_nodes_point_at_the_restored_attachments(run):
-    b, _, out, _ = run
+    b, _, out, _, _ = run
     new = out["mapping"]["HOST-2"]
     issue = _issue(b, new, "description,attachment")
     marker = b.client.get_json(f"/rest/api/3/issue/{new}/properties/keepstone.attachments")["value"]
@@ -162,11 +164,15 @@ def test_4_media_nodes_point_at_the_restored_attachments(run):
 
 
 def test_5_a_refused_issue_is_named_with_its_field_and_the_restore_goes_on(run):
-    b, status, out, _ = run
+    b, status, out, _, calls = run
     assert status == 1 and out["status"] == "partial"  # partial exits 1, with the list
     refused = [e for e in out["errors"] if e.startswith("HOST-5:")]
     assert len(refused) == 1 and "customfield_" in refused[0], out["errors"]
     assert "HOST-5" not in out["mapping"]
+    # Created 50 a request; only the refused one was tried alone, and each created issue exactly once.
+    assert calls["POST /rest/api/3/issue/bulk"]["requests"] == 4  # levels of 4 and 121 issues
+    assert calls["POST /rest/api/3/issue"]["requests"] == 1
+    assert calls["POST /rest/api/3/issue"]["status"] == {"400": 1}
     assert len(out["mapping"]) == len(hostile.site()["projects"][0]["issues"]) - 1
     # Issues after the refused one got their content.
     assert out["created"]["comments"] == hostile.COMMENTS
@@ -175,7 +181,7 @@ def test_5_a_refused_issue_is_named_with_its_field_and_the_restore_goes_on(run):
 
 
 def test_6_attachments_of_the_same_name_and_size_are_told_apart_and_a_deleted_one_comes_back(run):
-    b, _, out, _ = run
+    b, _, out, _, _ = run
     assert (
         out["fidelity"]["attachments"]["byte_identical"] == 5 == out["fidelity"]["attachments"]["backed_up"]
     )
@@ -195,7 +201,7 @@ def test_6_attachments_of_the_same_name_and_size_are_told_apart_and_a_deleted_on
 
 
 def test_7_what_the_api_cannot_set_is_kept_visibly(run):
-    b, _, out, _ = run
+    b, _, out, _, _ = run
     new = out["mapping"]["HOST-2"]
     marker = b.client.get_json(f"/rest/api/3/issue/{new}/properties/keepstone.attachments")["value"]
     assert all(v["author"] and v["created"] for v in marker.values())
@@ -211,7 +217,7 @@ def test_7_what_the_api_cannot_set_is_kept_visibly(run):
 
 
 def test_8_the_report_compares_what_it_claims_and_lists_what_it_cannot(run):
-    _, _, out, _ = run
+    _, _, out, _, _ = run
     f = out["fidelity"]
     assert f["issues"] == len(out["mapping"])
     assert f["comments"]["identical"] == f["comments"]["backed_up"] == hostile.COMMENTS + 0
@@ -222,6 +228,6 @@ def test_8_the_report_compares_what_it_claims_and_lists_what_it_cannot(run):
 
 
 def test_9_the_dry_run_counts_links_not_link_ends(run):
-    _, _, _, dry = run
+    _, _, _, dry, _ = run
     # HOST-2 -> HOST-3, HOST-3 -> HOST-2, HOST-2 -> KEEP-1, KEEP-1 -> HOST-3, 3 among the children.
     assert "  links: 7" in dry.splitlines(), dry

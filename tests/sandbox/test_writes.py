@@ -252,3 +252,34 @@ def test_attachment_content_redirects_to_the_media_file_id(fresh, project):
     location = r.headers["Location"]
     assert "/_media/file/" in location and location.split("/_media/file/")[1].split("/")[0] != added[1]["id"]
     assert fresh.call("GET", f"/rest/api/3/attachment/content/{added[1]['id']}").content == b"bbb"
+
+
+def test_bulk_create_makes_up_to_50_and_names_each_refused_one(fresh, project):
+    def update(summary: str, **extra) -> dict:
+        fields = {"project": {"key": project["key"]}, "issuetype": {"name": "Task"}, "summary": summary}
+        return {"fields": {**fields, **extra}, "properties": [{"key": "k", "value": {"s": summary}}]}
+
+    body = {"issueUpdates": [update("one"), update("   "), update("three", priority={"name": "Nope"})]}
+    body["issueUpdates"].append(update("four"))
+    answer = fresh.post("/rest/api/3/issue/bulk", body, expect=201)
+    assert [i["key"] for i in answer["issues"]] == [f"{project['key']}-1", f"{project['key']}-2"]
+    assert [
+        (e["failedElementNumber"], e["status"], sorted(e["elementErrors"]["errors"]))
+        for e in answer["errors"]
+    ] == [
+        (1, 400, ["summary"]),
+        (2, 400, ["priority"]),
+    ]
+    second = answer["issues"][1]["key"]
+    assert fresh.get(f"/rest/api/3/issue/{second}")["fields"]["summary"] == "four"
+    assert fresh.get(f"/rest/api/3/issue/{second}/properties/k")["value"] == {"s": "four"}
+    refused = fresh.call("POST", "/rest/api/3/issue/bulk", json={"issueUpdates": [update(" ")]}, expect=400)
+    assert refused.json()["issues"] == [] and refused.json()["errors"][0]["failedElementNumber"] == 0
+    too_many = fresh.call(
+        "POST",
+        "/rest/api/3/issue/bulk",
+        json={"issueUpdates": [update(str(i)) for i in range(51)]},
+        expect=400,
+    )
+    assert too_many.json()["issues"] == []
+    assert "50" in too_many.json()["errors"][0]["elementErrors"]["errorMessages"][0]
