@@ -62,6 +62,7 @@ _CUT = re.compile(
     r"(?:attachment \S+: )?download cut short after \d+ bytes: .*?IncompleteRead\((\d+) bytes read, (\d+) more"
 )
 _SHORT = re.compile(r"got (\d+) bytes where Jira announced (\d+)")
+_BROKE = re.compile(r"(?:attachment \S+: )?the connection broke after (\d+)(?: of (\d+))? bytes")
 
 
 def reason(text: str) -> str:
@@ -70,6 +71,10 @@ def reason(text: str) -> str:
     if m:
         got, more = int(m.group(1)), int(m.group(2))
         return f"the connection broke after {size(got)} of {size(got + more)}"
+    m = _BROKE.search(text)
+    if m:
+        of = f" of {size(int(m.group(2)))}" if m.group(2) else ""
+        return f"the connection broke after {size(int(m.group(1)))}{of}"
     m = _SHORT.search(text)
     if m:
         return f"the download ended at {size(int(m.group(1)))} of the {size(int(m.group(2)))} Jira announced"

@@ -337,8 +337,10 @@ class JiraClient:
                 received += len(chunk)
                 yield chunk
         except requests.RequestException as e:
+            got, announced = _broken_at(e, received, expected)
+            of = f" of {announced}" if announced is not None else ""
             raise OSError(
-                f"attachment {attachment_id}: download cut short after {received} bytes: {e}"
+                f"attachment {attachment_id}: the connection broke after {got}{of} bytes ({_reason(e)})"
             ) from e
         finally:
             response.close()
@@ -356,6 +358,26 @@ def _reason(error: requests.RequestException) -> str:
         return "no answer before the time-out"
     found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(error))
     return found.group(1).strip() if found else f"{type(error).__name__}: {str(error)[:160]}"
+
+
+def _broken_at(error: BaseException, delivered: int, expected: int | None) -> tuple[int, int | None]:
+    """How many bytes really arrived before a download broke: the chunks delivered plus what the failed
+    chunk had read (urllib3/http.client's IncompleteRead, somewhere in the exception's chain)."""
+    seen: set[int] = set()
+    todo: list[object] = [error]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        partial = getattr(e, "partial", None)
+        if type(e).__name__ == "IncompleteRead" and partial is not None:
+            read = partial if isinstance(partial, int) else len(partial)
+            return delivered + read, expected
+        if isinstance(e, BaseException):
+            todo.extend(a for a in e.args if isinstance(a, BaseException))
+            todo.extend(x for x in (e.__cause__, e.__context__) if x is not None)
+    return delivered, expected
 
 
 def _int(value: str | None) -> int | None:
