@@ -20,6 +20,7 @@ from backend.backup.cli import (
 )
 from backend.repository import RepositoryError
 from backend.restore.plan import PARTS, RestoreError, RestoreRequest, build_plan
+from backend.restore.progress import key_map_lines, run_on_terminal
 from keepstone.options import jira_args, jira_credentials
 
 
@@ -129,7 +130,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
     ).hexdigest()[:16]
     journal = Journal(args.journal or os.path.join("var", "restores", f"{ident}.sqlite"))
     try:
-        result = Restorer(client, repo, plan, journal, workers=args.workers).run()
+        result = run_on_terminal(
+            lambda **kw: Restorer(client, repo, plan, journal, workers=args.workers, **kw),
+            plan,
+            client,
+            args.json,
+        )
     except RestoreError as e:
         raise CliError(str(e)) from e
     finally:
@@ -150,6 +156,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
             print(f"  lost: {line}")
         for line in result.errors:
             print(f"  error: {line}")
+        print("keys (old -> new):")
+        print("\n".join(key_map_lines(result.mapping)) or "  all unchanged")
         if args.report:
             for line in format_report(out["fidelity"]):
                 print(line)

@@ -50,9 +50,12 @@ class RestoreResult:
     errors: list[str] = field(default_factory=list)
     requests: int = 0
     outside: dict[str, str] = field(default_factory=dict)  # link ends outside the restored set -> site key
+    stopped: bool = False  # asked to stop (first Ctrl-C): ended after a step; the same command resumes
 
     @property
     def status(self) -> str:
+        if self.stopped:
+            return "stopped"
         return "failed" if self.errors and not self.mapping else "partial" if self.errors else "ok"
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,14 +63,17 @@ class RestoreResult:
 
 
 class _Tally:
-    def __init__(self, result: RestoreResult) -> None:
+    def __init__(self, result: RestoreResult, progress: Callable[[dict[str, Any]], None]) -> None:
         self.result = result
         self.lock = threading.Lock()
+        self.progress = progress
 
     def add(self, table: str, name: str, n: int = 1) -> None:
         with self.lock:
             d = getattr(self.result, table)
             d[name] = d.get(name, 0) + n
+        if table == "created":
+            self.progress({"created": name, "n": n})
 
     def lose(self, line: str) -> None:
         with self.lock:
@@ -138,6 +144,7 @@ class Restorer:
         workers: int = 4,
         progress: Callable[[dict[str, Any]], None] | None = None,
         bulk: bool = True,
+        stop: threading.Event | None = None,
     ) -> None:
         self.client = client
         self.repo = repo
@@ -146,7 +153,8 @@ class Restorer:
         self.workers = workers
         self.progress = progress or (lambda _: None)
         self.result = RestoreResult()
-        self.tally = _Tally(self.result)
+        self.tally = _Tally(self.result, self.progress)
+        self.stop = stop or threading.Event()  # set: end after the current step (the journal resumes)
         self.entries = plan.snapshot.entries
         self.restored: set[str] = set()  # original keys whose content this run restores
         self._types: dict[
@@ -670,7 +678,14 @@ class Restorer:
             for future in [pool.submit(self._link, *t) for t in sorted(wanted)]:
                 future.result()
 
+    def _step(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run one step unless a stop was asked for (then the same command resumes it later)."""
+        if not self.stop.is_set():
+            fn(*args)
+
     def _link(self, type_name: str, inward: str, outward: str) -> None:
+        if self.stop.is_set():
+            return
         step = f"link:{type_name}:{inward}:{outward}"
         if self.journal.done(step) is not None:
             return
@@ -726,6 +741,8 @@ class Restorer:
             done = 0
             with ThreadPoolExecutor(self.workers, thread_name_prefix="restore") as pool:
                 for level in self.plan.levels:
+                    if self.stop.is_set():
+                        break
                     if self.bulk:
                         self._bulk(level, project, site, pool)
                         done += len(level)
@@ -738,14 +755,15 @@ class Restorer:
                             self.tally.item_error(p.key, e)
                     done += len(level)
                     self.progress({"phase": "issues", "done": done, "total": len(self.plan.issues)})
-                content = [(k, pool.submit(self._content, k)) for k in sorted(self.restored)]
+                content = [(k, pool.submit(self._step, self._content, k)) for k in sorted(self.restored)]
                 for k, future in content:
                     try:
                         future.result()
                     except JiraError as e:
                         self.tally.item_error(k, e)
-            if "links" in self.plan.request.parts:
+            if "links" in self.plan.request.parts and not self.stop.is_set():
                 self._links()
+            self.result.stopped = self.stop.is_set()
         except RestoreError:
             raise
         except JiraError as e:
