@@ -16,13 +16,7 @@
     cancelled: "cancelled",
   };
   const cap = (text) => (text ? text.charAt(0).toUpperCase() + text.slice(1) : "–");
-  const WORDS = {
-    succeeded: "Backup succeeded.",
-    warning: "Backup finished with warnings.",
-    partial: "Backup partly done.",
-    failed: "Backup failed.",
-    cancelled: "Backup cancelled.",
-  };
+  const WORDS = { failed: "Backup failed.", cancelled: "Backup cancelled." };
 
   function connectTransport(token) {
     return {
@@ -114,7 +108,9 @@
         showRun(r.data);
         if (FINAL.includes(r.data.state)) {
           watching = null;
-          say($("message"), WORDS[r.data.state] || "Backup ended.", r.data.state !== "failed");
+          // The run line says how it ended; the message speaks up only when it did not go well.
+          const bad = r.data.state === "failed" || r.data.state === "cancelled";
+          say($("message"), bad ? WORDS[r.data.state] : "", !bad);
           refresh();
         } else setTimeout(tick, 700);
       };

@@ -19,7 +19,9 @@ from keepstone.servers import serve_in_thread
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 CUSTOM_UI = ROOT / "manifest" / "build" / "panel" / "index.html"
-WIDE, NARROW = {"width": 1280, "height": 860}, {"width": 375, "height": 812}
+# Tall enough for the whole panel: a viewport screenshot, not a full-page one (capturing the full page
+# resizes the view, and headless chromium then sometimes captures the out-of-process app frame blank).
+WIDE, NARROW = {"width": 1280, "height": 900}, {"width": 375, "height": 900}
 
 pytestmark = pytest.mark.browser
 
@@ -73,11 +75,11 @@ def settle(page) -> None:
 def shoot(page, path: str, name: str, narrow: bool = False) -> None:
     """A full-page screenshot at 1280 px, and with `narrow` one at 375 px too."""
     settle(page)
-    page.screenshot(path=str(SCREENSHOTS / f"{path}-1280-{name}.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{path}-1280-{name}.png"))
     if narrow:
         page.set_viewport_size(NARROW)
         settle(page)
-        page.screenshot(path=str(SCREENSHOTS / f"{path}-375-{name}.png"), full_page=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{path}-375-{name}.png"))
         page.set_viewport_size(WIDE)
         settle(page)
 
@@ -166,6 +168,7 @@ def test_admin_journey_through_the_panel(stack, browser_page, path):
     with page.context.expect_page() as new_tab:
         frame.locator("#more").click()
     dashboard = new_tab.value
+    dashboard.set_viewport_size(WIDE)
     dashboard.wait_for_url(backend_url + "/")
     dashboard.wait_for_load_state()
     assert "token" not in dashboard.url and "handoff" not in dashboard.url
