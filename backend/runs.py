@@ -27,6 +27,7 @@ from backend.db.models import (
     JiraAccount,
     Organisation,
     Plan,
+    PlanReplica,
     ProjectRun,
     Run,
     RunLog,
@@ -34,6 +35,9 @@ from backend.db.models import (
 )
 from backend.jira import JiraClient, JiraCredentials, JiraError
 from backend.repository import Repository, RepositoryError, RepositoryLocked, SnapshotInfo, WrongPassword
+from backend.repository.copy import copy as copy_snapshots
+from backend.repository.copy import missing as missing_snapshots
+from backend.repository.copy import stored_bytes
 from backend.repository.retention import Policy, PolicyError, forget
 from backend.storage import Storage, StorageError, open_storage
 
@@ -162,7 +166,16 @@ class RunService:
             spec_raw, storage_url, cloud_id = dict(plan.spec), plan.storage_url, org.cloud_id
             rotation, time_zone = dict(plan.rotation or {}), org.time_zone or "UTC"
             owner = {"plan": plan.public_id, "run": run.public_id}
-            replicas = [f"{link.storage.name!r} ({link.storage.public_id})" for link in plan.replica_links]
+            replicas: list[tuple[int, str, storages.Target | None]] = []
+            for link in plan.replica_links:
+                label = f"storage {link.storage.name!r} ({link.storage.public_id}, {link.storage.kind})"
+                try:
+                    replicas.append(
+                        (link.storage_id, label, storages.target_of(link.storage, self.config, cloud_id))
+                    )
+                except ValueError:
+                    replicas.append((link.storage_id, label, None))
+            plan_row_id = plan.id
             primary: storages.Target | None = None
             unreadable = ""
             if plan.storage is not None:
@@ -205,13 +218,6 @@ class RunService:
             self._log(run_id, f"the run could not start: {message}", level="error")
             self._finish(run_id, "failed", message)
             return
-        if replicas:
-            self._log(
-                run_id,
-                f"replicas {', '.join(replicas)} are not copied yet: replication is not built, so this "
-                "run's snapshots are on the primary storage only",
-                level="warning",
-            )
         cancel = threading.Event()
         total = [0]
 
@@ -260,8 +266,90 @@ class RunService:
             self._log(run_id, f"rotation not applied: the run {state}; nothing was forgotten")
         else:
             self._rotate(run_id, repo, client, rotation, time_zone, owner["plan"], result)
+        errors = list(result.errors)
+        if replicas and state in ("failed", "cancelled"):
+            self._log(run_id, f"replicas not copied: the run {state}")
+        elif replicas:
+            failures = self._replicate(run_id, plan_row_id, repo, cloud_id, replicas, owner["plan"], result)
+            if failures:
+                errors += failures
+                if state == "succeeded":
+                    state = "warning"
         self._log(run_id, f"run {state}: {result.requests} requests")
-        self._finish(run_id, state, "; ".join(result.errors), result.requests)
+        self._finish(run_id, state, "; ".join(errors), result.requests)
+
+    def _replicate(
+        self,
+        run_id: int,
+        plan_row_id: int,
+        repo: Repository,
+        cloud_id: str,
+        replicas: list[tuple[int, str, storages.Target | None]],
+        plan_id: str,
+        result: RunResult,
+    ) -> list[str]:
+        """Copy the plan's snapshots each replica lacks (this run's and any an earlier failure left) and
+        record each replica's status; return the failures (a failing replica never fails the backup)."""
+        projects = {p.project for p in result.projects}
+        new = {p.snapshot_id for p in result.projects if p.snapshot_id}
+
+        def mine(info: SnapshotInfo) -> bool:
+            owner = info.meta.get("plan")
+            return owner == plan_id or (owner is None and info.project in projects)
+
+        failures = []
+        for storage_id, label, target in replicas:
+            with self.db.session() as s:
+                link = s.get(PlanReplica, (plan_row_id, storage_id))
+                status = dict(link.replication or {}) if link is not None else {}
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            status["last_attempt"] = now
+            hidden = target.secrets() if target else []
+            dst: Repository | None = None
+            try:
+                if target is None:
+                    raise ValueError(
+                        "its credentials cannot be decrypted with this secret key: set them again"
+                    )
+                dst = self._open_repository(storages.open_target(target, self.config), cloud_id)
+                done = copy_snapshots(repo, dst, include=mine)
+            except (storages.LocationRefused, StorageError, RepositoryError, WrongPassword, ValueError) as e:
+                reason = f"{e.field}: {e.message}" if isinstance(e, storages.LocationRefused) else str(e)
+                reason = storages.redact(f"replica {label}: not copied: {reason}", hidden)
+                self._log(run_id, reason, level="warning")
+                failures.append(reason)
+                lag = None
+                if dst is not None:
+                    try:
+                        lag = len(missing_snapshots(repo, dst, include=mine))
+                    except (StorageError, RepositoryError):
+                        lag = None
+                if lag is None:  # the replica cannot be read: at least what it lacked, and this run's
+                    lag = int(status.get("lag") or 0) + len(new)
+                status.update(state="failed", error=reason, lag=lag)
+            else:
+                fresh = sum(1 for c in done.copied if c["source"] in new)
+                self._log(
+                    run_id,
+                    f"replica {label}: copied {done.snapshots_copied} snapshots ({fresh} of this run, "
+                    f"{done.snapshots_skipped} already there), {done.blobs_copied} blobs written and "
+                    f"{done.blobs_skipped} already there, {done.bytes_written} bytes; read back and verified",
+                )
+                status.update(
+                    state="ok",
+                    error="",
+                    lag=0,
+                    last_replicated=now,
+                    bytes=stored_bytes(dst),
+                    bytes_last_copy=done.bytes_written,
+                    snapshots_last_copy=done.snapshots_copied,
+                )
+            with self.db.session() as s:
+                link = s.get(PlanReplica, (plan_row_id, storage_id))
+                if link is not None:  # (the plan may have dropped the replica meanwhile)
+                    link.replication = status
+                    s.commit()
+        return failures
 
     def _rotate(
         self,

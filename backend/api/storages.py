@@ -157,6 +157,37 @@ class ImmutabilityOut(Schema):
     )
 
 
+class ReplicaStatusOut(Schema):
+    """How a plan's replica on this storage stands, as the plan's last run left it."""
+
+    plan_id = fields.String(required=True, metadata={"example": "pln_3fj2k4m5q3w6r7t8y9ua"})
+    state = fields.String(
+        required=True,
+        validate=validate.OneOf(("pending", "ok", "failed")),
+        metadata={"description": "pending: no run has replicated to it yet"},
+    )
+    lag = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "snapshots of the plan on its primary that this replica lacks (null: unknown)"
+        },
+    )
+    last_replicated = fields.DateTime(
+        required=True, allow_none=True, metadata={"description": "the end of the last copy that completed"}
+    )
+    last_attempt = fields.DateTime(required=True, allow_none=True)
+    bytes = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "bytes of data the replica stores"}
+    )
+    bytes_last_copy = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "bytes the last copy wrote"}
+    )
+    error = fields.String(
+        required=True, metadata={"description": "why the last copy failed ('' if it did not)"}
+    )
+
+
 class StorageOut(Schema):
     """A storage as the API answers it: never its credentials, not even masked."""
 
@@ -169,6 +200,11 @@ class StorageOut(Schema):
     immutability = fields.Nested(ImmutabilityOut, required=True)
     used_by = fields.List(
         fields.String(), required=True, metadata={"description": "ids of the plans using it"}
+    )
+    replication = fields.List(
+        fields.Nested(ReplicaStatusOut),
+        required=True,
+        metadata={"description": "for each plan with this storage as a replica: lag, last replicated, bytes"},
     )
     created = fields.DateTime(required=True)
 
@@ -217,7 +253,37 @@ def _used_by(s, storage_ids: list[int]) -> dict[int, list[str]]:
     return out
 
 
-def storage_json(record: StorageRecord, used_by: list[str]) -> dict[str, Any]:
+def _replication(s, storage_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each storage's replica status, for every plan that has it as a replica."""
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in storage_ids}
+    if not storage_ids:
+        return out
+    rows = s.execute(
+        select(PlanReplica.storage_id, Plan.public_id, PlanReplica.replication)
+        .join(Plan, Plan.id == PlanReplica.plan_id)
+        .where(PlanReplica.storage_id.in_(storage_ids))
+        .order_by(Plan.public_id)
+    )
+    for sid, pid, status in rows:
+        status = status or {}
+        out[sid].append(
+            {
+                "plan_id": pid,
+                "state": status.get("state", "pending"),
+                "lag": status.get("lag"),
+                "last_replicated": status.get("last_replicated"),
+                "last_attempt": status.get("last_attempt"),
+                "bytes": status.get("bytes"),
+                "bytes_last_copy": status.get("bytes_last_copy"),
+                "error": status.get("error", ""),
+            }
+        )
+    return out
+
+
+def storage_json(
+    record: StorageRecord, used_by: list[str], replication: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     # Never the credentials: not even masked.
     immutability = record.immutability or {"mode": "none"}
     return {
@@ -233,6 +299,7 @@ def storage_json(record: StorageRecord, used_by: list[str]) -> dict[str, Any]:
             "enforced": False,
         },
         "used_by": used_by,
+        "replication": replication or [],
         "created": iso(record.created),
     }
 
@@ -298,7 +365,8 @@ def list_storages(cloud_id: str):
             )
         )
         used = _used_by(s, [r.id for r in records])
-        return jsonify({"items": [storage_json(r, used[r.id]) for r in records]})
+        status = _replication(s, [r.id for r in records])
+        return jsonify({"items": [storage_json(r, used[r.id], status[r.id]) for r in records]})
 
 
 @bp.post("/organisations/<cloud_id>/storages")
@@ -342,7 +410,8 @@ def create_storage(cloud_id: str):
 def get_storage(storage_id: str):
     with services().db.session() as s:
         record = target(s, "storage_id")
-        return jsonify(storage_json(record, _used_by(s, [record.id])[record.id]))
+        status = _replication(s, [record.id])[record.id]
+        return jsonify(storage_json(record, _used_by(s, [record.id])[record.id], status))
 
 
 @bp.patch("/storages/<storage_id>")
@@ -389,7 +458,8 @@ def patch_storage(storage_id: str):
         except IntegrityError:
             s.rollback()
             raise Conflict("a storage with this name exists already", {"name": ["already used"]}) from None
-        return jsonify(storage_json(record, _used_by(s, [record.id])[record.id]))
+        status = _replication(s, [record.id])[record.id]
+        return jsonify(storage_json(record, _used_by(s, [record.id])[record.id], status))
 
 
 @bp.delete("/storages/<storage_id>")

@@ -90,12 +90,18 @@ class StorageRecord(Base):
 
 
 class PlanReplica(Base):
-    """A plan's replica storage (copies are a later slice: today a run only says they are not made)."""
+    """A plan's replica storage: after each run the run's repository is copied there (backend/runs.py).
+
+    `replication` is the replica's status as the last run left it: state (ok | failed), lag (snapshots
+    of the plan on the primary that the replica lacks), last_replicated and last_attempt (ISO times),
+    bytes (stored on the replica), bytes_last_copy, snapshots_last_copy, error (the last failure).
+    """
 
     __tablename__ = "plan_replicas"
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"), primary_key=True)
     storage_id: Mapped[int] = mapped_column(ForeignKey("storages.id"), primary_key=True, index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    replication: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     storage: Mapped[StorageRecord] = relationship(lazy="joined")
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from backend import vault
 from backend.db.models import StorageRecord
 from backend.repository import Repository
+from backend.storage import open_storage
 from backend.storages import Target, open_target
 from tests.backend.conftest import Backend, _postgres_url, make_backend, stop_backend
 from tests.backend.test_api_hardening import field_names
@@ -513,9 +514,7 @@ def run_default(b: Backend) -> tuple[dict, list[dict]]:
 
 
 @pytest.mark.s3
-def test_a_run_writes_to_the_plans_primary_storage_and_says_replicas_are_not_copied(
-    backend, s3_server_with_auth
-):
+def test_a_run_writes_to_the_plans_primary_storage_and_copies_to_its_replica(backend, s3_server_with_auth):
     s3 = s3_server_with_auth
     bucket = f"b{uuid.uuid4().hex[:12]}"
     s3_client(s3).create_bucket(Bucket=bucket)
@@ -540,8 +539,9 @@ def test_a_run_writes_to_the_plans_primary_storage_and_says_replicas_are_not_cop
     assert done["state"] in ("succeeded", "warning"), done
     messages = [line["message"] for line in logs]
     assert any(f"writing to storage {primary['name']!r} ({primary['id']}, s3)" in m for m in messages)
-    assert any("not copied yet" in m and replica["id"] in m for m in messages), messages
-    # The snapshots are in the bucket, readable with the tenant's repository password; the replica is empty.
+    assert any(f"replica storage 'Local' ({replica['id']}, local): copied" in m for m in messages), messages
+    # The snapshots are in the bucket, readable with the tenant's repository password, and copied to the
+    # replica (tests/backend/test_replication.py tests replication in depth).
     storage = open_target(
         Target(
             primary["id"],
@@ -556,7 +556,11 @@ def test_a_run_writes_to_the_plans_primary_storage_and_says_replicas_are_not_cop
     repo = Repository.open(storage, vault.repository_password(backend.config.secret_key, TENANT))
     ids = {p["snapshot_id"] for p in done["projects"] if p["snapshot_id"]}
     assert ids and ids <= {s.id for s in repo.snapshots()}
-    assert not (backend.config.storage_root / TENANT / "primary").exists()
+    copied = Repository.open(
+        open_storage(f"file://{backend.config.storage_root / TENANT / 'primary'}"),
+        vault.repository_password(backend.config.secret_key, TENANT),
+    )
+    assert {s.meta["origin"] for s in copied.snapshots()} == ids
     assert not Path(backend.config.repository_url(TENANT).removeprefix("file://")).exists()
 
 
