@@ -228,6 +228,11 @@ def _save(plan_id: str | None):
         data, errors = pf.load_plan(PlanIn(), body)
         if "keys" not in errors:
             errors = {**errors, **_check_keys(s, org, body["spec"]["projects"])}
+        jql = body["spec"]["exclude_jql"]
+        if jql and "exclude_jql" not in errors:
+            problem = pf.jql_problem(s, org, jql.strip())
+            if problem:
+                errors = {**errors, "exclude_jql": [problem]}
         if preview or errors:
             return _form_page(
                 s, org, form, plan=plan, errors=errors, preview=preview, status=422 if errors else 200

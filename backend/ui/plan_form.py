@@ -268,27 +268,51 @@ def when(value: datetime | None, tz: str = "UTC") -> str:
     return f"{local:%a} {local.day} {local:%b}{'' if same_year else f' {local.year}'}, {local:%H:%M}"
 
 
-def site_projects(s: Session, org: Organisation) -> tuple[list[dict[str, Any]], str]:
-    """The site's projects, live from Jira with the tenant's stored credentials; or why they cannot be listed."""
+def _client(s: Session, org: Organisation) -> tuple[JiraClient | None, str]:
+    """A Jira client with the tenant's stored credentials, or why there is none."""
     from backend.services import services
 
     account = s.scalar(select(JiraAccount).where(JiraAccount.organisation_id == org.id))
     if account is None:
-        return [], "no Jira credentials yet: set the API token (Settings) to list the site's projects"
-    config = services().config
-    token = vault.unseal(config.secret_key, account.token_sealed, f"jira-token:{org.cloud_id}")
-    client = JiraClient(
-        JiraCredentials(account.site_url, account.email, token), max_attempts=2, timeout=(5, 15)
-    )
+        return None, "no Jira credentials yet: set the API token (Settings)"
+    token = vault.unseal(services().config.secret_key, account.token_sealed, f"jira-token:{org.cloud_id}")
+    credentials = JiraCredentials(account.site_url, account.email, token)
+    return JiraClient(credentials, max_attempts=2, timeout=(5, 15)), ""
+
+
+def site_projects(s: Session, org: Organisation) -> tuple[list[dict[str, Any]], str]:
+    """The site's projects, live from Jira with the tenant's stored credentials; or why they cannot be listed."""
+    client, why = _client(s, org)
+    if client is None:
+        return [], why
     try:
         projects = client.projects()
     except JiraAuthError:
         return [], "Jira refused the stored API token: set a new one (Settings)"
     except JiraError as e:
-        return [], f"Jira at {account.site_url} could not list its projects: {e}"
+        return [], f"Jira at {org.site_url} could not list its projects: {e}"
     finally:
         client.close()
     return sorted(projects, key=lambda p: p.get("key", "")), ""
+
+
+def jql_problem(s: Session, org: Organisation, jql: str) -> str:
+    """Why Jira refuses this exclusion JQL ('' when it takes it): asked with a search for no results."""
+    client, why = _client(s, org)
+    if client is None:
+        return f"the JQL could not be checked: {why}"
+    try:
+        client.post_json("/rest/api/3/search/jql", {"jql": jql, "maxResults": 0, "fields": []})
+    except JiraAuthError:
+        return "the JQL could not be checked: Jira refused the stored API token"
+    except JiraError as e:
+        if e.status == 400:
+            messages = getattr(e, "messages", None) or [str(e)]
+            return "Jira refused this JQL: " + "; ".join(str(m) for m in messages)
+        return f"the JQL could not be checked: {e}"
+    finally:
+        client.close()
+    return ""
 
 
 def summary(plan: dict[str, Any]) -> dict[str, str]:

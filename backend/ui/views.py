@@ -93,7 +93,17 @@ def dashboard():
         for run in runs:
             list(run.projects)
         plans = [p for p in org.plans if p.enabled]
-        return page("dashboard.html", s, org, runs=runs, plans=len(org.plans), enabled=len(plans))
+        from backend.ui.plan_form import when
+
+        return page(
+            "dashboard.html",
+            s,
+            org,
+            runs=runs,
+            plans=len(org.plans),
+            enabled=len(plans),
+            when=lambda d: when(d, org.time_zone),
+        )
 
 
 ERROR_TEXT = {

@@ -68,7 +68,9 @@ def test_a_plan_for_selected_projects_with_gfs_runs_on_backup_now(ui_stack, brow
     page.get_by_label("At", exact=True).select_option("3")
     page.get_by_label("Time zone").select_option("Europe/Berlin")
     page.get_by_label("Daily", exact=True).fill("14")
-    page.get_by_role("button", name="Check plan").click()
+    page.get_by_label("Leave out issues matching (JQL)").fill('labels = "no-backup"')
+    with page.expect_navigation():
+        page.get_by_role("button", name="Check plan").click()
     runs = page.locator("#next-runs li")
     assert runs.count() == 5
     texts = runs.all_inner_texts()
@@ -82,6 +84,7 @@ def test_a_plan_for_selected_projects_with_gfs_runs_on_backup_now(ui_stack, brow
     stored = next(p for p in plans_of(stack) if p["name"] == "Platform and web")
     assert stored["spec"]["projects"]["mode"] == "selected"
     assert stored["spec"]["projects"]["keys"] == ["PLAT", "WEB"]
+    assert stored["spec"]["exclude_jql"] == 'labels = "no-backup"'  # Jira took it
     assert stored["schedule"] == {
         "days": ["mon", "tue", "wed", "thu", "fri"],
         "hour": 3,
@@ -129,16 +132,17 @@ def test_a_plan_for_selected_projects_with_gfs_runs_on_backup_now(ui_stack, brow
     page.goto(stack.url + "/plans")
     row = page.locator(f"tr[data-plan='{stored['id']}']")
     row.locator("summary").click()
-    row.get_by_role("button", name="Disable").click()
-    page.wait_for_url(re.compile(r"/plans"))
+    with page.expect_navigation():
+        row.get_by_role("button", name="Disable").click()
     assert "disabled" in page.locator("#flash").inner_text()
     assert next(p for p in plans_of(stack) if p["id"] == stored["id"])["enabled"] is False
     row = page.locator(f"tr[data-plan='{copy['id']}']")
     row.locator("summary").click()
-    row.get_by_role("link", name="Delete").click()
+    with page.expect_navigation(url=re.compile(r"/delete$")):
+        row.get_by_role("link", name="Delete").click()
     assert "The backups stay" in page.locator("main").inner_text()
-    page.get_by_role("button", name="Delete plan").click()
-    page.wait_for_url(re.compile(r"/plans"))
+    with page.expect_navigation(url=re.compile(r"/plans\?org=")):
+        page.get_by_role("button", name="Delete plan").click()
     assert "deleted" in page.locator("#flash").inner_text()
     assert [p["id"] for p in plans_of(stack) if p["id"] == copy["id"]] == []
     assert stack.backend.call("GET", f"/api/v1/runs/{run['id']}", TENANT).status_code == 200
@@ -157,8 +161,9 @@ def test_a_bad_plan_shows_each_error_beside_its_field_and_stores_nothing(ui_stac
     page.get_by_label("Cron expression", exact=True).fill("99 * * * *")
     page.get_by_role("radio", name=re.compile("^Custom")).check()
     page.get_by_label("Within", exact=True).fill("forever")
-    page.get_by_role("button", name="Create plan").click()
-    page.wait_for_load_state()
+    page.get_by_label("Leave out issues matching (JQL)").fill("labels = = broken")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create plan").click()
     assert "/plans/new" in page.url
     summary = page.locator("#error-summary")
     assert "was not saved" in summary.inner_text()
@@ -166,7 +171,8 @@ def test_a_bad_plan_shows_each_error_beside_its_field_and_stores_nothing(ui_stac
     for field, text in (
         ("keys_text", "no project WBE"),
         ("cron", "not a valid cron expression"),
-        ("keep_within", ""),
+        ("keep_within", "not a duration"),
+        ("exclude_jql", "Jira refused this JQL"),
     ):
         box = page.locator(f"#f-{field}")
         assert box.get_attribute("aria-invalid") == "true", field
@@ -271,8 +277,8 @@ def test_every_page_at_375_and_1280_px_passes_axe(ui_stack, browser_page):
     page.emulate_media(color_scheme="light")
     # the switcher: the other organisation, and back
     page.goto(stack.url + "/plans")
-    page.get_by_label("Organisation").select_option(SECOND)
-    page.wait_for_url(stack.url + "/plans")
+    with page.expect_navigation(url=stack.url + "/plans"):
+        page.get_by_label("Organisation").select_option(SECOND)
     assert "Globex Support" in page.locator("header").inner_text()
     assert page.locator("#plans tbody tr").count() == 1
     assert problems == {}, problems
