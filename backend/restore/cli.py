@@ -82,7 +82,8 @@ def _request(args: argparse.Namespace) -> RestoreRequest:
                 raise CliError(f"a filter looks like field=value, not {part!r}", EXIT_USAGE)
             flt[name.strip()] = value.strip()
     parts = {p.strip() for p in args.only.split(",")} if args.only else set(PARTS)
-    parts.add("issues")
+    if parts != {"configuration"}:  # --only configuration leaves every issue alone
+        parts.add("issues")
     return RestoreRequest(
         args.snapshot,
         [k.strip() for k in args.issues.split(",")] if args.issues else None,

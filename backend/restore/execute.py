@@ -736,6 +736,12 @@ class Restorer:
             self.result.target_project = project
             if "configuration" in self.plan.request.parts or self.plan.request.target == "new":
                 self._configuration(project)
+            if self.plan.request.parts <= {"configuration"}:  # --only configuration: no issue is touched
+                if "config/roles" in self.entries:
+                    self.tally.lose(
+                        "project role members: the backup holds the roles' names only, not their members"
+                    )
+                return self.result
             site = _target_site(self.client, project)
             site.sprints = self._sprints(project)
             done = 0

@@ -85,3 +85,31 @@ def test_the_resume_command_is_the_same_command_quoted():
         == "keepstone restore --repo 'file:///tmp/my repo' --snapshot ab12 --project --new-project X"
     )
     assert key_map_lines({"A-10": "B-1", "A-9": "B-2", "A-1": "A-1"}) == ["  A-9 -> B-2", "  A-10 -> B-1"]
+
+
+def test_only_configuration_restores_components_and_versions_into_an_existing_project(backed):
+    me = backed.client.myself()["accountId"]
+    backed.client.post_json(
+        "/rest/api/3/project",
+        {"key": "CFG", "name": "Config only", "projectTypeKey": "software", "leadAccountId": me},
+    )
+    out = backed.restore_json("--project", "--to-project", "CFG", "--only", "configuration")
+    assert out["mapping"] == {} and "issues" not in out["created"]
+    assert out["created"] == {"components": 3, "versions": 2}
+    assert any("role members" in line for line in out["lost"])
+    versions = {v["name"]: v for v in backed.client.get_json("/rest/api/3/project/CFG/versions")}
+    backed_up = {
+        v["name"]: v
+        for v in backed.repo.read_json(backed.repo.snapshot(backed.snapshot_id).entries["config/versions"])
+    }
+    assert set(versions) == set(backed_up)
+    for name, v in backed_up.items():
+        assert versions[name]["released"] == v["released"] and versions[name].get("releaseDate") == v.get(
+            "releaseDate"
+        )
+    components = {c["name"] for c in backed.client.get_json("/rest/api/3/project/CFG/components")}
+    assert components == {"API", "UI", "Storage"}
+    found = backed.client.get_json("/rest/api/3/search/jql", jql="project = CFG", fields="key")["issues"]
+    assert found == []
+    again = backed.restore_json("--project", "--to-project", "CFG", "--only", "configuration")
+    assert again["created"] == {}
