@@ -207,3 +207,33 @@ def sprint_create():
     }
     site().sprints.append(s)
     return jsonify(_sprint(s)), 201
+
+
+SPRINT_MOVES = {("future", "active"), ("active", "closed")}
+
+
+@bp.post("/sprint/<int:sprint_id>")
+def sprint_update(sprint_id: int):
+    """Partial update: name, goal, dates, and the state moves Jira allows (future -> active -> closed; one
+    active sprint per board)."""
+    s = next((x for x in site().sprints if x["id"] == sprint_id), None)
+    if s is None or not any(b["id"] == s["board_id"] for b in _visible_boards()):
+        raise JiraHTTPError(404, "The sprint does not exist or you do not have permission to see it.")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise JiraHTTPError(400, "The request body must be a JSON object.")
+    state = body.get("state", s["state"])
+    if state != s["state"] and (s["state"], state) not in SPRINT_MOVES:
+        raise JiraHTTPError(400, [], {"state": f"A {s['state']} sprint cannot become {state}."})
+    busy = any(x["state"] == "active" and x["board_id"] == s["board_id"] for x in site().sprints)
+    if state == "active" and s["state"] == "future" and busy:
+        raise JiraHTTPError(400, "This board already has an active sprint.")
+    start = _parse_time(body.get("startDate"), "startDate") or s["startDate"]
+    end = _parse_time(body.get("endDate"), "endDate") or s["endDate"]
+    with site().lock:
+        s.update(state=state, startDate=start, endDate=end)
+        if "name" in body:
+            s["name"] = str(body["name"]).strip() or s["name"]
+        if "goal" in body:
+            s["goal"] = str(body.get("goal") or "")
+    return jsonify(_sprint(s))

@@ -256,7 +256,9 @@ class Restorer:
             return {}
         board, existing = _sprints_by_name(self.client, key)
         mapping: dict[int, int] = {}
-        for sprint in self.repo.read_json(entry):
+        order = {"closed": 0, "active": 1, "future": 2}  # one active sprint a board: close before starting
+        sprints = sorted(self.repo.read_json(entry), key=lambda x: (order.get(x.get("state"), 2), x["id"]))
+        for sprint in sprints:
             if sprint["name"] in existing:
                 mapping[sprint["id"]] = existing[sprint["name"]]
             elif board is not None and self.plan.request.target == "new":
@@ -271,7 +273,17 @@ class Restorer:
                 )
                 mapping[sprint["id"]] = created["id"]
                 self.tally.add("created", "sprints")
+                self._sprint_state(created["id"], sprint)
         return mapping
+
+    def _sprint_state(self, sprint_id: int, sprint: dict[str, Any]) -> None:
+        """Jira creates sprints as future; move it as Jira allows (future -> active -> closed)."""
+        moves = {"active": ["active"], "closed": ["active", "closed"]}.get(sprint.get("state") or "", [])
+        try:
+            for state in moves:
+                self.client.post_json(f"/rest/agile/1.0/sprint/{sprint_id}", {"state": state})
+        except JiraError as e:
+            self.tally.lose(f"sprint {sprint['name']}: could not be made {sprint.get('state')} ({e})")
 
     # --- issues -----------------------------------------------------------------------------------
 

@@ -113,3 +113,19 @@ def test_only_configuration_restores_components_and_versions_into_an_existing_pr
     assert found == []
     again = backed.restore_json("--project", "--to-project", "CFG", "--only", "configuration")
     assert again["created"] == {}
+
+
+def test_sprints_come_back_with_their_state_on_the_new_projects_board(backed):
+    _delete(backed)
+    out = backed.restore_json("--project", "--new-project", "SPR")
+    backed_up = backed.repo.read_json(backed.repo.snapshot(backed.snapshot_id).entries["config/sprints"])
+    assert {s["state"] for s in backed_up} >= {"closed", "active"}
+    board = next(
+        b
+        for b in backed.client.get_json("/rest/agile/1.0/board", projectKeyOrId="SPR")["values"]
+        if b["type"] == "scrum"
+    )
+    restored = backed.client.paged(f"/rest/agile/1.0/board/{board['id']}/sprint", "values", 50)
+    assert {s["name"]: s["state"] for s in restored} == {s["name"]: s["state"] for s in backed_up}
+    assert out["created"]["sprints"] == len(backed_up)
+    assert not [line for line in out["lost"] if line.startswith("sprint ")]

@@ -68,3 +68,20 @@ def test_a_sprint_can_be_created_on_a_scrum_board_and_read_back(fresh):
     assert created["state"] == "future" and created["originBoardId"] == board["id"]
     assert fresh.get(f"/rest/agile/1.0/sprint/{created['id']}")["name"] == "Restored sprint"
     fresh.post("/rest/agile/1.0/sprint", {"name": "", "originBoardId": 999}, expect=400)
+
+
+def test_a_sprint_moves_future_to_active_to_closed_and_no_other_way(fresh):
+    board = next(b for b in fresh.get("/rest/agile/1.0/board")["values"] if b["type"] == "scrum")
+    for s in fresh.get(f"/rest/agile/1.0/board/{board['id']}/sprint")["values"]:
+        if s["state"] == "active":
+            fresh.post(f"/rest/agile/1.0/sprint/{s['id']}", {"state": "closed"})
+    new = fresh.post("/rest/agile/1.0/sprint", {"name": "Moves", "originBoardId": board["id"]}, expect=201)
+    fresh.post(f"/rest/agile/1.0/sprint/{new['id']}", {"state": "closed"}, expect=400)
+    active = fresh.post(f"/rest/agile/1.0/sprint/{new['id']}", {"state": "active", "goal": "Go"})
+    assert active["state"] == "active" and active["goal"] == "Go"
+    other = fresh.post("/rest/agile/1.0/sprint", {"name": "Second", "originBoardId": board["id"]}, expect=201)
+    fresh.post(f"/rest/agile/1.0/sprint/{other['id']}", {"state": "active"}, expect=400)  # one active a board
+    closed = fresh.post(f"/rest/agile/1.0/sprint/{new['id']}", {"state": "closed"})
+    assert closed["state"] == "closed" and closed["completeDate"]
+    fresh.post(f"/rest/agile/1.0/sprint/{new['id']}", {"state": "active"}, expect=400)
+    fresh.post("/rest/agile/1.0/sprint/99999", {"state": "active"}, expect=404)
