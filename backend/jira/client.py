@@ -82,7 +82,18 @@ def _messages(response: requests.Response) -> tuple[list[str], dict[str, str]]:
         return [" ".join(response.text[:200].split())], {}
     if not isinstance(body, dict):
         return [], {}
-    return list(body.get("errorMessages") or []), dict(body.get("errors") or {})
+    messages = [str(m) for m in body.get("errorMessages") or []]
+    errors = body.get("errors")
+    if isinstance(errors, list):  # POST /issue/bulk: one entry per refused element, numbered from 0
+        fields: dict[str, str] = {}
+        for entry in errors:
+            if not isinstance(entry, dict):
+                continue
+            n, element = entry.get("failedElementNumber"), entry.get("elementErrors") or {}
+            messages += [f"issue {n}: {m}" for m in element.get("errorMessages") or []]
+            fields |= {f"{n}.{k}": str(v) for k, v in (element.get("errors") or {}).items()}
+        return messages, fields
+    return messages, {str(k): str(v) for k, v in (errors or {}).items()} if isinstance(errors, dict) else {}
 
 
 class JiraClient:

@@ -324,10 +324,6 @@ class Restorer:
                 if e.status != 400:
                     raise
                 return [p for p, _ in items]  # all refused: each one alone names its problem
-            except (
-                ValueError
-            ):  # the client's error parser expects `errors` to be an object; here it is a list
-                return [p for p, _ in items]
             failed = {e["failedElementNumber"] for e in answer.get("errors") or []}
             ok = [p for n, (p, _) in enumerate(items) if n not in failed]
             for p, created in zip(ok, answer.get("issues") or [], strict=True):

@@ -11,6 +11,7 @@ from flask import Flask, jsonify
 
 from backend.jira import (
     JiraAuthError,
+    JiraBadRequest,
     JiraClient,
     JiraCredentials,
     JiraNotFound,
@@ -159,3 +160,14 @@ def test_comments_beyond_the_inline_page_are_all_read(sandbox_site):
             assert len(everything) == inline["total"]
             return
     pytest.skip("no issue with more comments than the inline page")
+
+
+def test_a_bulk_create_refused_whole_names_each_issue_and_field(fresh_site):
+    """POST /issue/bulk answers its refusals as a list, one per element: a JiraBadRequest naming them."""
+    client = client_for(fresh_site)
+    project = client.get_json("/rest/api/3/project/search")["values"][0]["key"]
+    bad = [{"fields": {"project": {"key": project}, "issuetype": {"name": "Task"}, "summary": "  "}}] * 2
+    with pytest.raises(JiraBadRequest) as refused:
+        client.post_json("/rest/api/3/issue/bulk", {"issueUpdates": bad})
+    assert refused.value.status == 400
+    assert {"0.summary", "1.summary"} <= set(refused.value.errors), refused.value.errors
