@@ -155,3 +155,16 @@ def test_connect_schema_rejects_a_broken_descriptor():
     doc["lifecycle"]["installed"] = "installed"
     del doc["authentication"]
     assert len(_errors(schema, doc)) == 3
+
+
+def test_the_built_custom_ui_is_up_to_date_with_its_sources():
+    """`make install` rebuilds when a source changes; a stale build here would test an old panel."""
+    from connector.customui import PANEL, render_index
+
+    if not (CUSTOM_UI / "index.html").exists():
+        pytest.fail("the Custom UI is not built: run `make install`")
+    assert (CUSTOM_UI / "index.html").read_text() == render_index()
+    assert (CUSTOM_UI / "panel.css").read_bytes() == (PANEL / "panel.css").read_bytes()
+    built = (CUSTOM_UI / "panel.js").stat().st_mtime
+    for source in ("panel.js", "forge.js"):
+        assert (PANEL / source).stat().st_mtime <= built, f"static/panel/{source} changed: make install"
