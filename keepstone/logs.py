@@ -78,3 +78,6 @@ def configure(
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     # urllib3 warns on every connection retry; the Jira client logs its own retries and final error.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    # The storage SDKs narrate every request and credential look-up at info; our own lines say what matters.
+    for sdk in ("botocore", "boto3", "azure"):
+        logging.getLogger(sdk).setLevel(logging.WARNING)

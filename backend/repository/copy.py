@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +36,8 @@ import zstandard
 from backend.repository.crypto import IntegrityError
 from backend.repository.model import RepositoryError, SnapshotInfo, canonical_json
 from backend.repository.packs import Index, open_blob, read_pack_header
-from backend.storage import NotFound, Storage
+from backend.storage import NotFound
+from backend.storage.meter import MeteredStorage
 
 if TYPE_CHECKING:
     from backend.repository.repository import Repository
@@ -51,45 +50,6 @@ READ_GAP = 256 << 10  # neighbouring blobs further apart than this are read sepa
 
 class CopyError(RepositoryError):
     """A copy could not be completed; what was written so far is valid (see the module docstring)."""
-
-
-class _Meter(Storage):
-    """The destination as the copy uses it: counts writes and bytes, remembers new packs, holds the hook."""
-
-    def __init__(self, inner: Storage) -> None:
-        self.inner = inner
-        self.location = inner.location
-        self.bytes_written = 0
-        self.writes = 0
-        self.packs: list[str] = []
-        hook = os.environ.get(KILL_ENV)
-        self.kill_after = int(hook) if hook else None
-
-    def _write_point(self) -> None:
-        if self.kill_after is not None and self.writes >= self.kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
-        self.writes += 1
-
-    def save(self, kind: str, name: str, data: bytes, exclusive: bool = False) -> None:
-        self._write_point()
-        self.inner.save(kind, name, data, exclusive)
-        if kind != "locks":
-            self.bytes_written += len(data)
-        if kind == "data":
-            self.packs.append(name)
-
-    def load(self, kind: str, name: str, offset: int = 0, length: int | None = None) -> bytes:
-        return self.inner.load(kind, name, offset, length)
-
-    def stat(self, kind: str, name: str) -> int:
-        return self.inner.stat(kind, name)
-
-    def list(self, kind: str) -> Iterator[str]:
-        return self.inner.list(kind)
-
-    def remove(self, kind: str, name: str) -> None:
-        self._write_point()
-        self.inner.remove(kind, name)
 
 
 @dataclass
@@ -163,7 +123,7 @@ class _Copier:
         from backend.repository.repository import Repository
 
         self.src = src
-        self.meter = _Meter(dst.storage)
+        self.meter = MeteredStorage(dst.storage, KILL_ENV)
         # The destination through the meter; it shares the caller's index (kept up to date under the lock).
         self.dst = Repository(self.meter, dst.keys, dst.config)
         self.dst.index = dst.index

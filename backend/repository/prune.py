@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
 import struct
-from collections.abc import Container, Iterator
+from collections.abc import Container
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +31,7 @@ from backend.repository.crypto import IntegrityError, MasterKeys
 from backend.repository.model import RepositoryCorrupt, RepositoryError
 from backend.repository.packs import Index, open_blob, read_blob
 from backend.storage import NotFound, Storage
+from backend.storage.meter import MeteredStorage
 
 if TYPE_CHECKING:
     from backend.repository.repository import Repository
@@ -41,44 +40,6 @@ if TYPE_CHECKING:
 # stop a real process at exact points of the write order. Unset in normal use.
 KILL_ENV = "KEEPSTONE_TEST_PRUNE_KILL_AFTER"
 INDEX_BLOBS_PER_FILE = 50_000  # blobs listed per new index file (restic uses the same bound)
-
-
-class _Meter(Storage):
-    """The storage as prune uses it: counts bytes read and written and the writes, and holds the test hook."""
-
-    def __init__(self, inner: Storage) -> None:
-        self.inner = inner
-        self.location = inner.location
-        self.bytes_read = 0
-        self.bytes_written = 0
-        self.writes = 0
-        hook = os.environ.get(KILL_ENV)
-        self.kill_after = int(hook) if hook else None
-
-    def _write_point(self) -> None:
-        if self.kill_after is not None and self.writes >= self.kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
-        self.writes += 1
-
-    def save(self, kind: str, name: str, data: bytes, exclusive: bool = False) -> None:
-        self._write_point()
-        self.inner.save(kind, name, data, exclusive)
-        self.bytes_written += len(data)
-
-    def load(self, kind: str, name: str, offset: int = 0, length: int | None = None) -> bytes:
-        data = self.inner.load(kind, name, offset, length)
-        self.bytes_read += len(data)
-        return data
-
-    def stat(self, kind: str, name: str) -> int:
-        return self.inner.stat(kind, name)
-
-    def list(self, kind: str) -> Iterator[str]:
-        return self.inner.list(kind)
-
-    def remove(self, kind: str, name: str) -> None:
-        self._write_point()
-        self.inner.remove(kind, name)
 
 
 @dataclass
@@ -212,7 +173,7 @@ def prune(
 
 
 def _prune(repo: Repository, max_unused: float, dry_run: bool, ignore: Container[str]) -> PruneResult:
-    storage = _Meter(repo.storage)
+    storage = MeteredStorage(repo.storage, KILL_ENV)
     keys = repo.keys
     result = PruneResult(dry_run, max_unused)
 
