@@ -120,7 +120,9 @@ class PlanIn(Schema):
         fields.String(validate=validate.Length(min=1, max=64)),
         load_default=list,
         validate=validate.Length(max=MAX_REPLICAS),
-        metadata={"description": "replica storages: each run copies the plan's new snapshots to them (per-replica status on the storage)"},
+        metadata={
+            "description": "replica storages: each run copies the plan's new snapshots to them (per-replica status on the storage)"
+        },
     )
 
     @validates_schema
