@@ -20,11 +20,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psutil
-
 from backend.repository import Entry, Repository
 from backend.repository.retention import Policy, forget
 from backend.storage.local import LocalStorage
+from bench.bench_backup import _peak_rss_kib
 
 PASSWORD = "bench-prune"
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,18 +100,11 @@ def _prune_process(folder: Path) -> tuple[dict[str, object], int]:
     env = {**os.environ, "KEEPSTONE_REPO_PASSWORD": PASSWORD, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "keepstone.cli", "prune", "--json", "--repo", f"file://{folder}"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    ps = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            peak = max(peak, ps.memory_info().rss)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.02)
+    peak = _peak_rss_kib(proc)
     out, err = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"keepstone prune failed: {err}")
-    return json.loads(out), peak // 1024
+    return json.loads(out), peak
 
 
 def _one(issues: int, seed: int) -> dict[str, object]:
