@@ -4,9 +4,8 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
-# The Forge Custom UI (manifest.yml's `panel` resource), built from static/panel with esbuild from npm.
-CUSTOM_UI := manifest/build/panel/index.html
-CUSTOM_UI_SRC := static/panel/panel.js static/panel/forge.js static/panel/panel.css connector/templates/panel.html connector/customui.py
+# The Forge Custom UI (manifest.yml's `panel` resource) is committed in manifest/build/panel with the digest
+# of its sources; connector/customui.py rebuilds it with esbuild from npm only when a source has changed.
 PYTEST_ARGS ?=
 
 .PHONY: install run test test-slow test-all bench lint fmt clean
@@ -31,14 +30,12 @@ $(NODE_STAMP): package.json package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); \
 	else echo "npm not found: Azurite and Forge-manifest tests will be skipped"; fi
 
-$(CUSTOM_UI): $(NODE_STAMP) $(RUN_STAMP) $(CUSTOM_UI_SRC)
-	@if [ -x node_modules/.bin/esbuild ]; then $(BIN)/python -m connector.customui; \
-	else echo "npm not found: the Forge Custom UI is not built (make run shows the Connect app)"; fi
+install: $(STAMP) $(NODE_STAMP)
+	@$(BIN)/python -m connector.customui --if-stale
 
-install: $(STAMP) $(NODE_STAMP) $(CUSTOM_UI)
-
-# The demo shows the Forge app by default: the Custom UI is built first (npm ci once, quietly).
-run: $(RUN_STAMP) $(CUSTOM_UI)
+# The demo shows the Forge app by default, from the committed Custom UI: no npm on the run path.
+run: $(RUN_STAMP)
+	@$(BIN)/python -m connector.customui --if-stale
 	@$(BIN)/keepstone run
 
 test: install

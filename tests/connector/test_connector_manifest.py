@@ -157,14 +157,43 @@ def test_connect_schema_rejects_a_broken_descriptor():
     assert len(_errors(schema, doc)) == 3
 
 
-def test_the_built_custom_ui_is_up_to_date_with_its_sources():
-    """`make install` rebuilds when a source changes; a stale build here would test an old panel."""
-    from connector.customui import PANEL, render_index
+def test_the_committed_custom_ui_is_what_its_sources_build(tmp_path):
+    """The committed build carries the digest of its sources, and rebuilding gives the same bytes.
 
-    if not (CUSTOM_UI / "index.html").exists():
-        pytest.fail("the Custom UI is not built: run `make install`")
-    assert (CUSTOM_UI / "index.html").read_text() == render_index()
-    assert (CUSTOM_UI / "panel.css").read_bytes() == (PANEL / "panel.css").read_bytes()
-    built = (CUSTOM_UI / "panel.js").stat().st_mtime
-    for source in ("panel.js", "forge.js"):
-        assert (PANEL / source).stat().st_mtime <= built, f"static/panel/{source} changed: make install"
+    Edit static/panel or the panel template without `make install` and this fails, as it must: the
+    demo and the Forge deployment would ship an old panel.
+    """
+    from connector.customui import ESBUILD, STAMP, build, is_stale, source_digest
+
+    assert STAMP.read_text().split()[0] == source_digest(), "a Custom UI source changed: run `make install`"
+    assert not is_stale()
+    if not ESBUILD.exists():
+        pytest.fail("esbuild is not installed: run `make install` (npm ci)")
+    rebuilt = tmp_path / "panel"
+    build(rebuilt)
+    names = sorted(f.name for f in CUSTOM_UI.iterdir())
+    assert (
+        names
+        == sorted(f.name for f in rebuilt.iterdir())
+        == ["index.html", "panel.css", "panel.js", "tokens.css"]
+    )
+    for name in names:
+        assert (rebuilt / name).read_bytes() == (CUSTOM_UI / name).read_bytes(), (
+            f"{name} differs from its sources"
+        )
+
+
+def test_a_changed_source_makes_the_build_stale(tmp_path, monkeypatch):
+    import connector.customui as customui
+
+    root = tmp_path / "root"
+    for name in (*customui.SOURCES, "package-lock.json"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(customui.ROOT / name, root / name)
+    out = root / "manifest" / "build" / "panel"
+    shutil.copytree(CUSTOM_UI, out)
+    shutil.copy(customui.STAMP, out.with_name("panel.sha256"))
+    monkeypatch.setattr(customui, "ROOT", root)
+    assert not customui.is_stale(out)
+    (root / "static/panel/panel.js").write_text((root / "static/panel/panel.js").read_text() + "\n// edit\n")
+    assert customui.is_stale(out)
