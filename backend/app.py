@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from backend import errors
 from backend.api import init_app as init_api
-from backend.auth import sessions
+from backend.auth import roles, sessions
 from backend.auth.sso import bp as sso_bp
 from backend.auth.tokens import TokenVerifier
 from backend.config import Config
@@ -70,6 +70,8 @@ def create_app(config: Config | None = None) -> Flask:
         if request.headers.get("Authorization", "").startswith("Bearer "):
             return
         csrf.protect()
+
+    roles.init_app(app)  # after the CSRF check: every non-API route's least role (backend/auth/roles.py)
 
     @app.after_request
     def security_headers(response: Response) -> Response:

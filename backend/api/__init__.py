@@ -1,8 +1,9 @@
 """The REST API /api/v1: one blueprint per resource, its marshmallow schemas beside it.
 
 Every resource blueprint is nested in `api`, whose guard runs before any view: authenticate (401), CSRF for
-session writes, authorise the tenant and objects named in the URL (404). A new route under /api/v1 gets
-that order by being registered here; only the endpoints in PUBLIC skip it.
+session writes, authorise the tenant and objects named in the URL (404), then the caller's role there
+against the route's least role (403; backend/auth/roles.py, deny by default). A new route under /api/v1
+gets that order by being registered here and given a rule; only the endpoints in PUBLIC skip it.
 """
 
 from __future__ import annotations
