@@ -4,6 +4,7 @@ StorageError            anything a storage failed to do
 ├── NotFound            the object does not exist (permanent)
 ├── AlreadyExists       an exclusive save met an existing object (permanent)
 ├── PermanentError      retrying cannot help: bad credentials, missing container, refused
+│   └── RetentionLocked the object is under retention (immutable storage): no deletion or overwrite yet
 └── RetryableError      a timeout, throttling or a 5xx; the retry wrapper tries again
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from datetime import datetime
 
 KINDS = ("config", "keys", "data", "index", "snapshots", "locks", "keep")
 
@@ -37,6 +39,18 @@ class AlreadyExists(StorageError):
 
 class PermanentError(StorageError):
     """The storage refused in a way retrying cannot fix."""
+
+
+class RetentionLocked(PermanentError):
+    """{kind}/{name} is under retention until {until}: the storage refuses to delete or overwrite it.
+
+    `until` is when the retention ends (None when the storage did not say); after it, the same removal
+    succeeds, so forget and prune skip such objects and try them again on their next run.
+    """
+
+    def __init__(self, message: str, until: datetime | None = None) -> None:
+        super().__init__(message, reason="retention")
+        self.until = until
 
 
 class RetryableError(StorageError):
@@ -75,6 +89,14 @@ class Storage(ABC):
     @abstractmethod
     def remove(self, kind: str, name: str) -> None:
         """Delete an object; NotFound if absent."""
+
+    def retained_until(self, kind: str, name: str) -> datetime | None:
+        """When an object's retention ends, if it is under retention now (None: it may be deleted).
+
+        Only an immutable storage (S3 Object Lock, Azure immutability) has retention and asks the
+        storage (NotFound if the object is absent); the others keep this default, which costs nothing.
+        """
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold no connections
         """Release connections (most backends hold none)."""

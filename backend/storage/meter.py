@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from datetime import datetime
 
 from backend.storage.base import Storage
 
@@ -54,3 +55,6 @@ class MeteredStorage(Storage):
     def remove(self, kind: str, name: str) -> None:
         self._write_point()
         self.inner.remove(kind, name)
+
+    def retained_until(self, kind: str, name: str) -> datetime | None:
+        return self.inner.retained_until(kind, name)

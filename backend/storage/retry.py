@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 from backend.storage.base import RetryableError, Storage
 
@@ -44,6 +45,9 @@ class RetryingStorage(Storage):
 
     def remove(self, kind: str, name: str) -> None:
         self._call(self.inner.remove, kind, name)
+
+    def retained_until(self, kind: str, name: str) -> datetime | None:
+        return self._call(self.inner.retained_until, kind, name)
 
     def close(self) -> None:
         self.inner.close()
