@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, jsonify
 from marshmallow import Schema, ValidationError, fields, validate, validates
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from backend.api.common import iso, load
 from backend.auth.access import caller, organisation
 from backend.backup import BackupSpec
-from backend.db.models import Organisation, Plan, ProjectRun, Run
+from backend.db.models import Organisation, Plan
+from backend.panel_status import panel_status
 from backend.repository.retention import DEFAULT_ROTATION
-from backend.scheduler import next_fire
 from backend.services import services
 
 bp = Blueprint("organisations", __name__)
@@ -55,6 +54,22 @@ class CurrentRun(Schema):
     progress = fields.Dict(required=True)
 
 
+class RunSummary(Schema):
+    """A finished run as the panel names it: the last good one, or the last attempt that went worse."""
+
+    id = fields.String(required=True)
+    plan = fields.String(required=True)
+    state = fields.String(required=True)
+    at = fields.DateTime(required=True, allow_none=True)
+    reason = fields.String(required=True)
+    warnings = fields.Integer(required=True)
+
+
+class PlanRef(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+
+
 class StatusOut(Schema):
     """What the panel inside Jira shows."""
 
@@ -68,6 +83,11 @@ class StatusOut(Schema):
     next_backup_at = fields.DateTime(required=True, allow_none=True)
     current_run = fields.Nested(CurrentRun, required=True, allow_none=True)
     has_account = fields.Boolean(required=True)
+    last_backup = fields.Nested(RunSummary, required=True, allow_none=True)
+    last_attempt = fields.Nested(RunSummary, required=True, allow_none=True)
+    warnings = fields.Integer(required=True)
+    next_backup_plan = fields.Nested(PlanRef, required=True, allow_none=True)
+    first_step = fields.String(required=True, allow_none=True)
 
 
 def org_json(org: Organisation) -> dict:
@@ -146,52 +166,12 @@ def status(cloud_id: str):
     svc = services()
     with svc.db.session() as s:
         org = organisation(s, cloud_id)
-        plans = [p for p in org.plans if p.enabled]
-        last = s.scalar(
-            select(Run)
-            .where(Run.organisation_id == org.id, Run.finished.is_not(None))
-            .order_by(Run.finished.desc())
-            .limit(1)
-        )
-        current = s.scalar(
-            select(Run)
-            .where(Run.organisation_id == org.id, Run.state.in_(("queued", "running")))
-            .order_by(Run.id.desc())
-            .limit(1)
-        )
-        protected = 0
-        if last is not None:
-            protected = (
-                s.scalar(
-                    select(func.count())
-                    .select_from(ProjectRun)
-                    .where(ProjectRun.run_id == last.id, ProjectRun.snapshot_id.is_not(None))
-                )
-                or 0
-            )
-        now = datetime.now(UTC)
-        nexts = [n for n in (next_fire(p.schedule, org.time_zone, now) for p in plans if p.schedule) if n]
-        state = (
-            "suspended"
-            if org.state != "active"
-            else "running"
-            if current
-            else (last.state if last else "never backed up")
-        )
         return jsonify(
             {
                 "cloud_id": org.cloud_id,
-                "protected_projects": protected,
                 "service_region": svc.config.service_region,
                 "storage_region": _storage_region(org, svc.config.storage_region),
-                "state": state,
-                "last_backup_at": iso(last.finished) if last else None,
-                "last_backup_state": last.state if last else None,
-                "next_backup_at": iso(min(nexts)) if nexts and org.state == "active" else None,
-                "current_run": {"id": current.public_id, "state": current.state, "progress": current.progress}
-                if current
-                else None,
-                "has_account": _has_account(s, org.id),
+                **panel_status(s, org),
             }
         )
 
@@ -202,12 +182,3 @@ def _storage_region(org: Organisation, default: str) -> str:
     if plan is not None and plan.storage is not None and plan.storage.region:
         return plan.storage.region
     return default
-
-
-def _has_account(s, org_id: int) -> bool:
-    from backend.db.models import JiraAccount
-
-    return (
-        s.scalar(select(func.count()).select_from(JiraAccount).where(JiraAccount.organisation_id == org_id))
-        > 0
-    )
