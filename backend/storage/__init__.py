@@ -6,7 +6,9 @@
     azure://container/prefix              Azure Blob; connection string from ?connection_string= or
                                           KEEPSTONE_AZURE_CONNECTION_STRING
     s3://bucket/prefix?endpoint_url=...   S3 or an S3-compatible server; keys from the usual AWS variables
-Every storage but memory is wrapped in RetryingStorage.
+Every storage but memory is wrapped in RetryingStorage. Azure and S3 take immutability in the query:
+`immutability=governance|compliance&retain=30d` (d, h or s), and `bypass_governance=1` when the admin
+explicitly wants governance-retained objects removed early (never possible for compliance).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from backend.storage.base import (
     AlreadyExists,
     NotFound,
     PermanentError,
+    RetentionLocked,
     RetryableError,
     Storage,
     StorageError,
@@ -50,7 +53,9 @@ def open_storage(url: str) -> Storage:
             )
         if not parsed.netloc:
             raise PermanentError(f"an azure:// storage needs a container name: {url!r}")
-        return RetryingStorage(AzureBlobStorage(conn, parsed.netloc, parsed.path))
+        return RetryingStorage(
+            AzureBlobStorage(conn, parsed.netloc, parsed.path, retention=_retention(query))
+        )
     if parsed.scheme == "s3":
         from backend.storage.s3 import S3Storage
 
@@ -62,9 +67,35 @@ def open_storage(url: str) -> Storage:
                 parsed.path,
                 endpoint_url=query.get("endpoint_url"),
                 region=query.get("region", "us-east-1"),
+                retention=_retention(query),
             )
         )
     raise PermanentError(f"unknown storage URL {url!r}: use file://, azure://, s3:// or memory://")
+
+
+def _retention(query: dict[str, str]):
+    """The URL's immutability (None without one); PermanentError saying what is wrong."""
+    from datetime import timedelta
+
+    from backend.storage.immutability import Retention
+
+    mode = query.get("immutability", "none")
+    if mode == "none":
+        if "retain" in query or "bypass_governance" in query:
+            raise PermanentError("retain= and bypass_governance= need immutability=governance|compliance")
+        return None
+    text = query.get("retain", "")
+    units = {"d": 86400, "h": 3600, "s": 1}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) < 1:
+        raise PermanentError(
+            f"immutability={mode} needs retain=N followed by d, h or s (e.g. 30d), not {text!r}"
+        )
+    try:
+        return Retention(
+            mode, timedelta(seconds=int(text[:-1]) * units[text[-1]]), query.get("bypass_governance") == "1"
+        )
+    except ValueError as e:
+        raise PermanentError(str(e)) from None
 
 
 __all__ = [
@@ -72,6 +103,7 @@ __all__ = [
     "MemoryStorage",
     "NotFound",
     "PermanentError",
+    "RetentionLocked",
     "RetryableError",
     "Storage",
     "StorageError",
