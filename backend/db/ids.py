@@ -11,6 +11,7 @@ import re
 import secrets
 
 PREFIXES = {"plan": "pln", "run": "run", "storage": "stg"}
+PREFIXES.update({"member": "mbr", "invitation": "inv"})  # accounts and roles (issue 16)
 _BODY = 20
 PATTERN = re.compile(rf"^[a-z]{{3}}_[a-z2-7]{{{_BODY}}}$")
 

@@ -41,6 +41,12 @@ class JiraAccount(Base):
     account_id: Mapped[str] = mapped_column(String(128), default="")
     display_name: Mapped[str] = mapped_column(String(255), default="")
     checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Who set the token and when, and the last check against Jira's /myself (migration 0006).
+    set_by: Mapped[str] = mapped_column(String(255), default="")
+    set_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_check_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_check_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    last_check_message: Mapped[str] = mapped_column(Text, default="")
 
 
 class Plan(Base):
@@ -186,6 +192,10 @@ class Membership(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     role: Mapped[str] = mapped_column(String(16), default="admin")
+    # manual: the role an admin gave (kept); jira: made by More features, the role follows Jira's (0006)
+    source: Mapped[str] = mapped_column(String(16), default="manual")
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: new_id("member"))
+    created: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class UsedToken(Base):
@@ -209,4 +219,29 @@ class BrowserSession(Base):
     tenant: Mapped[str | None] = mapped_column(String(64), nullable=True)  # pinned by an SSO hand-off
     created: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+# --- Accounts and roles (issue 16): invitations of local users (migration 0006; backend/api/members.py) -----
+
+
+class Invitation(Base):
+    """An invitation of a local user by email: a one-time token (only its SHA-256 kept), 7 days to accept.
+
+    Accepting sets the new user's password (or, for an email that already has an account, asks for that
+    account's password) and makes the membership with `role`; the row then records who accepted and when.
+    """
+
+    __tablename__ = "invitations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: new_id("invitation"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    email: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="viewer")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[str] = mapped_column(String(255), default="")
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    expires: Mapped[datetime] = mapped_column()
+    accepted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    accepted_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
