@@ -51,9 +51,28 @@ def _repo_args(p: argparse.ArgumentParser) -> None:
         default="KEEPSTONE_REPO_PASSWORD",
         help="environment variable holding the repository password (default KEEPSTONE_REPO_PASSWORD)",
     )
+    p.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="read the repository password (or the recovery passphrase) from the first line of FILE",
+    )
+
+
+def read_password_file(path: str, option: str = "--password-file") -> str:
+    """The first line of a password file (as restic's --password-file); CliError if unreadable or empty."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = f.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CliError(f"{option} {path}: cannot be read ({e.__class__.__name__})", EXIT_USAGE) from e
+    if not value:
+        raise CliError(f"{option} {path}: the first line is empty", EXIT_USAGE)
+    return value
 
 
 def _password(args: argparse.Namespace) -> str:
+    if getattr(args, "password_file", None):
+        return read_password_file(args.password_file)
     value = os.environ.get(args.password_env)
     if value:
         return value
@@ -214,6 +233,10 @@ def add_commands(sub) -> None:
     from backend.backup import copy_cli  # keepstone copy (replication), in a module of its own
 
     copy_cli.add_commands(sub)
+
+    from backend.backup import key_cli  # keepstone key list|add|remove|passwd, in a module of its own
+
+    key_cli.add_commands(sub)
 
 
 def _guarded(fn):

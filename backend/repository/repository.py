@@ -13,7 +13,8 @@ from typing import Any
 
 import zstandard
 
-from backend.repository.crypto import IntegrityError, MasterKeys, WrongPassword, unwrap_keys, wrap_keys
+from backend.repository.crypto import IntegrityError, MasterKeys
+from backend.repository.keys import find_key, password_key_file, save_key_file
 from backend.repository.locks import Lock, remove_stale_locks
 from backend.repository.model import (
     FORMAT_VERSION,
@@ -57,12 +58,15 @@ class Repository:
         self.packer = Packer(storage, keys, self.index, int(config.get("pack_size", DEFAULT_PACK_SIZE)))
         self.snapshot_cache: dict[str, tuple[SnapshotInfo, list[str]]] = {}
         self._cache_lock = threading.Lock()
+        self.key_name: str | None = None  # the key file it was opened with (backend.repository.keys)
 
     # --- creating and opening ---------------------------------------------------------------------
 
     @classmethod
-    def init(cls, storage: Storage, password: str, pack_size: int = DEFAULT_PACK_SIZE) -> Repository:
-        """Create a new repository; refuse if the storage already holds one."""
+    def init(
+        cls, storage: Storage, password: str, pack_size: int = DEFAULT_PACK_SIZE, label: str = ""
+    ) -> Repository:
+        """Create a new repository; refuse if the storage already holds one. `label` names its first key."""
         if not password:
             raise RepositoryError("a repository needs a password (or key)")
         keys = MasterKeys.generate()
@@ -73,15 +77,16 @@ class Repository:
             "chunk_size": 1 << 20,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        key_file = json.dumps(wrap_keys(keys, password)).encode()
+        key_file = password_key_file(keys, password, label)
         sealed_config = keys.seal(canonical_json(config), b"config")
         outer = {"version": FORMAT_VERSION, "id": config["id"], "sealed": sealed_config.hex()}
         try:
             storage.save("config", "config", json.dumps(outer).encode(), exclusive=True)
         except AlreadyExists:
             raise RepositoryError(f"{storage.location} already holds a repository") from None
-        storage.save("keys", hashlib.sha256(key_file).hexdigest()[:32], key_file)
-        return cls(storage, keys, config)
+        repo = cls(storage, keys, config)
+        repo.key_name = save_key_file(storage, key_file)
+        return repo
 
     @classmethod
     def open(cls, storage: Storage, password: str) -> Repository:
@@ -99,17 +104,7 @@ class Repository:
                 f"repository format version {outer.get('version')} is not supported by this "
                 f"Keepstone (it reads version {FORMAT_VERSION})"
             )
-        keys = None
-        for name in list(storage.list("keys")):
-            try:
-                keys = unwrap_keys(json.loads(storage.load("keys", name)), password)
-                break
-            except WrongPassword:
-                continue
-            except (IntegrityError, ValueError):
-                continue
-        if keys is None:
-            raise WrongPassword("the password does not open this repository")
+        key_name, keys = find_key(storage, password)
         try:
             config = json.loads(keys.open(bytes.fromhex(outer["sealed"]), b"config"))
         except (IntegrityError, ValueError, KeyError):
@@ -117,6 +112,7 @@ class Repository:
         if config.get("id") != outer.get("id"):
             raise RepositoryCorrupt("the repository config was altered (ids differ)")
         repo = cls(storage, keys, config)
+        repo.key_name = key_name
         damaged = repo.index.load(storage, keys)
         if damaged:
             raise RepositoryCorrupt(
