@@ -71,6 +71,48 @@ def boards():
     return jsonify(_page([_board(b) for b in values]))
 
 
+BOARD_TYPES = ("scrum", "kanban")
+
+
+@bp.post("/board")
+def board_create():
+    """Create a board on an existing filter, located in a project (Jira: name, type, filterId, location)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise JiraHTTPError(400, "The request body must be a JSON object.")
+    errors = {}
+    name = str(body.get("name") or "").strip()
+    if not name:
+        errors["name"] = "The board name must not be empty."
+    elif len(name) > 255:
+        errors["name"] = "The board name must be 255 characters or fewer."
+    if body.get("type") not in BOARD_TYPES:
+        errors["type"] = f"The board type must be one of {', '.join(BOARD_TYPES)}."
+    found = next((f for f in site().filters if f["id"] == str(body.get("filterId"))), None)
+    if found is None:
+        errors["filterId"] = "The filter does not exist or you do not have permission to see it."
+    location = body.get("location") or {}
+    project = None
+    if location.get("type", "project") != "project":
+        errors["location"] = "The sandbox places boards in projects only."
+    else:
+        project = site().project_by_key(str(location.get("projectKeyOrId") or ""))
+        if project is None or caller().account_id in project.hidden_from:
+            errors["location"] = "The project does not exist or you do not have permission to see it."
+    if errors:
+        raise JiraHTTPError(400, [], errors)
+    with site().lock:
+        b = {
+            "id": site().next_id("boards", len(site().boards) + 1),
+            "name": name,
+            "type": body["type"],
+            "project_id": project.id,
+            "filter_id": found["id"],
+        }
+        site().boards.append(b)
+    return jsonify(_board(b)), 201
+
+
 @bp.get("/board/<int:board_id>")
 def board(board_id: int):
     return jsonify(_board(_board_or_404(board_id)))
@@ -80,17 +122,24 @@ def board(board_id: int):
 def board_configuration(board_id: int):
     b = _board_or_404(board_id)
     project = site().projects[b["project_id"]]
+    # Columns are set in the board's settings only (Jira's REST API reads them, never writes them):
+    # a board's own `columns` (a site file's, or a test's) or one column a status.
+    layout = b.get("columns") or [{"name": s["name"], "statuses": [s["id"]]} for s in catalog.STATUSES]
     columns = [
-        {"name": s["name"], "statuses": [{"id": s["id"], "self": f"{base()}/rest/api/3/status/{s['id']}"}]}
-        for s in catalog.STATUSES
+        {
+            "name": c["name"],
+            "statuses": [{"id": sid, "self": f"{base()}/rest/api/3/status/{sid}"} for sid in c["statuses"]],
+        }
+        for c in layout
     ]
+    filter_id = str(b.get("filter_id") or 20000 + b["id"])
     out = {
         "id": b["id"],
         "name": b["name"],
         "type": b["type"],
         "self": f"{base()}/rest/agile/1.0/board/{b['id']}/configuration",
         "location": {"type": "project", "projectKeyOrId": project.key},
-        "filter": {"id": str(20000 + b["id"]), "self": f"{base()}/rest/api/3/filter/{20000 + b['id']}"},
+        "filter": {"id": filter_id, "self": f"{base()}/rest/api/3/filter/{filter_id}"},
         "columnConfig": {"columns": columns, "constraintType": "issueCount"},
         "ranking": {"rankCustomFieldId": 10019},
     }

@@ -11,7 +11,7 @@ from sandbox.config import SandboxConfig
 from sandbox.generate import build_site
 from sandbox.guard import Faults, RateLimiter, Stats, install
 from sandbox.model import Site
-from sandbox.platform import content, issues, projects, search
+from sandbox.platform import content, dashboards, issues, projects, search, sharing
 from sandbox.platform import site as site_endpoints
 from sandbox.v2 import API_VERSION, V2_PREFIXES, speak_v2
 from sandbox.web import JiraHTTPError, SandboxState
@@ -22,8 +22,11 @@ def load_site(config: SandboxConfig) -> Site:
     if config.site_file:
         from sandbox.sitefile import load_site_file
 
-        return load_site_file(config, config.site_file)
-    return build_site(config)
+        site = load_site_file(config, config.site_file)
+    else:
+        site = build_site(config)
+    sharing.attach_board_filters(site)  # every board has a filter of its own, as in Jira
+    return site
 
 
 def create_app(config: SandboxConfig | None = None) -> Flask:
@@ -45,6 +48,8 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
         site_endpoints.bp,
         site_endpoints.edge,
         projects.bp,
+        sharing.bp,
+        dashboards.bp,
         search.bp,
         issues.bp,
         content.bp,

@@ -44,6 +44,7 @@ class Project:
     hidden_from: set[str] = field(default_factory=set)  # accountIds without "Browse projects"
     roles: dict[str, set[str]] = field(default_factory=dict)  # project role name -> accountIds in it
     next_num: int = 1
+    role_groups: dict[str, set[str]] = field(default_factory=dict)  # project role name -> group names in it
 
 
 @dataclass(slots=True)

@@ -110,9 +110,11 @@ def project_create():
         site().projects[project_id] = project
         if type_key == "software":  # Jira's scrum template comes with a board
             board_id = site().next_id("boards", len(site().boards) + 1)
-            site().boards.append(
-                {"id": board_id, "name": f"{key} board", "type": "scrum", "project_id": project_id}
-            )
+            board = {"id": board_id, "name": f"{key} board", "type": "scrum", "project_id": project_id}
+            site().boards.append(board)
+            from sandbox.platform.sharing import board_filter
+
+            board_filter(site(), board, lead)
     return jsonify({"self": f"{base()}/rest/api/3/project/{project_id}", "id": project_id, "key": key}), 201
 
 
@@ -179,12 +181,18 @@ def project_roles(key: str):
     )
 
 
-@bp.get("/project/<key>/role/<int:role_id>")
-def project_role(key: str, role_id: int):
-    project = project_or_404(key)
+def _role_name(role_id: int) -> str:
     name = next((n for n, r in render.ROLES.items() if r == role_id), None)
     if name is None:
         raise JiraHTTPError(404, "Can not retrieve a role actor for a null project role.")
+    return name
+
+
+def _role(project: Project, role_id: int) -> dict:
+    """A project role with its actors (users, then groups), as GET and POST .../role/{id} answer it."""
+    from sandbox.platform.site import _group_id
+
+    name = _role_name(role_id)
     members = ([project.lead] if name == "Administrators" else []) + sorted(
         project.roles.get(name, set()) - {project.lead if name == "Administrators" else ""}
     )
@@ -198,15 +206,64 @@ def project_role(key: str, role_id: int):
         for i, account_id in enumerate(members)
         if account_id in site().users
     ]
-    return jsonify(
-        {
-            "self": f"{base()}/rest/api/3/project/{project.id}/role/{role_id}",
-            "name": name,
-            "id": role_id,
-            "description": f"{name} of the project",
-            "actors": actors,
-        }
-    )
+    for i, group in enumerate(sorted(project.role_groups.get(name, set()))):
+        actors.append(
+            {
+                "id": 20000 + i,
+                "displayName": group,
+                "name": group,
+                "type": "atlassian-group-role-actor",
+                "actorGroup": {"name": group, "displayName": group, "groupId": _group_id(group)},
+            }
+        )
+    return {
+        "self": f"{base()}/rest/api/3/project/{project.id}/role/{role_id}",
+        "name": name,
+        "id": role_id,
+        "description": f"{name} of the project",
+        "actors": actors,
+    }
+
+
+@bp.get("/project/<key>/role/<int:role_id>")
+def project_role(key: str, role_id: int):
+    return jsonify(_role(project_or_404(key), role_id))
+
+
+@bp.post("/project/<key>/role/<int:role_id>")
+def project_role_add(key: str, role_id: int):
+    """Add users (accountIds) and groups (names or ids) to a project role, as Jira does: all or nothing,
+    refusing unknown users and groups and actors already in the role."""
+    from sandbox.platform.site import _group_id
+
+    project = project_or_404(key)
+    name = _role_name(role_id)
+    data = json_body()
+    users = data.get("user") or []
+    groups = list(data.get("group") or [])
+    known = {g for u in site().users.values() for g in u.groups}
+    for group_id in data.get("groupId") or []:
+        found = next((g for g in known if _group_id(g) == group_id), None)
+        if found is None:
+            raise JiraHTTPError(400, f"Group with id '{group_id}' does not exist.")
+        groups.append(found)
+    if not isinstance(users, list) or not isinstance(groups, list) or not (users or groups):
+        raise JiraHTTPError(400, "You must specify users or groups to add to the project role.")
+    in_role = set(project.roles.get(name, set())) | ({project.lead} if name == "Administrators" else set())
+    for account_id in users:
+        if account_id not in site().users:
+            raise JiraHTTPError(400, f"User with accountId '{account_id}' does not exist.")
+        if account_id in in_role:
+            raise JiraHTTPError(400, f"'{account_id}' is already a member of the project role {name}.")
+    for group in groups:
+        if group not in known:
+            raise JiraHTTPError(400, f"Group '{group}' does not exist.")
+        if group in project.role_groups.get(name, set()):
+            raise JiraHTTPError(400, f"'{group}' is already a member of the project role {name}.")
+    with site().lock:
+        project.roles.setdefault(name, set()).update(users)
+        project.role_groups.setdefault(name, set()).update(groups)
+    return jsonify(_role(project, role_id))
 
 
 @bp.get("/project/<key>/properties")

@@ -152,6 +152,26 @@ def group_user_remove():
     return "", 200
 
 
+@bp.delete("/user")
+def user_delete():
+    """Remove a user from the site (site admins only); what referred to them shows a former user."""
+    if "site-admins" not in caller().groups:
+        raise JiraHTTPError(403, "You do not have the permission to delete users.")
+    account_id = request.args.get("accountId")
+    if not account_id:
+        raise JiraHTTPError(400, "The accountId parameter is required.")
+    if account_id not in site().users:
+        raise JiraHTTPError(404, f"The user with accountId '{account_id}' does not exist.")
+    if account_id == caller().account_id:
+        raise JiraHTTPError(400, "You cannot delete yourself.")
+    with site().lock:
+        del site().users[account_id]
+        for project in site().projects.values():
+            for members in project.roles.values():
+                members.discard(account_id)
+    return "", 204
+
+
 @bp.get("/field")
 def fields():
     out = []
@@ -295,18 +315,9 @@ def project_categories():
 
 
 def _filters() -> list[dict[str, Any]]:
-    return [
-        {
-            "self": f"{base()}/rest/api/3/filter/{f['id']}",
-            "id": f["id"],
-            "name": f["name"],
-            "jql": f["jql"],
-            "description": f["description"],
-            "favourite": f["favourite"],
-            "owner": render.user_ref(site(), base(), f["owner"]),
-        }
-        for f in site().filters
-    ]
+    from sandbox.platform.sharing import render_filter
+
+    return [render_filter(f) for f in site().filters]
 
 
 @bp.get("/filter/my")
@@ -330,6 +341,8 @@ def filter_get(filter_id: str):
 @bp.get("/filter/search")
 def filters():
     values = _filters()
+    if name := (request.args.get("filterName") or "").lower():
+        values = [f for f in values if name in f["name"].lower()]
     return jsonify(
         page_bean(
             values, int_arg("startAt", 0), int_arg("maxResults", 50, 1, 100), "/rest/api/3/filter/search"
@@ -340,20 +353,9 @@ def filters():
 @bp.get("/dashboard")
 def dashboards():
     start, limit = int_arg("startAt", 0), int_arg("maxResults", 20, 1, 1000)
-    values = [
-        {
-            "self": f"{base()}/rest/api/3/dashboard/{d['id']}",
-            "id": d["id"],
-            "name": d["name"],
-            "description": d["description"],
-            "owner": _user_bean(d["owner"]),
-            "view": f"{base()}/jira/dashboards/{d['id']}",
-            "isFavourite": False,
-            "sharePermissions": [],
-            "editPermissions": [],
-        }
-        for d in site().dashboards
-    ]
+    from sandbox.platform.dashboards import render_dashboard
+
+    values = [render_dashboard(d) for d in site().dashboards]
     return jsonify(
         {
             "startAt": start,
@@ -369,19 +371,9 @@ def dashboard(dashboard_id: str):
     d = next((d for d in site().dashboards if d["id"] == dashboard_id), None)
     if d is None:
         raise JiraHTTPError(404, f"The dashboard with id '{dashboard_id}' does not exist.")
-    return jsonify(
-        {
-            "self": f"{base()}/rest/api/3/dashboard/{d['id']}",
-            "id": d["id"],
-            "name": d["name"],
-            "description": d["description"],
-            "owner": _user_bean(d["owner"]),
-            "isFavourite": False,
-            "view": f"{base()}/jira/dashboards/{d['id']}",
-            "sharePermissions": [],
-            "editPermissions": [],
-        }
-    )
+    from sandbox.platform.dashboards import render_dashboard
+
+    return jsonify(render_dashboard(d))
 
 
 @bp.get("/workflow/search")

@@ -26,6 +26,15 @@ SPECS = ("jira-platform-rest-v3.openapi.json", "jira-software-rest-agile.openapi
 ARRAY_OF_SCHEMA = {("get", "/rest/api/3/issue/{issueIdOrKey}/remotelink")}
 # Endpoints Atlassian removed after the spec was written: they answer 410 in Jira's error shape.
 REMOVED = {("get", "/rest/api/3/search"), ("post", "/rest/api/3/search")}
+# A schema the spec gets wrong (its property names are the descriptions), fixed as its own examples show.
+SCHEMA_FIXES = {
+    "DashboardGadgetPosition": {
+        "type": "object",
+        "properties": {"row": {"type": "integer"}, "column": {"type": "integer"}},
+        "required": ["row", "column"],
+        "additionalProperties": False,
+    }
+}
 _lock = threading.Lock()
 
 
@@ -68,7 +77,12 @@ def _validator(name: str, template: str, method: str, status: str) -> OAS30Valid
         return None
     if (method, template) in ARRAY_OF_SCHEMA:
         schema = {"type": "array", "items": schema}
-    root = {**schema, "components": _spec(name)["components"]}
+    components = _spec(name)["components"]
+    schemas = {
+        **components["schemas"],
+        **{k: v for k, v in SCHEMA_FIXES.items() if k in components["schemas"]},
+    }
+    root = {**schema, "components": {**components, "schemas": schemas}}
     return OAS30Validator(root)
 
 
