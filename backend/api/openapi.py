@@ -188,6 +188,10 @@ def build() -> dict[str, Any]:
     upstream = {"502": _error("Jira could not be reached or answered an error")}
     named = {"409": _error("another storage of the organisation has this name, or there are too many")}
     in_use = {"409": _error("plans use the storage; `fields.plans` names them")}
+    jira_checked = {  # backend/plans_check.py: selected keys and the exclusion JQL are asked of Jira
+        "400": _error("malformed JSON, a CSRF-less session write, or a project key or JQL Jira refuses"),
+        "502": _error("Jira could not check the keys or JQL, so nothing was saved; `fields` names them"),
+    }
     org = "/organisations/{cloud_id}"
     paths = {
         "/organisations": {"get": _op("The organisations the caller may act for", "OrganisationList")},
@@ -221,11 +225,17 @@ def build() -> dict[str, Any]:
         },
         f"{org}/plans": {
             "get": _op("List plans", "PlanList", params=[CLOUD]),
-            "post": _op("Create a plan", "PlanOut", "201", body="PlanIn", params=[CLOUD]),
+            "post": _op("Create a plan", "PlanOut", "201", body="PlanIn", params=[CLOUD], extra=jira_checked),
         },
         "/plans/{plan_id}": {
             "get": _op("One plan", "PlanOut", params=[PLAN]),
-            "patch": _op("Change a plan (any subset of its fields)", "PlanOut", body="PlanIn", params=[PLAN]),
+            "patch": _op(
+                "Change a plan (any subset of its fields)",
+                "PlanOut",
+                body="PlanIn",
+                params=[PLAN],
+                extra=jira_checked,
+            ),
             "delete": {
                 "summary": "Delete a plan and its run history (the snapshots stay in their storage)",
                 "parameters": [PLAN],

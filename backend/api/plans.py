@@ -28,6 +28,7 @@ from backend.db.models import (
     StorageRecord,
 )
 from backend.errors import Conflict, Invalid
+from backend.plans_check import check_plan
 from backend.repository.retention import DEFAULT_ROTATION, MAX_COUNT, SCHEMES, Policy, PolicyError
 from backend.scheduler import DAYS, ScheduleError, next_fire, trigger_for
 from backend.services import services
@@ -249,6 +250,7 @@ def create_plan(cloud_id: str):
         plan = Plan(organisation_id=org.id, storage_url=services().config.repository_url(cloud_id))
         with s.no_autoflush:
             _place(s, plan, org, data)
+            check_plan(s, org, data["spec"])  # keys and JQL asked of Jira: 400/502 naming the field
         for key, value in data.items():
             setattr(plan, key, value)
         s.add(plan)
@@ -273,6 +275,8 @@ def patch_plan(plan_id: str):
         plan = target(s, "plan_id")
         with s.no_autoflush:
             _place(s, plan, plan.organisation, data)
+            if "spec" in data:
+                check_plan(s, plan.organisation, data["spec"])  # keys and JQL asked of Jira: 400/502
         for key, value in data.items():
             setattr(plan, key, value)
         s.commit()

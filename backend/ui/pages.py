@@ -22,6 +22,7 @@ from backend.api.plans import PlanIn, _place, _sync, plan_json, remove_plan
 from backend.backup.spec import DATA_DEFAULTS, ProjectSelection, ProjectSelectionSchema
 from backend.db.models import JiraAccount, Membership, Organisation, Plan, Run, StorageRecord, User
 from backend.errors import Conflict, Invalid
+from backend.plans_check import jira_problems
 from backend.repository.retention import SCHEMES
 from backend.runs import AlreadyRunning
 from backend.scheduler import DAYS
@@ -192,22 +193,6 @@ def edit_plan(plan_id: str):
         return _form_page(s, plan.organisation, pf.form_of(plan_json(plan, plan.organisation)), plan=plan)
 
 
-def _check_keys(s: Session, org: Organisation, projects: dict[str, Any]) -> dict[str, list[str]]:
-    """Selected keys must be projects of the site (asked of Jira with the tenant's credentials)."""
-    keys = [k.strip().upper() for k in projects.get("keys") or [] if k.strip()]
-    if projects.get("mode") != "selected" or not keys:
-        return {}
-    found, error = pf.site_projects(s, org)
-    if error:
-        return {"keys": [f"the keys could not be checked: {error}"]}
-    known = {p["key"] for p in found}
-    unknown = [k for k in dict.fromkeys(keys) if k not in known]
-    if unknown:
-        names = ", ".join(unknown)
-        return {"keys": [f"no project {names} on {org.site_url} (or the stored account may not browse it)"]}
-    return {}
-
-
 def _save(plan_id: str | None):
     """Create (plan_id None) or replace a plan from the submitted form; errors re-render it, storing nothing."""
     form = request.form
@@ -226,13 +211,13 @@ def _save(plan_id: str | None):
             base = plan.spec
         body = pf.body_of(form, base)
         data, errors = pf.load_plan(PlanIn(), body)
-        if "keys" not in errors:
-            errors = {**errors, **_check_keys(s, org, body["spec"]["projects"])}
-        jql = body["spec"]["exclude_jql"]
-        if jql and "exclude_jql" not in errors:
-            problem = pf.jql_problem(s, org, jql.strip())
-            if problem:
-                errors = {**errors, "exclude_jql": [problem]}
+        # Jira is asked about the keys and the JQL the schema took (the API's check), even when other
+        # fields are wrong, so that every problem shows at once.
+        asked = {
+            "projects": {} if "keys" in errors else body["spec"]["projects"],
+            "exclude_jql": None if "exclude_jql" in errors else body["spec"]["exclude_jql"],
+        }
+        errors = {**errors, **pf.errors_of(jira_problems(s, org, asked).fields)}
         if preview or errors:
             return _form_page(
                 s, org, form, plan=plan, errors=errors, preview=preview, status=422 if errors else 200

@@ -1,8 +1,8 @@
 """The plan form: HTML form fields to the API's body and back, errors per field, previews.
 
 The form is turned into exactly the JSON body the API takes, then loaded with the API's `PlanIn` (whose
-spec is the engine's one `BackupSpecSchema`): the UI has no validation rules of its own besides checking
-project keys against Jira, which the API cannot do without the tenant's credentials at hand.
+spec is the engine's one `BackupSpecSchema`): the UI has no validation rules of its own. Project keys and the
+exclusion JQL are asked of Jira by backend/plans_check.py, the same check the API makes.
 """
 
 from __future__ import annotations
@@ -12,15 +12,11 @@ from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from marshmallow import ValidationError
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
-from backend import vault
 from backend.backup import BackupSpec, SpecError
 from backend.backup.spec import DATA_DEFAULTS
-from backend.db.models import JiraAccount, Organisation
-from backend.jira import JiraAuthError, JiraClient, JiraCredentials, JiraError
+from backend.plans_check import site_projects as site_projects  # the picker's list
 from backend.repository.retention import DEFAULT_ROTATION
 from backend.scheduler import DAYS, ScheduleError, trigger_for
 
@@ -266,53 +262,6 @@ def when(value: datetime | None, tz: str = "UTC") -> str:
     local = value.astimezone(ZoneInfo(tz))
     same_year = local.year == datetime.now(UTC).astimezone(ZoneInfo(tz)).year
     return f"{local:%a} {local.day} {local:%b}{'' if same_year else f' {local.year}'}, {local:%H:%M}"
-
-
-def _client(s: Session, org: Organisation) -> tuple[JiraClient | None, str]:
-    """A Jira client with the tenant's stored credentials, or why there is none."""
-    from backend.services import services
-
-    account = s.scalar(select(JiraAccount).where(JiraAccount.organisation_id == org.id))
-    if account is None:
-        return None, "no Jira credentials yet: set the API token (Settings)"
-    token = vault.unseal(services().config.secret_key, account.token_sealed, f"jira-token:{org.cloud_id}")
-    credentials = JiraCredentials(account.site_url, account.email, token)
-    return JiraClient(credentials, max_attempts=2, timeout=(5, 15)), ""
-
-
-def site_projects(s: Session, org: Organisation) -> tuple[list[dict[str, Any]], str]:
-    """The site's projects, live from Jira with the tenant's stored credentials; or why they cannot be listed."""
-    client, why = _client(s, org)
-    if client is None:
-        return [], why
-    try:
-        projects = client.projects()
-    except JiraAuthError:
-        return [], "Jira refused the stored API token: set a new one (Settings)"
-    except JiraError as e:
-        return [], f"Jira at {org.site_url} could not list its projects: {e}"
-    finally:
-        client.close()
-    return sorted(projects, key=lambda p: p.get("key", "")), ""
-
-
-def jql_problem(s: Session, org: Organisation, jql: str) -> str:
-    """Why Jira refuses this exclusion JQL ('' when it takes it): asked with a search for no results."""
-    client, why = _client(s, org)
-    if client is None:
-        return f"the JQL could not be checked: {why}"
-    try:
-        client.post_json("/rest/api/3/search/jql", {"jql": jql, "maxResults": 0, "fields": []})
-    except JiraAuthError:
-        return "the JQL could not be checked: Jira refused the stored API token"
-    except JiraError as e:
-        if e.status == 400:
-            messages = getattr(e, "messages", None) or [str(e)]
-            return "Jira refused this JQL: " + "; ".join(str(m) for m in messages)
-        return f"the JQL could not be checked: {e}"
-    finally:
-        client.close()
-    return ""
 
 
 def summary(plan: dict[str, Any]) -> dict[str, str]:

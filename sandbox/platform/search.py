@@ -220,3 +220,28 @@ def _datacenter_search():
             "issues": [render.issue_bean(site(), base(), i, fields or ["*navigable"], set()) for i in page],
         }
     )
+
+
+@bp.post("/rest/api/3/jql/parse")
+def jql_parse():
+    """Parse and validate JQL queries as Jira does: each query answered with its errors, or its structure.
+
+    strict and warn check the field names and values against the site (compile_query), none only the
+    syntax. The structure is answered empty ({}): nothing here reads the syntax tree."""
+    validation = request.args.get("validation", "strict")
+    if validation not in ("strict", "warn", "none"):
+        raise JiraHTTPError(400, f"The value '{validation}' is not valid for the parameter 'validation'.")
+    queries = json_body().get("queries")
+    if not isinstance(queries, list) or not queries or not all(isinstance(q, str) and q for q in queries):
+        raise JiraHTTPError(400, "'queries' must be a non-empty list of JQL queries.")
+    out: list[dict[str, Any]] = []
+    for text in queries:
+        try:
+            query = jql.parse(text)
+            if validation != "none":
+                jql.compile_query(site(), query, caller().account_id)
+        except jql.JqlError as e:
+            out.append({"query": text, "errors": [str(e)]})
+            continue
+        out.append({"query": text, "structure": {}})
+    return jsonify({"queries": out})
