@@ -14,6 +14,13 @@ process killed at any point leaves a repository that checks clean (docs/storage-
 Every stored object stays write-once. A crash before 3 leaves new packs in no index (garbage for the next
 prune); between 3 and 4 both old and new index files list existing packs; after 4 the packs still to
 delete are in no index. The next prune finishes the job.
+
+On an immutable storage (S3 Object Lock, Azure immutability) objects under retention cannot be removed
+yet. Prune asks the storage first and skips them, saying so in `retained`: such a pack stays listed as
+it was, and an index file under retention stays with every pack it lists (an index must never name a
+missing pack). A removal the storage still refuses is recorded in `refused` (object and retention end)
+and, for an index file, keeps the packs it lists too. A later prune, once the retention has ended,
+removes them: nothing is lost or left unlisted meanwhile, so `check --read-data` passes throughout.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import zstandard
 from backend.repository.crypto import IntegrityError, MasterKeys
 from backend.repository.model import RepositoryCorrupt, RepositoryError
 from backend.repository.packs import Index, open_blob, read_blob
-from backend.storage import NotFound, Storage
+from backend.storage import NotFound, RetentionLocked, Storage
 from backend.storage.meter import MeteredStorage
 
 if TYPE_CHECKING:
@@ -65,6 +72,10 @@ class PruneResult:
     bytes_written: int = 0  # new packs and index files
     bytes_new_packs: int = 0  # the new packs alone (a part of bytes_written)
     bytes_read: int = 0  # everything read: index files, snapshots, trees, repacked packs
+    # objects skipped because they are under retention: {"kind", "name", "until"} (an immutable storage)
+    retained: list[dict[str, str]] = field(default_factory=list)
+    # removals the storage refused: {"kind", "name", "until", "error"}; tried again by the next prune
+    refused: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def bytes_reclaimed(self) -> int:
@@ -77,10 +88,31 @@ class PruneResult:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["bytes_reclaimed"] = self.bytes_reclaimed
+        out["retry_after"] = self.retry_after
         return out
+
+    @property
+    def retry_after(self) -> str | None:
+        """When the first skipped or refused object's retention ends (a later prune can remove it)."""
+        ends = [o["until"] for o in self.retained + self.refused if o.get("until")]
+        return min(ends) if ends else None
 
     def summary(self) -> str:
         verb = "would delete" if self.dry_run else "deleted"
+        text = self._figures(verb)
+        if self.retained:
+            packs = sum(1 for o in self.retained if o["kind"] == "data")
+            text += (
+                f"; skipped {packs} packs and {len(self.retained) - packs} index files under retention "
+                f"(e.g. {_object(self.retained[0])}): a prune after {self.retry_after} removes them"
+            )
+        if self.refused:
+            text += f"; the storage refused {len(self.refused)} deletions: " + "; ".join(
+                o["error"] for o in self.refused[:3]
+            )
+        return text
+
+    def _figures(self, verb: str) -> str:
         return (
             f"{'dry run: ' if self.dry_run else ''}{self.snapshots} snapshots use {self.blobs_used} blobs; "
             f"{verb} {self.packs_deleted} unused packs and {self.packs_unindexed} packs in no index, "
@@ -90,6 +122,14 @@ class PruneResult:
             f"(read {_size(self.bytes_read)}, {'would write about' if self.dry_run else 'wrote'} "
             f"{_size(self.bytes_written)})"
         )
+
+
+def _object(o: dict[str, str]) -> str:
+    return f"{o['kind']}/{o['name'][:12]} until {o['until']}"
+
+
+def _until(moment: Any) -> str:
+    return moment.isoformat(timespec="seconds") if moment is not None else ""
 
 
 def _size(n: int) -> str:
@@ -180,12 +220,15 @@ def _prune(repo: Repository, max_unused: float, dry_run: bool, ignore: Container
     # 1. Every index file, and the blobs the remaining snapshots use.
     index_files = sorted(storage.list("index"))
     index_bytes = 0
+    index_sizes: dict[str, int] = {}
     packs: dict[str, _Pack] = {}
+    listed_by: dict[str, list[str]] = {}  # index file -> the packs it lists
     index = Index()
     for name in index_files:
         try:
             sealed = storage.load("index", name)
             doc = json.loads(keys.open(sealed, b"index"))
+            listed_by[name] = [listed["id"] for listed in doc["packs"]]
             for listed in doc["packs"]:
                 index.add_pack(listed["id"], listed["blobs"])
                 pack = packs.setdefault(listed["id"], _Pack(listed["id"], []))
@@ -197,6 +240,7 @@ def _prune(repo: Repository, max_unused: float, dry_run: bool, ignore: Container
                 f"index {name[:12]} cannot be read ({e}); prune changed nothing (run `keepstone check`)"
             ) from None
         index_bytes += len(sealed)
+        index_sizes[name] = len(sealed)
 
     used: set[str] = set()
     trees_seen: set[str] = set()
@@ -258,6 +302,29 @@ def _prune(repo: Repository, max_unused: float, dry_run: bool, ignore: Container
     repack = sorted(p for p in packs if packs[p].needed and packs[p].unused_share > max_unused)
     keep = sorted(set(packs) - set(delete) - set(repack))
     unindexed = sorted(stored - set(packs))
+    removable_index = list(index_files)
+    if delete or repack or unindexed:
+        # What retention protects stays as it is (see the module docstring).
+        protected: set[str] = set()
+        for name in index_files:
+            until = storage.retained_until("index", name)
+            if until is not None:
+                result.retained.append({"kind": "index", "name": name, "until": _until(until)})
+                protected.update(listed_by.get(name, ()))
+                removable_index.remove(name)
+        for name in delete + repack + unindexed:
+            try:
+                until = storage.retained_until("data", name)
+            except NotFound:
+                until = None
+            if until is not None or name in protected:
+                if until is not None:
+                    result.retained.append({"kind": "data", "name": name, "until": _until(until)})
+                protected.add(name)
+        delete = [p for p in delete if p not in protected]
+        repack = [p for p in repack if p not in protected]
+        unindexed = [p for p in unindexed if p not in protected]
+        keep = sorted(set(packs) - set(delete) - set(repack))
     result.packs_deleted, result.packs_repacked, result.packs_unindexed = (
         len(delete),
         len(repack),
@@ -284,12 +351,19 @@ def _prune(repo: Repository, max_unused: float, dry_run: bool, ignore: Container
         except NotFound:
             sizes[name] = 0
     result.bytes_repacked = sum(sizes[p] for p in repack)
+    index_bytes = sum(index_sizes[n] for n in removable_index)
+    if result.retained and not (delete or repack or missing):
+        # Only packs in no index to delete: the index stays as it is (a rewrite would make a new index
+        # file under retention, which would hold every pack it lists for another period).
+        removable_index, index_bytes, rewrite_index = [], 0, False
+    else:
+        rewrite_index = True
     if dry_run:
         result.bytes_deleted = sum(sizes.values()) + index_bytes
         result.bytes_written = sum(e[3] for p in repack for e in packs[p].needed)  # an estimate: blob bytes
         result.bytes_new_packs = result.bytes_written
         result.bytes_read = storage.bytes_read + result.bytes_repacked
-        result.index_files_removed = len(index_files)
+        result.index_files_removed = len(removable_index)
         return result
 
     # 3. Repack: copy the needed blobs of the repacked packs, authenticated, into new packs.
@@ -313,7 +387,7 @@ def _prune(repo: Repository, max_unused: float, dry_run: bool, ignore: Container
     result.packs_written, result.bytes_new_packs = len(writer.packs), writer.bytes
 
     # 4. The new index, complete, before anything is removed.
-    listed = [{"id": p, "blobs": kept_entries[p]} for p in keep] + writer.packs
+    listed = [{"id": p, "blobs": kept_entries[p]} for p in keep] + writer.packs if rewrite_index else []
     chunk: list[dict[str, Any]] = []
     count = 0
     for pack in listed:
@@ -327,22 +401,38 @@ def _prune(repo: Repository, max_unused: float, dry_run: bool, ignore: Container
         _write_index(storage, keys, chunk)
         result.index_files_written += 1
 
-    # 5. Then the old index files, then the packs nothing lists any more.
-    for name in index_files:
+    # 5. Then the old index files, then the packs nothing lists any more. An index file the storage
+    # refuses to remove keeps every pack it lists.
+    for name in removable_index:
         try:
             storage.remove("index", name)
         except NotFound:
             pass
+        except RetentionLocked as e:
+            _refused(result, "index", name, e)
+            index_bytes -= index_sizes[name]
+            for pack in listed_by.get(name, ()):
+                if pack in sizes:
+                    to_delete.remove(pack)
+                    sizes.pop(pack)
+            continue
         result.index_files_removed += 1
     for name in to_delete:
         try:
             storage.remove("data", name)
         except NotFound:
             pass
+        except RetentionLocked as e:  # left in no index: the next prune tries again
+            _refused(result, "data", name, e)
+            sizes.pop(name)
     result.bytes_deleted = sum(sizes.values()) + index_bytes
     result.bytes_written = storage.bytes_written
     result.bytes_read = storage.bytes_read
     return result
+
+
+def _refused(result: PruneResult, kind: str, name: str, e: RetentionLocked) -> None:
+    result.refused.append({"kind": kind, "name": name, "until": _until(e.until), "error": str(e)})
 
 
 def _write_index(storage: Storage, keys: MasterKeys, packs: list[dict[str, Any]]) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from backend.storage import NotFound
+from backend.storage import NotFound, RetentionLocked
 
 if TYPE_CHECKING:
     from backend.repository.model import SnapshotInfo
@@ -281,6 +281,9 @@ class ForgetResult:
     verdicts: list[Verdict]
     dry_run: bool
     removed: list[str] = field(default_factory=list)
+    # forgotten snapshots an immutable storage still retains: {"id", "project", "until"}; a later forget
+    # removes them once the retention has ended
+    retained: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def kept(self) -> list[Verdict]:
@@ -297,6 +300,7 @@ class ForgetResult:
             "keep": [v.to_dict() for v in self.kept],
             "forget": [v.to_dict() for v in self.forgotten],
             "removed": self.removed,
+            "retained": self.retained,
         }
 
     def summary(self, limit: int = 8) -> list[str]:
@@ -317,6 +321,12 @@ class ForgetResult:
             verb = "would forget" if self.dry_run else "forgot"
             line = f"{project}: kept {len(kept)} of {len(mine)} ({kept_text})"
             line += f"; {verb} {len(gone)}" + (f": {_ids([v.id[:8] for v in gone], limit)}" if gone else "")
+            held = [r for r in self.retained if r["project"] == project]
+            if held:
+                line += (
+                    f"; {len(held)} of them still under retention (until {min(r['until'] for r in held)}, "
+                    f"skipped: a later forget removes them): {_ids([r['id'][:8] for r in held], limit)}"
+                )
             lines[project] = line
         return lines
 
@@ -354,6 +364,10 @@ def forget(
                     repo.forget(verdict.id)
                 except NotFound:
                     pass  # already gone (another forget got there first): the outcome is the same
+                except RetentionLocked as e:  # an immutable storage: skipped, and said
+                    until = e.until.isoformat(timespec="seconds") if e.until else "unknown"
+                    result.retained.append({"id": verdict.id, "project": verdict.project, "until": until})
+                    continue
                 result.removed.append(verdict.id)
         return result
 
