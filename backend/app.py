@@ -15,6 +15,7 @@ from backend.auth.sso import bp as sso_bp
 from backend.auth.tokens import TokenVerifier
 from backend.config import Config
 from backend.db import Database, migrate
+from backend.notify import init_app as init_notify
 from backend.runs import RunService, ThreadRunExecutor
 from backend.services import Services
 from backend.ui import views as ui
@@ -51,6 +52,7 @@ def create_app(config: Config | None = None) -> Flask:
     runs = RunService(config, db, ThreadRunExecutor(config.run_workers))
     svc = Services(config, db, TokenVerifier(config.connector_jwks_url, config.connector_issuer), runs)
     app.extensions["keepstone"] = svc
+    init_notify(app, config, db)  # the notification sender (backend/notify), a thread in this process
     errors.init_app(app)
     sessions.init_app(app)
     csrf.init_app(app)
@@ -103,5 +105,7 @@ def shutdown(app: Flask) -> None:
     if svc.scheduler is not None:
         svc.scheduler.shutdown()
         svc.scheduler = None
+    if "keepstone_notify" in app.extensions:
+        app.extensions["keepstone_notify"].stop()
     svc.runs.executor.shutdown()
     svc.db.engine.dispose()

@@ -105,6 +105,35 @@ class Config:
     )
     # The origins allowed to POST an SSO hand-off to /sso: the connector's (from its JWKS URL) by default.
     connector_origin: str = field(default_factory=lambda: os.environ.get("KEEPSTONE_CONNECTOR_ORIGIN", ""))
+    # Notifications (backend/notify/). Links in messages start with public_url (the service's address as
+    # people open it). Email is off until KEEPSTONE_SMTP_HOST is set; STARTTLS is required unless "off".
+    # Webhooks go to https URLs; plain http or a private address only for hosts in webhook_http_hosts.
+    public_url: str = field(default_factory=lambda: os.environ.get("KEEPSTONE_PUBLIC_URL", ""))
+    smtp_host: str = field(default_factory=lambda: os.environ.get("KEEPSTONE_SMTP_HOST", ""))
+    smtp_port: int = field(default_factory=lambda: _env_int("KEEPSTONE_SMTP_PORT", 587))
+    smtp_user: str = field(default_factory=lambda: os.environ.get("KEEPSTONE_SMTP_USER", ""))
+    smtp_password: str = field(default_factory=lambda: os.environ.get("KEEPSTONE_SMTP_PASSWORD", ""))
+    smtp_starttls: bool = field(
+        default_factory=lambda: os.environ.get("KEEPSTONE_SMTP_STARTTLS", "on") != "off"
+    )
+    smtp_ca_file: str = field(default_factory=lambda: os.environ.get("KEEPSTONE_SMTP_CA_FILE", ""))
+    smtp_from: str = field(
+        default_factory=lambda: os.environ.get("KEEPSTONE_SMTP_FROM", "Keepstone <keepstone@localhost>")
+    )
+    webhook_http_hosts: str = field(
+        default_factory=lambda: os.environ.get("KEEPSTONE_WEBHOOK_HTTP_HOSTS", "")
+    )
+    notify_sender: bool = field(
+        default_factory=lambda: os.environ.get("KEEPSTONE_NOTIFY_SENDER", "on") != "off"
+    )
+    notify_timeout_seconds: int = field(default_factory=lambda: _env_int("KEEPSTONE_NOTIFY_TIMEOUT", 10))
+    notify_poll_seconds: float = 5.0  # how often the sender looks for rows other processes wrote
+    notify_max_attempts: int = field(default_factory=lambda: _env_int("KEEPSTONE_NOTIFY_MAX_ATTEMPTS", 8))
+    notify_backoff_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("KEEPSTONE_NOTIFY_BACKOFF_SECONDS", "30"))
+    )
+    notify_backoff_max_seconds: float = 3600.0
+    digest_hour: int = field(default_factory=lambda: _env_int("KEEPSTONE_DIGEST_HOUR", 8))
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

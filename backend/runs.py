@@ -34,6 +34,7 @@ from backend.db.models import (
     ScheduledFire,
 )
 from backend.jira import JiraClient, JiraCredentials, JiraError
+from backend.notify.outbox import enqueue_run as enqueue_notifications
 from backend.repository import Repository, RepositoryError, RepositoryLocked, SnapshotInfo, WrongPassword
 from backend.repository.copy import copy as copy_snapshots
 from backend.repository.copy import missing as missing_snapshots
@@ -142,6 +143,7 @@ class RunService:
                 .values(state=state, error=error, requests=requests, finished=datetime.now(UTC))
             )
             s.execute(delete(ActiveRun).where(ActiveRun.run_id == run_id))
+            enqueue_notifications(s, self.config, run_id)  # the rules' messages, in this same transaction
             s.commit()
 
     def execute(self, run_id: int) -> None:

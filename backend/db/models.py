@@ -245,3 +245,62 @@ class Invitation(Base):
     accepted_at: Mapped[datetime | None] = mapped_column(nullable=True)
     accepted_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+# --- Notifications (issue 16): channels with their rules, and the delivery outbox (backend/notify/) ----
+
+
+class NotificationChannel(Base):
+    """Where an organisation's notifications go: email recipients (SMTP set by the environment) or a webhook.
+
+    The rules live on the channel: `events` (failure, warning, success, digest) and `plans` (plan public ids;
+    empty: every plan of the organisation). `address` is the comma-separated recipients or the webhook URL;
+    `secret_sealed` the webhook's signing secret sealed by backend/vault.py, bound to the organisation and
+    this channel's public id (never returned after it is made).
+    """
+
+    __tablename__ = "notification_channels"
+    __table_args__ = (UniqueConstraint("organisation_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: new_id("channel"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # email | webhook
+    address: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(16), default="json")  # webhook: json | slack | teams
+    secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    events: Mapped[list[Any]] = mapped_column(default=list)
+    plans: Mapped[list[Any]] = mapped_column(default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NotificationMessage(Base):
+    """One message for one channel: the outbox row, written in the transaction that decides to send it.
+
+    backend/notify/sender.py claims due rows (state pending, or sending with an expired lease), delivers
+    them at least once and marks them delivered once; `key` is the idempotency key sent with every try so
+    a receiver can drop a repeat. `dedupe` (e.g. run:<id>, digest:<date>) makes enqueueing idempotent.
+    """
+
+    __tablename__ = "notification_outbox"
+    __table_args__ = (UniqueConstraint("channel_id", "dedupe"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("notification_channels.id"), index=True)
+    # no foreign key: a message outlives its run (deleting a plan deletes its runs); the payload says it all
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    event: Mapped[str] = mapped_column(String(16))  # failure | warning | success | digest | test
+    dedupe: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    # pending | sending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    claim: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    last_status: Mapped[str] = mapped_column(String(255), default="")
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
