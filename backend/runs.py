@@ -427,13 +427,17 @@ class RunService:
 
     def _open_repository(self, storage: Storage, cloud_id: str) -> Repository:
         """The organisation's repository on this storage, made on first use."""
+        from backend import recovery  # the key layout: service key + the organisation's recovery wrap
+
         password = vault.repository_password(self.config.secret_key, cloud_id)
         try:
-            return Repository.open(storage, password)
+            repo = Repository.open(storage, password)
         except RepositoryError as e:
             if "no repository" not in str(e):
                 raise
-            return Repository.init(storage, password)
+            repo = Repository.init(storage, password, label=recovery.SERVICE_LABEL)
+        recovery.keep_up_to_date(self.db, repo, cloud_id)
+        return repo
 
     def _cancel_requested(self, run_id: int) -> bool:
         with self.db.session() as s:

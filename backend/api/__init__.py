@@ -33,6 +33,9 @@ def _nest() -> None:
 
     for module in (organisations, accounts, storages, plans, runs, openapi):
         api.register_blueprint(module.bp)
+    from backend.api import recovery  # the recovery passphrase (issue 13, Keys)
+
+    api.register_blueprint(recovery.bp)
     from backend.api import notifications  # channels and rules (issue 16, Notifications)
 
     api.register_blueprint(notifications.bp)

@@ -304,3 +304,22 @@ class NotificationMessage(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+# --- Keys (issue 13): an organisation's recovery passphrase, as its public half only (backend/recovery.py) -
+
+
+class RecoveryKeyRecord(Base):
+    """The organisation's recovery key: never the passphrase, only what wraps without it.
+
+    `public` is backend.repository.crypto.RecoveryKey.to_dict() (an X25519 public key and the scrypt salt
+    and settings that derive the private half from the passphrase); `fingerprint` names it in answers and in
+    the repositories' key files. A run adds the wrap to each repository it opens that lacks it.
+    """
+
+    __tablename__ = "recovery_keys"
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    public: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    set_at: Mapped[datetime] = mapped_column(default=utcnow)

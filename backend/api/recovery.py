@@ -1,0 +1,110 @@
+"""The organisation's recovery passphrase: PUT sets or replaces it, DELETE removes it, GET says whether
+one is set (its fingerprint and label, never the passphrase: the service does not keep it).
+
+PUT /organisations/{cloud_id}/recovery-passphrase {passphrase, label?}: the wrap is added to every
+repository of the organisation (primary storages, replicas, default repositories) and any earlier
+recovery wrap removed; the answer says what happened at each. Admins only (backend/auth/roles.py).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, jsonify
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from backend import recovery
+from backend.api.common import iso, load
+from backend.auth.access import organisation
+from backend.auth.roles import least_role
+from backend.db.models import RecoveryKeyRecord
+from backend.repository.crypto import RecoveryKey
+from backend.services import services
+
+bp = Blueprint("recovery", __name__)
+NO_CONTROL = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="no control characters")
+
+
+class RecoveryIn(Schema):
+    passphrase = fields.String(required=True, load_only=True, validate=validate.Length(max=1024))
+    label = fields.String(load_default="", validate=[validate.Length(max=200), NO_CONTROL])
+
+    @validates("passphrase")
+    def _strong_enough(self, value: str, **_) -> None:
+        if not value.strip():
+            raise ValidationError("the recovery passphrase must not be empty")
+        if len(value) < recovery.MIN_PASSPHRASE:
+            raise ValidationError(f"at least {recovery.MIN_PASSPHRASE} characters")
+        if "\n" in value or "\r" in value:
+            raise ValidationError("one line (the CLI reads the first line of --password-file)")
+
+
+class RepositoryOutcome(Schema):
+    repository = fields.String(required=True)
+    state = fields.String(
+        required=True, validate=validate.OneOf(("updated", "unchanged", "empty", "postponed", "failed"))
+    )
+    added = fields.Integer(required=True)
+    removed = fields.Integer(required=True)
+    message = fields.String(required=True)
+
+
+class RecoveryOut(Schema):
+    """Whether a recovery passphrase is set: its fingerprint and label, never the passphrase."""
+
+    set = fields.Boolean(required=True)
+    fingerprint = fields.String(required=True, allow_none=True)
+    label = fields.String(required=True)
+    set_at = fields.DateTime(required=True, allow_none=True)
+    repositories = fields.List(fields.Nested(RepositoryOutcome), required=True)
+
+
+def _answer(row: RecoveryKeyRecord | None, outcomes: list | None = None) -> dict:
+    return {
+        "set": row is not None,
+        "fingerprint": row.fingerprint if row else None,
+        "label": row.label if row else "",
+        "set_at": iso(row.set_at) if row else None,
+        "repositories": outcomes or [],
+    }
+
+
+@bp.get("/organisations/<cloud_id>/recovery-passphrase")
+@least_role("viewer")
+def get_recovery(cloud_id: str):
+    with services().db.session() as s:
+        org = organisation(s, cloud_id)
+        return jsonify(_answer(s.get(RecoveryKeyRecord, org.id)))
+
+
+@bp.put("/organisations/<cloud_id>/recovery-passphrase")
+@least_role("admin", "set the recovery passphrase")
+def put_recovery(cloud_id: str):
+    svc = services()
+    data = load(RecoveryIn())
+    key = RecoveryKey.from_passphrase(data["passphrase"])
+    with svc.db.session() as s:
+        org = organisation(s, cloud_id)
+        row = s.get(RecoveryKeyRecord, org.id)
+        if row is None:
+            row = RecoveryKeyRecord(organisation_id=org.id)
+            s.add(row)
+        row.fingerprint, row.label, row.public = key.fingerprint, data["label"], key.to_dict()
+        row.set_at = datetime.now(UTC)
+        s.commit()
+    outcomes = recovery.apply_everywhere(svc.db, svc.config, cloud_id)
+    with svc.db.session() as s:
+        return jsonify(_answer(s.get(RecoveryKeyRecord, organisation(s, cloud_id).id), outcomes))
+
+
+@bp.delete("/organisations/<cloud_id>/recovery-passphrase")
+@least_role("admin", "remove the recovery passphrase")
+def delete_recovery(cloud_id: str):
+    svc = services()
+    with svc.db.session() as s:
+        org = organisation(s, cloud_id)
+        row = s.get(RecoveryKeyRecord, org.id)
+        if row is not None:
+            s.delete(row)
+            s.commit()
+    return jsonify(_answer(None, recovery.apply_everywhere(svc.db, svc.config, cloud_id)))
