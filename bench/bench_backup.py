@@ -123,11 +123,15 @@ def _minimum(repo: Repository, snapshot_ids: list[str], projects: int) -> int:
         config = (
             1 + 5 + 1 + 2
         )  # project, components/versions/statuses/roles/properties, boards, board config + sprints
+        roles = snap.entries.get("config/roles")
+        config += len(repo.read_json(roles)) if roles else 0  # each role's members: one read a role
         total += (
             max(1, math.ceil(issues / ID_PAGE)) + math.ceil(issues / BULK) + comments_extra + worklogs_extra
         )
         total += attachments + config
     site_objects = 1 + 10  # project list, site-wide objects and users, once per run
+    dashboards = repo.snapshot(snapshot_ids[0]).entries.get("site/dashboards") if snapshot_ids else None
+    site_objects += len(repo.read_json(dashboards)) if dashboards else 0  # each dashboard's gadgets
     return total + site_objects
 
 

@@ -35,6 +35,8 @@ ISSUE_PREFIXES = (
     "attachments/",
 )
 BULK = 100
+# What Jira's filter search leaves out unless asked (a board's filter is restored from these).
+FILTER_EXPAND = "description,jql,owner,sharePermissions,editPermissions"
 
 
 class Cancelled(Exception):
@@ -100,12 +102,29 @@ def fetch_site_objects(client: JiraClient, spec: BackupSpec) -> dict[str, Any]:
             ("issuelinktypes", "issueLinkType"),
         ):
             reads[f"site/{name}"] = lambda path=path: client.get_json(f"/rest/api/3/{path}")
-        reads["site/filters"] = lambda: client.paged("/rest/api/3/filter/search", "values", 100)
-        reads["site/dashboards"] = lambda: client.paged("/rest/api/3/dashboard", "dashboards", 100)
+        reads["site/filters"] = lambda: client.paged(
+            f"/rest/api/3/filter/search?expand={FILTER_EXPAND}", "values", 100
+        )
+        reads["site/dashboards"] = lambda: _dashboards(client)
         reads["site/workflows"] = lambda: client.paged("/rest/api/3/workflow/search", "values", 50)
     if data["users"]:
         reads["site/users"] = lambda: _all_users(client)
     return _read_all(reads)
+
+
+def _dashboards(client: JiraClient) -> list[dict[str, Any]]:
+    """The site's dashboards, each with its gadgets (one read a dashboard; gadget configuration, kept in
+    dashboard item properties, is not read)."""
+    dashboards = client.paged("/rest/api/3/dashboard", "dashboards", 100)
+    gadgets = _read_all(
+        {
+            d["id"]: (lambda d=d: client.get_json(f"/rest/api/3/dashboard/{d['id']}/gadget"))
+            for d in dashboards
+        }
+    )
+    for d in dashboards:
+        d["gadgets"] = gadgets[d["id"]].get("gadgets") or []
+    return dashboards
 
 
 def _project_config(client: JiraClient, key: str, project_id: str) -> dict[str, Any]:
@@ -131,8 +150,14 @@ def _project_config(client: JiraClient, key: str, project_id: str) -> dict[str, 
             board_reads[f"sprints/{board['id']}"] = lambda b=board["id"]: client.paged(
                 f"/rest/agile/1.0/board/{b}/sprint", "values", 50
             )
+    for url in (out["config/roles"] or {}).values():  # role members: one read a role
+        role_id = str(url).rstrip("/").rsplit("/", 1)[-1]
+        board_reads[f"role/{role_id}"] = lambda r=role_id: client.get_json(
+            f"/rest/api/3/project/{key}/role/{r}"
+        )
     found = _read_all(board_reads)
     out["config/board-configuration"] = [v for k, v in found.items() if k.startswith("configuration/")]
+    out["config/role-actors"] = [v for k, v in found.items() if k.startswith("role/")]
     out["config/sprints"] = [s for k, v in found.items() if k.startswith("sprints/") for s in v]
     return out
 

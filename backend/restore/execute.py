@@ -20,6 +20,8 @@ from typing import Any
 
 from backend.jira import JiraClient, JiraError, JiraNotFound
 from backend.repository import Repository
+from backend.restore.configuration import Backup as ConfigurationBackup
+from backend.restore.configuration import ConfigurationRestore, board_for_sprint
 from backend.restore.journal import Journal
 from backend.restore.mapping import (
     ATTACHMENTS_PROPERTY,
@@ -51,6 +53,9 @@ class RestoreResult:
     requests: int = 0
     outside: dict[str, str] = field(default_factory=dict)  # link ends outside the restored set -> site key
     stopped: bool = False  # asked to stop (first Ctrl-C): ended after a step; the same command resumes
+    configuration: dict[str, dict[str, str]] = field(
+        default_factory=dict
+    )  # boards/filters/dashboards: old -> new
 
     @property
     def status(self) -> str:
@@ -123,13 +128,13 @@ def _target_site(client: JiraClient, project_key: str) -> TargetSite:
 
 
 def _sprints_by_name(client: JiraClient, project_key: str) -> tuple[int | None, dict[str, int]]:
-    """The target project's first scrum board and its sprints by name."""
+    """The target project's first scrum board, and the sprints of its scrum boards by name."""
     boards = client.get_json("/rest/agile/1.0/board", projectKeyOrId=project_key).get("values") or []
-    scrum = next((b["id"] for b in boards if b.get("type") == "scrum"), None)
-    if scrum is None:
+    scrum = [b["id"] for b in boards if b.get("type") == "scrum"]
+    if not scrum:
         return None, {}
-    sprints = client.paged(f"/rest/agile/1.0/board/{scrum}/sprint", "values", 50)
-    return scrum, {s["name"]: s["id"] for s in sprints}
+    sprints = [s for b in scrum for s in client.paged(f"/rest/agile/1.0/board/{b}/sprint", "values", 50)]
+    return scrum[0], {s["name"]: s["id"] for s in sprints}
 
 
 class Restorer:
@@ -249,6 +254,27 @@ class Restorer:
                 self.client.post_json(create, body)
                 self.tally.add("created", part)
 
+    def _boards_filters_dashboards_roles(self, key: str) -> None:
+        """Boards (with their filters), the project's filters and dashboards, role members
+        (`configuration.py`)."""
+        users: list[set[str]] = []
+
+        def target_users() -> set[str]:
+            if not users:
+                users.append(_all_users(self.client))
+            return users[0]
+
+        ConfigurationRestore(
+            self.client,
+            ConfigurationBackup(self.repo, self.entries, self.plan.project),
+            self.journal,
+            self.tally,
+            self.result.configuration,
+            same_project=key == self.plan.source_project,
+            may_change=self.own_project or self.plan.request.overwrite,
+            users=target_users,
+        ).run(key)
+
     def _sprints(self, key: str) -> dict[int, int]:
         """Map backed-up sprints to the target board's sprints by name, creating the missing ones."""
         entry = self.entries.get("config/sprints")
@@ -258,6 +284,7 @@ class Restorer:
         mapping: dict[int, int] = {}
         order = {"closed": 0, "active": 1, "future": 2}  # one active sprint a board: close before starting
         sprints = sorted(self.repo.read_json(entry), key=lambda x: (order.get(x.get("state"), 2), x["id"]))
+        boards = self.result.configuration.get("boards") or {}
         for sprint in sprints:
             if sprint["name"] in existing:
                 mapping[sprint["id"]] = existing[sprint["name"]]
@@ -266,7 +293,7 @@ class Restorer:
                     "/rest/agile/1.0/sprint",
                     {
                         "name": sprint["name"],
-                        "originBoardId": board,
+                        "originBoardId": board_for_sprint(sprint, boards) or board,
                         "goal": sprint.get("goal") or "",
                         **{k: sprint[k] for k in ("startDate", "endDate") if sprint.get(k)},
                     },
@@ -744,11 +771,9 @@ class Restorer:
             self.result.target_project = project
             if "configuration" in self.plan.request.parts or self.plan.request.target == "new":
                 self._configuration(project)
+            if "configuration" in self.plan.request.parts:
+                self._boards_filters_dashboards_roles(project)
             if self.plan.request.parts <= {"configuration"}:  # --only configuration: no issue is touched
-                if "config/roles" in self.entries:
-                    self.tally.lose(
-                        "project role members: the backup holds the roles' names only, not their members"
-                    )
                 return self.result
             site = _target_site(self.client, project)
             site.sprints = self._sprints(project)

@@ -165,6 +165,12 @@ def build_plan(repo: Repository, request: RestoreRequest) -> RestorePlan:
         )
     if "links" in request.parts:
         counts["links"] = len(link_set(planned.values()))
+    if "configuration" in request.parts:
+        from backend.restore.configuration import Backup
+
+        config = Backup(repo, entries, project)
+        counts.update(config.counts())
+        notes += config.notes()
     notes.append(
         "Jira sets creation times, authors and keys itself: originals are kept in the label "
         "restored-from-KEY, the issue property keepstone.restore and a note on comments and worklogs"

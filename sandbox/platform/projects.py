@@ -114,7 +114,7 @@ def project_create():
             site().boards.append(board)
             from sandbox.platform.sharing import board_filter
 
-            board_filter(site(), board, lead)
+            board_filter(site(), board, caller().account_id)  # owned by who created the project
     return jsonify({"self": f"{base()}/rest/api/3/project/{project_id}", "id": project_id, "key": key}), 201
 
 
@@ -264,6 +264,26 @@ def project_role_add(key: str, role_id: int):
         project.roles.setdefault(name, set()).update(users)
         project.role_groups.setdefault(name, set()).update(groups)
     return jsonify(_role(project, role_id))
+
+
+@bp.delete("/project/<key>/role/<int:role_id>")
+def project_role_remove(key: str, role_id: int):
+    """Remove one user (accountId) or group (name or id) from a project role."""
+    from sandbox.platform.site import _group_id
+
+    project = project_or_404(key)
+    name = _role_name(role_id)
+    user, group, group_id = (request.args.get(k) for k in ("user", "group", "groupId"))
+    if group_id:
+        group = next((g for g in project.role_groups.get(name, set()) if _group_id(g) == group_id), group_id)
+    with site().lock:
+        if user and user in project.roles.get(name, set()):
+            project.roles[name].discard(user)
+        elif group and group in project.role_groups.get(name, set()):
+            project.role_groups[name].discard(group)
+        else:
+            raise JiraHTTPError(404, f"The actor is not a member of the project role {name}.")
+    return Response(status=204)
 
 
 @bp.get("/project/<key>/properties")
