@@ -59,6 +59,9 @@ def create_app(config: Config | None = None) -> Flask:
     init_api(app)
     app.register_blueprint(sso_bp)
     ui.init_app(app, config)  # after errors.init_app: its pages leave /api/ and /sso errors to that JSON
+    from backend import audit
+
+    audit.init_app(app)  # one audit event per write request, whichever blueprint (backend/audit/hook.py)
 
     @app.before_request
     def protect_session_writes() -> None:

@@ -30,6 +30,9 @@ def _guard() -> None:
 
 def _nest() -> None:
     from backend.api import accounts, openapi, organisations, plans, runs, storages
+    from backend.api import audit  # the audit log (issue 16, Audit)
+
+    api.register_blueprint(audit.bp)
 
     for module in (organisations, accounts, storages, plans, runs, openapi):
         api.register_blueprint(module.bp)

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from backend.audit.cli import record_cli as audit_cli
 from backend.backup.spec import DATA_DEFAULTS, BackupSpec, SpecError
 from backend.jira import JiraAuthError, JiraClient, JiraCredentials, JiraError, JiraUnavailable
 from backend.repository import Repository, RepositoryError, RepositoryLocked, WrongPassword
@@ -493,6 +494,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     term = Terminal(args)
     with term.spinner("pruning: reading the index and the snapshots"):
         result = _run_prune(repo, max_unused, args.dry_run)
+    audit_cli("prune", args.repo, {"summary": result.summary()}, skip=args.dry_run)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -526,6 +528,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
         raise CliError(f"{e}; nothing was forgotten") from e
     except RepositoryError as e:
         raise CliError(str(e)) from e
+    audit_cli("forget", args.repo, {"forgotten": [v.id for v in result.forgotten]}, skip=args.dry_run)
     pruned = None
     if args.prune:
         with Terminal(args).spinner("pruning: reading the index and the snapshots"):
@@ -566,6 +569,7 @@ def _forget_ids(repo: Repository, args: argparse.Namespace, max_unused: float) -
                     repo.forget(snapshot_id)
         except RepositoryLocked as e:
             raise CliError(f"{e}; nothing was forgotten") from e
+        audit_cli("forget", args.repo, {"forgotten": ids})
     pruned = None
     if args.prune:
         with Terminal(args).spinner("pruning: reading the index and the snapshots"):

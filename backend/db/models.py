@@ -246,6 +246,35 @@ class Invitation(Base):
     accepted_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
+# --- Audit (issue 16): the append-only audit log (migration 0008; written only by backend/audit) ---------
+
+
+class AuditEvent(Base):
+    """One recorded change: who (actor), when, from where (address), what (action, target, changes).
+
+    Append-only: nothing in the code updates or deletes a row, and a trigger refuses UPDATE and DELETE
+    (migration 0008). `seq` numbers the events without gaps; `hash` is sha256(prev_hash + the event's
+    canonical JSON) (backend/audit/chain.py), so an edited, removed or inserted row breaks the chain.
+    `changes` maps a field to {before, after}; a secret is never stored, only "(changed)".
+    """
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    time: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    cloud_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    actor_kind: Mapped[str] = mapped_column(String(16))  # user | connector | cli | anonymous
+    actor: Mapped[str] = mapped_column(String(255), default="")  # email, Jira account id, connector, cli
+    actor_name: Mapped[str] = mapped_column(String(255), default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_id: Mapped[str] = mapped_column(String(255), default="")
+    target_name: Mapped[str] = mapped_column(String(255), default="")
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
 
 # --- Notifications (issue 16): channels with their rules, and the delivery outbox (backend/notify/) ----
 

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 
+from backend.audit.cli import record_cli as audit_cli
 from backend.backup.cli import (
     EXIT_FAILED,
     EXIT_OK,
@@ -114,6 +115,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         for line in plan.describe():
             print(line)
         return EXIT_OK
+    audit_cli("restore.start", args.repo, {"snapshot": plan.snapshot.id, "site": args.site})
     client = jira_client(args)
     ident = hashlib.sha256(
         json.dumps(

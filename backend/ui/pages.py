@@ -456,14 +456,6 @@ LATER: dict[str, dict[str, Any]] = {
         "commands": ["GET /api/v1/organisations/{cloud_id}/status"],
         "link": ("ui.runs", "Open Runs"),
     },
-    "audit": {
-        "title": "Audit",
-        "lead": "This page will list every change (plans, storages, members, tokens, Backup now, restores, sign-ins) with who, "
-        "when, from where and what changed, filterable and exportable as CSV or JSON.",
-        "now": "No audit trail is recorded yet. Each run's log is kept with the run.",
-        "commands": ["GET /api/v1/runs/{run_id}/logs"],
-        "link": ("ui.runs", "Open Runs"),
-    },
 }
 
 
@@ -498,9 +490,3 @@ def restore():
 @member
 def notifications():
     return _later("notifications")
-
-
-@bp.get("/audit")
-@member
-def audit():
-    return _later("audit")

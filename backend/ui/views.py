@@ -150,7 +150,7 @@ def _retry_after() -> int | None:
 
 def init_app(app: Flask, config: Config) -> None:
     """Register the UI: its blueprint, the sign-in throttle, and styled error pages outside the API."""
-    from backend.ui import pages  # noqa: F401  (its routes join bp before it is registered)
+    from backend.ui import audit, pages  # noqa: F401  (their routes join bp before it is registered)
 
     app.register_blueprint(bp)
     dummy_hash()  # made now, so the first unknown email is not the one slow answer that stands out

@@ -1,0 +1,478 @@
+"""The audit log over real HTTP: each change records exactly one event (actor, address, field-level diff),
+secrets never reach the log or its exports, the table refuses UPDATE and DELETE (SQLite and PostgreSQL),
+the hash chain finds tampering, and filters, paging and exports return exactly the filtered events."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from werkzeug.security import generate_password_hash
+
+from backend.audit import chain
+from backend.db.models import AuditEvent, Membership, Organisation, User
+from tests.backend.conftest import Backend, make_backend, stop_backend
+from tests.backend.test_sessions import csrf_of
+from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN
+
+TENANT = "a0d17000-1111-4222-8333-444444444444"
+OTHER = "b0d17000-1111-4222-8333-444444444444"
+PASSWORD = "audit-password-Zq81!never-logged"
+S3_SECRET = "audit-s3-secret-8c1f2e9b-first"
+S3_SECRET_NEW = "audit-s3-secret-77aa01dd-second"
+PROXIED = "203.0.113.77"  # the client address behind the one trusted proxy
+
+
+def events(backend: Backend, after: int = 0) -> list[AuditEvent]:
+    with backend.app.extensions["keepstone"].db.session() as s:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq)))
+
+
+def last_seq(backend: Backend) -> int:
+    found = events(backend)
+    return found[-1].seq if found else 0
+
+
+def only_new(backend: Backend, after: int) -> AuditEvent:
+    """The one event written since `after` (fails if there are none or several)."""
+    found = events(backend, after)
+    assert len(found) == 1, [(e.action, e.details) for e in found]
+    return found[0]
+
+
+def table_text(backend: Backend) -> str:
+    """Every column of every audit row, as the database holds it."""
+    with backend.app.extensions["keepstone"].db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT * FROM audit_events")).all()
+    return "\n".join(" ".join(str(v) for v in row) for row in rows)
+
+
+def add_member(backend: Backend, email: str, role: str, tenant: str = TENANT) -> None:
+    with backend.app.extensions["keepstone"].db.session() as s:
+        user = User(
+            email=email,
+            display_name=email.split("@")[0].title(),
+            password_hash=generate_password_hash(PASSWORD),
+        )
+        s.add(user)
+        s.flush()
+        org = s.scalar(select(Organisation).where(Organisation.cloud_id == tenant))
+        s.add(Membership(user_id=user.id, organisation_id=org.id, role=role))
+        s.commit()
+
+
+class Browser:
+    """A browser behind the trusted proxy (X-Forwarded-For), with its cookies and the page's CSRF token."""
+
+    def __init__(self, backend: Backend, address: str = PROXIED) -> None:
+        self.backend = backend
+        self.http = requests.Session()
+        self.http.headers["X-Forwarded-For"] = address
+        self.csrf = csrf_of(self.http.get(backend.url + "/login", timeout=10).text)
+
+    def login(self, email: str, password: str = PASSWORD) -> requests.Response:
+        r = self.post("/login", {"email": email, "password": password})
+        if r.status_code == 303:
+            self.csrf = csrf_of(self.http.get(self.backend.url + "/plans", timeout=10).text)
+        return r
+
+    def post(self, path: str, data: dict | None = None) -> requests.Response:
+        body = {"csrf_token": self.csrf, **(data or {})}
+        return self.http.post(self.backend.url + path, data=body, allow_redirects=False, timeout=30)
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return self.http.get(self.backend.url + path, timeout=30, **kw)
+
+
+@pytest.fixture
+def stack(tmp_path, issuer, sandbox_site) -> Iterator[Backend]:
+    """A backend behind one trusted proxy, a tenant on the sandbox site with its token, an admin and a viewer."""
+    backend = make_backend(tmp_path, issuer, trusted_proxies=1)
+    try:
+        backend.install(TENANT, sandbox_site.url)
+        backend.install(OTHER, sandbox_site.url)
+        r = backend.call(
+            "PUT",
+            f"/api/v1/organisations/{TENANT}/account",
+            TENANT,
+            json={"email": ADMIN_EMAIL, "api_token": ADMIN_TOKEN},
+        )
+        assert r.status_code == 200, r.text
+        add_member(backend, "ada@example.com", "admin")
+        add_member(backend, "vic@example.com", "viewer")
+        yield backend
+    finally:
+        stop_backend(backend)
+
+
+def plan_body(name: str, keys: list[str] | None = None) -> dict:
+    """A plan for the selected `keys` (checked with Jira: the tenant needs its token), else all projects."""
+    body: dict = {"name": name, "schedule": {"days": ["mon"], "hour": 3, "time_zone": "UTC"}}
+    if keys:
+        body["spec"] = {"projects": {"mode": "selected", "keys": keys}}
+    return body
+
+
+def test_plan_changes_by_the_connector_record_one_event_each_with_the_field_diff(stack):
+    b = stack
+    mark = last_seq(b)
+    plan = b.call("POST", f"/api/v1/organisations/{TENANT}/plans", TENANT, json=plan_body("Platform", ["PLAT"])).json()
+    made = only_new(b, mark)
+    assert (made.action, made.actor_kind, made.actor, made.cloud_id) == (
+        "plan.create",
+        "connector",
+        "connector",
+        TENANT,
+    )
+    assert made.address == "127.0.0.1"  # the proxy's own address: no X-Forwarded-For was sent
+    assert (made.target_id, made.target_name) == (plan["id"], "Platform")
+    assert made.changes["name"] == {"before": None, "after": "Platform"}
+    assert made.changes["spec.projects.keys"] == {"before": None, "after": ["PLAT"]}
+
+    mark = made.seq
+    r = b.call(
+        "PATCH",
+        f"/api/v1/plans/{plan['id']}",
+        TENANT,
+        json={"name": "Platform team", "spec": {"projects": {"mode": "selected", "keys": ["PLAT", "WEB"]}}},
+        headers={"X-Forwarded-For": PROXIED},
+    )
+    assert r.status_code == 200, r.text
+    changed = only_new(b, mark)
+    assert changed.action == "plan.update" and changed.address == PROXIED
+    assert changed.changes["name"] == {"before": "Platform", "after": "Platform team"}
+    assert changed.changes["spec.projects.keys"] == {"before": ["PLAT"], "after": ["PLAT", "WEB"]}
+    assert "schedule.hour" not in changed.changes  # only what changed
+
+    # the panel's schedule form PATCHes the schedule alone: schedule.update
+    mark = changed.seq
+    r = b.call(
+        "PATCH", f"/api/v1/plans/{plan['id']}", TENANT, json={"schedule": {"days": ["tue"], "hour": 5}}
+    )
+    assert r.status_code == 200, r.text
+    moved = only_new(b, mark)
+    assert moved.action == "schedule.update"
+    assert moved.changes["schedule.hour"] == {"before": 3, "after": 5}
+    assert moved.changes["schedule.days"] == {"before": ["mon"], "after": ["tue"]}
+
+    # a refused change records nothing
+    mark = moved.seq
+    assert b.call("PATCH", f"/api/v1/plans/{plan['id']}", TENANT, json={"name": ""}).status_code == 422
+    assert events(b, mark) == []
+
+    assert b.call("DELETE", f"/api/v1/plans/{plan['id']}", TENANT).status_code == 204
+    gone = only_new(b, mark)
+    assert (gone.action, gone.target_id, gone.target_name) == ("plan.delete", plan["id"], "Platform team")
+    assert gone.changes["name"] == {"before": "Platform team", "after": None}
+
+
+def test_sign_in_ui_changes_backup_now_and_sign_out_each_record_one_event(stack):
+    b = stack
+    plan = b.call(
+        "POST", f"/api/v1/organisations/{TENANT}/plans", TENANT, json=plan_body("Web", ["WEB"])
+    ).json()
+    browser = Browser(b)
+
+    mark = last_seq(b)
+    assert browser.login("ada@example.com", "wrong password").status_code == 401
+    failed = only_new(b, mark)
+    assert (failed.action, failed.actor_kind, failed.actor, failed.address) == (
+        "signin.failed",
+        "anonymous",
+        "ada@example.com",
+        PROXIED,
+    )
+
+    mark = failed.seq
+    assert browser.login("ada@example.com").status_code == 303
+    ok = only_new(b, mark)
+    assert (ok.action, ok.actor_kind, ok.actor, ok.actor_name, ok.address) == (
+        "signin.ok",
+        "user",
+        "ada@example.com",
+        "Ada",
+        PROXIED,
+    )
+
+    mark = ok.seq
+    assert browser.post(f"/plans/{plan['id']}/toggle").status_code == 303
+    toggled = only_new(b, mark)
+    assert (toggled.action, toggled.actor, toggled.target_id) == (
+        "plan.update",
+        "ada@example.com",
+        plan["id"],
+    )
+    assert toggled.changes == {"enabled": {"before": True, "after": False}}
+
+    mark = toggled.seq
+    assert browser.post(f"/plans/{plan['id']}/run").status_code == 303
+    run = only_new(b, mark)
+    assert (run.action, run.actor, run.target_id, run.target_name, run.cloud_id) == (
+        "backup.now",
+        "ada@example.com",
+        plan["id"],
+        "Web",
+        TENANT,
+    )
+
+    mark = run.seq
+    assert browser.post("/logout").status_code == 303
+    out = only_new(b, mark)
+    assert (out.action, out.actor, out.address) == ("signout", "ada@example.com", PROXIED)
+
+
+def test_a_secret_never_reaches_the_log_or_its_exports(stack):
+    b = stack
+    path = f"/api/v1/organisations/{TENANT}/storages"
+    mark = last_seq(b)
+    body = {
+        "name": "Offsite",
+        "kind": "s3",
+        "location": {"endpoint": "https://s3.example.com", "bucket": "acme-backups"},
+        "credentials": {"access_key_id": "AKIAAUDITEXAMPLE", "secret_access_key": S3_SECRET},
+    }
+    s3 = b.call("POST", path, TENANT, json=body)
+    assert s3.status_code == 201, s3.text
+    made = only_new(b, mark)
+    assert made.action == "storage.create" and made.target_name == "Offsite"
+    assert made.changes["credentials"] == {"before": None, "after": "(changed)"}
+    assert made.changes["location.bucket"] == {"before": None, "after": "acme-backups"}
+
+    mark = made.seq
+    r = b.call(
+        "PATCH",
+        f"/api/v1/storages/{s3.json()['id']}",
+        TENANT,
+        json={
+            "region": "eu-west-1",
+            "credentials": {"access_key_id": "AKIAAUDITEXAMPLE", "secret_access_key": S3_SECRET_NEW},
+        },
+    )
+    assert r.status_code == 200, r.text
+    changed = only_new(b, mark)
+    assert changed.action == "storage.update"
+    assert changed.changes["credentials"] == {"before": "(changed)", "after": "(changed)"}
+    assert changed.changes["region"]["after"] == "eu-west-1"
+
+    mark = changed.seq
+    local = b.call(
+        "POST", path, TENANT, json={"name": "Local", "kind": "local", "location": {"path": "primary"}}
+    )
+    assert local.status_code == 201, local.text
+    assert b.call("POST", f"/api/v1/storages/{local.json()['id']}/test", TENANT).status_code == 200
+    assert b.call("DELETE", f"/api/v1/storages/{local.json()['id']}", TENANT).status_code == 204
+    assert [e.action for e in events(b, mark)] == ["storage.create", "storage.test", "storage.delete"]
+    assert all(e.target_id == local.json()["id"] and e.target_name == "Local" for e in events(b, mark))
+
+    mark = last_seq(b)
+    r = b.call(
+        "PUT",
+        f"/api/v1/organisations/{TENANT}/account",
+        TENANT,
+        json={"email": ADMIN_EMAIL, "api_token": ADMIN_TOKEN},
+    )
+    assert r.status_code == 200, r.text
+    token = only_new(b, mark)
+    assert token.action == "token.set" and token.changes == {
+        "api_token": {"before": "(changed)", "after": "(changed)"}
+    }
+
+    browser = Browser(b)
+    browser.login("ada@example.com", PASSWORD + "-typo")
+    browser.login("ada@example.com")
+    exports = [
+        browser.get("/audit/export.csv", params={"org": TENANT}).text,
+        browser.get("/audit/export.json", params={"org": TENANT}).text,
+        b.call("GET", f"/api/v1/organisations/{TENANT}/audit", TENANT, params={"format": "csv"}).text,
+    ]
+    assert "storage.update" in exports[0] and "token.set" in exports[1] and "signin.failed" in exports[2]
+    for secret in (S3_SECRET, S3_SECRET_NEW, ADMIN_TOKEN, PASSWORD):
+        assert secret not in table_text(b)
+        assert all(secret not in text_ for text_ in exports)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_table_refuses_update_and_delete_and_the_chain_holds(dialect, tmp_path, issuer, sandbox_site):
+    from tests.backend.conftest import _postgres_url
+
+    b = make_backend(tmp_path, issuer, _postgres_url() if dialect == "postgres" else None)
+    try:
+        b.install(TENANT, sandbox_site.url)
+        b.call("POST", f"/api/v1/organisations/{TENANT}/plans", TENANT, json=plan_body("Platform"))
+        before = table_text(b)
+        assert before and len(events(b)) >= 2
+        engine = b.app.extensions["keepstone"].db.engine
+        for statement in (
+            "UPDATE audit_events SET actor = 'someone else'",
+            "DELETE FROM audit_events",
+            *(["TRUNCATE audit_events"] if dialect == "postgres" else []),
+        ):
+            with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+                conn.execute(text(statement))
+        assert table_text(b) == before
+        assert not hasattr(AuditEvent, "update") and not hasattr(AuditEvent, "delete")
+        verdict = chain.verify(event_dicts(b))
+        assert verdict.ok and verdict.checked == len(events(b))
+    finally:
+        stop_backend(b)
+
+
+def event_dicts(b: Backend) -> list[dict]:
+    return [{c: getattr(e, c) for c in (*chain.HASHED, "prev_hash", "hash")} for e in events(b)]
+
+
+def test_the_hash_chain_finds_an_edited_row(sqlite_backend, sandbox_site):
+    b = sqlite_backend
+    b.install(TENANT, sandbox_site.url)
+    for name in ("One", "Two", "Three"):
+        b.call("POST", f"/api/v1/organisations/{TENANT}/plans", TENANT, json=plan_body(name))
+    assert chain.verify(event_dicts(b)).ok
+    target = events(b)[2].seq
+    with b.app.extensions["keepstone"].db.engine.begin() as conn:  # someone with the database's keys
+        conn.execute(text("DROP TRIGGER audit_events_no_update"))
+        conn.execute(text("UPDATE audit_events SET target_name = 'Innocent' WHERE seq = :s"), {"s": target})
+    verdict = chain.verify(event_dicts(b))
+    assert not verdict.ok and verdict.broken_seq == target and "content" in verdict.reason
+
+
+def test_filters_paging_and_exports_return_exactly_the_filtered_events(stack):
+    b = stack
+    ids = [
+        b.call("POST", f"/api/v1/organisations/{TENANT}/plans", TENANT, json=plan_body(f"Plan {n}")).json()[
+            "id"
+        ]
+        for n in range(3)
+    ]
+    b.call("POST", f"/api/v1/organisations/{OTHER}/plans", OTHER, json=plan_body("Elsewhere"))
+    browser = Browser(b)
+    browser.login("ada@example.com")
+    browser.post(f"/plans/{ids[0]}/toggle")
+    api = f"/api/v1/organisations/{TENANT}/audit"
+
+    def listed(**params) -> list[dict]:
+        r = b.call("GET", api, TENANT, params=params)
+        assert r.status_code == 200, r.text
+        return r.json()["items"]
+
+    everything = listed(limit=500)
+    assert [e["seq"] for e in everything] == sorted(
+        (e["seq"] for e in everything), reverse=True
+    )  # newest first
+    assert all(e["organisation"] in (TENANT, None) for e in everything)
+    assert "Elsewhere" not in json.dumps(everything)  # another organisation's events stay out
+
+    plans = listed(action="plan")
+    assert [e["action"] for e in plans] == ["plan.update", "plan.create", "plan.create", "plan.create"]
+    assert [e["action"] for e in listed(action="plan.update")] == ["plan.update"]
+    by_ada = listed(actor="ADA@example")
+    assert {e["action"] for e in by_ada} == {"signin.ok", "plan.update"}
+    assert [e["target"]["name"] for e in listed(target=ids[1])] == ["Plan 1"]
+    assert [e["target"]["id"] for e in listed(target="plan 2")] == [ids[2]]
+    today = datetime.now(UTC).date()
+    assert listed(**{"from": str(today + timedelta(days=1))}) == []
+    assert listed(**{"to": str(today - timedelta(days=1))}) == []
+    assert len(listed(**{"from": str(today), "to": str(today)})) == len(everything)
+
+    # cursor paging walks the same list, two at a time
+    walked, cursor = [], None
+    while True:
+        page = b.call(
+            "GET", api, TENANT, params={"limit": 2, **({"cursor": cursor} if cursor else {})}
+        ).json()
+        walked += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert walked == everything
+
+    # exports hold exactly the filtered events, API and page alike
+    as_json = b.call("GET", api, TENANT, params={"action": "plan", "format": "json"})
+    assert as_json.headers["Content-Type"].startswith("application/json")
+    assert "attachment" in as_json.headers["Content-Disposition"]
+    assert json.loads(as_json.text) == plans
+    as_csv = browser.get("/audit/export.csv", params={"org": TENANT, "action": "plan"})
+    assert as_csv.status_code == 200 and as_csv.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [int(r["seq"]) for r in rows] == [e["seq"] for e in plans]
+    assert json.loads(rows[0]["changes"]) == plans[0]["changes"]
+    page = browser.get("/audit", params={"org": TENANT, "action": "plan"}).text
+    assert page.count('data-action="plan.') == 4 and "signin.ok" not in page
+
+    # a bad filter is a 422 naming it, on the page an error beside the field
+    bad = b.call("GET", api, TENANT, params={"from": "last tuesday"})
+    assert bad.status_code == 422 and "from" in bad.json()["error"]["fields"]
+    assert b.call("GET", api, TENANT, params={"format": "xml"}).status_code == 422
+    shown = browser.get("/audit", params={"org": TENANT, "from": "2026-13-45"})
+    assert shown.status_code == 200 and 'id="err-from"' in shown.text and "data-seq" not in shown.text
+
+
+def test_only_admins_see_the_audit_log(stack):
+    b = stack
+    viewer = Browser(b)
+    viewer.login("vic@example.com")
+    assert viewer.get("/audit", params={"org": TENANT}).status_code == 403
+    assert viewer.get("/audit/export.csv", params={"org": TENANT}).status_code == 403
+    assert viewer.get(f"/api/v1/organisations/{TENANT}/audit").status_code == 403
+    admin = Browser(b)
+    admin.login("ada@example.com")
+    assert admin.get("/audit", params={"org": TENANT}).status_code == 200
+    assert admin.get(f"/api/v1/organisations/{TENANT}/audit").status_code == 200
+    # another organisation's log is not there, for the page's ?org= or the API
+    assert admin.get(f"/api/v1/organisations/{OTHER}/audit").status_code == 404
+    assert b.call("GET", f"/api/v1/organisations/{TENANT}/audit", OTHER).status_code == 404
+
+
+def test_the_sso_hand_off_is_recorded_for_its_organisation(stack):
+    b = stack
+    mark = last_seq(b)
+    token = b.issuer.token(
+        TENANT, typ="sso-handoff+jwt", aud="keepstone-backend-sso", sub="jira-77", name="Grace"
+    )
+    browser = requests.Session()
+    r = browser.post(
+        b.url + "/sso",
+        data={"token": token},
+        headers={"Origin": b.issuer.server.url},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert r.status_code == 303, r.text
+    sso = only_new(b, mark)
+    assert (sso.action, sso.actor, sso.actor_name, sso.cloud_id) == ("sso", "jira:jira-77", "Grace", TENANT)
+    assert {c["kind"] for c in sso.details["also"]} >= {"user", "member"}
+    # the same token again: refused, and recorded as a failed hand-off
+    again = browser.post(
+        b.url + "/sso", data={"token": token}, headers={"Origin": b.issuer.server.url}, timeout=10
+    )
+    assert again.status_code == 401
+    assert only_new(b, sso.seq).action == "sso.failed"
+
+
+def test_the_command_line_records_forget_with_a_service_database(tmp_path, monkeypatch):
+    from keepstone.cli import main
+
+    url = f"sqlite:///{tmp_path}/service.db"
+    monkeypatch.setenv("KEEPSTONE_REPO_PASSWORD", "repo-password")
+    repo = f"file://{tmp_path}/repo"
+    assert main(["init", "--repo", repo]) == 0
+    assert (
+        main(["forget", "--repo", repo, "--keep-last", "1"]) == 0
+    )  # no database: nothing recorded, no error
+    monkeypatch.setenv("KEEPSTONE_DATABASE_URL", url)
+    assert main(["forget", "--repo", repo, "--keep-last", "1", "--dry-run"]) == 0  # a dry run changes nothing
+    assert main(["forget", "--repo", repo, "--keep-last", "1"]) == 0
+    from backend.db import Database
+
+    db = Database(url)
+    with db.session() as s:
+        found = list(s.scalars(select(AuditEvent)))
+    db.engine.dispose()
+    assert [(e.action, e.actor_kind, e.target_id) for e in found] == [("forget", "cli", repo)]
+    assert "repo-password" not in json.dumps([e.details for e in found])
