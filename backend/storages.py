@@ -8,7 +8,8 @@ What the management service needs of a record, whoever asks (the API, a run):
 - opening a record's storage (`open_target`) with backend/storage, never falling back to the service's own
   credentials (no environment variables, no connection string of the server);
 - the probe behind POST /api/v1/storages/{id}/test (`probe`): write, read, list and delete one object, and
-  say which step failed and why.
+  say which step failed and why; with immutability, prove it (a locked probe object the storage must refuse
+  to delete) or say why it is not enforced.
 Nothing here ever returns or logs a credential: messages from the storages pass through `redact`.
 """
 
@@ -27,10 +28,11 @@ from urllib.parse import urlsplit
 from backend import vault
 from backend.config import Config
 from backend.storage import Storage, StorageError
+from backend.storage.immutability import Retention
 from backend.storage.retry import RetryingStorage
 
 KINDS = ("local", "azure", "s3")
-PROBE_STEPS = ("connect", "write", "read", "list", "delete")
+PROBE_STEPS = ("connect", "write", "read", "list", "delete", "immutability")
 # One path segment: no empty segments, none starting with a dot (so no "..", no hidden folders).
 SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}"
 LOCAL_PATH = re.compile(rf"^{SEGMENT}(/{SEGMENT}){{0,9}}$")
@@ -152,6 +154,7 @@ class Target:
     location: dict[str, Any]
     cloud_id: str
     credentials: dict[str, Any] = field(default_factory=dict, repr=False)
+    immutability: dict[str, Any] = field(default_factory=dict)  # {"mode", "retain_days"}
 
     @property
     def label(self) -> str:
@@ -168,7 +171,10 @@ def target_of(record: Any, config: Config, cloud_id: str) -> Target:
         creds = json.loads(
             vault.unseal(config.secret_key, record.credentials_sealed, _context(cloud_id, record.public_id))
         )
-    return Target(record.public_id, record.name, record.kind, dict(record.location), cloud_id, creds)
+    settings = {k: v for k, v in (record.immutability or {}).items() if k in ("mode", "retain_days")}
+    return Target(
+        record.public_id, record.name, record.kind, dict(record.location), cloud_id, creds, settings
+    )
 
 
 def describe(kind: str, location: dict[str, Any], config: Config, cloud_id: str) -> str:
@@ -191,12 +197,27 @@ def redact(text: str, secrets_: list[str]) -> str:
     return text
 
 
-def open_target(target: Target, config: Config, quick: bool = False) -> Storage:
+def retention_of(target: Target, bypass_governance: bool = False) -> Retention | None:
+    """The record's immutability as the storages take it (None: none); LocationRefused if unusable."""
+    try:
+        return Retention.from_settings(target.immutability, bypass_governance)
+    except ValueError as e:
+        raise LocationRefused("immutability", str(e)) from None
+
+
+def open_target(
+    target: Target, config: Config, quick: bool = False, bypass_governance: bool = False
+) -> Storage:
     """Open a record's storage. The location is checked against the service's rules again (they may have
     changed since it was stored). A container or bucket is never created: missing is an error that says
-    so. `quick` (the probe): no retries, so that an unreachable storage answers at once."""
+    so. `quick` (the probe): no retries, so that an unreachable storage answers at once. Immutability
+    settings are applied (every retained object written locked); `bypass_governance` only when an admin
+    explicitly asked to remove governance-retained objects early."""
     location = dict(target.location)
     check_location(target.kind, location, config, target.cloud_id)
+    retention = retention_of(target, bypass_governance)
+    if retention and target.kind == "local":
+        raise LocationRefused("immutability", "a local folder cannot enforce immutability: use none")
     creds = target.credentials
     inner: Storage
     if target.kind == "local":
@@ -215,6 +236,7 @@ def open_target(target: Target, config: Config, quick: bool = False) -> Storage:
             credential=credential,
             create=False,
             retries=0 if quick else None,
+            retention=retention,
         )
     elif target.kind == "s3":
         from backend.storage.s3 import S3Storage
@@ -227,6 +249,7 @@ def open_target(target: Target, config: Config, quick: bool = False) -> Storage:
             access_key=creds.get("access_key_id", ""),
             secret_key=creds.get("secret_access_key", ""),
             create=False,
+            retention=retention,
         )
     else:
         raise LocationRefused("kind", f"unknown storage kind {target.kind!r}")
@@ -244,6 +267,8 @@ class ProbeResult:
     reason: str | None = None
     field: str | None = None
     message: str = ""
+    # {"enforced": bool, "message": str} when the probe reached the immutability step, else None
+    immutability: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -253,6 +278,7 @@ class ProbeResult:
             "reason": self.reason,
             "field": self.field,
             "message": self.message,
+            "immutability": self.immutability,
         }
 
 
@@ -262,6 +288,7 @@ REASONS = (
     "unreachable",
     "not_allowed",
     "mismatch",
+    "not_enforced",
     "storage_error",
 )
 
@@ -284,6 +311,7 @@ EXPLAIN = {
     "wrong_credentials": "the storage refused these credentials",
     "missing_container": "the container or bucket does not exist (create it first: Keepstone never creates one)",
     "unreachable": "the storage could not be reached",
+    "not_enforced": "immutability is not enforced",
     "storage_error": "the storage failed",
 }
 
@@ -291,9 +319,13 @@ EXPLAIN = {
 def probe(target: Target, config: Config) -> ProbeResult:
     """Write, read, list and delete one probe object (locks/keepstone-probe-<random>, an object the
     repository's lock reader skips); the first failing step is the answer. The probe object is removed
-    whatever step failed after it was written."""
+    whatever step failed after it was written. With immutability, the last step proves it: the storage
+    writes a probe object locked for a moment and must refuse to delete it (`probe_immutability` of the
+    S3 and Azure storages); a storage that does not enforce it fails that step with the reason."""
     steps = {step: "skipped" for step in PROBE_STEPS}
     notes = {step: "" for step in PROBE_STEPS}
+    if not target.immutability or target.immutability.get("mode", "none") == "none":
+        notes["immutability"] = "immutability is off for this storage"
     hidden = target.secrets()
 
     def result(failed: str | None, reason: str | None, field_name: str | None, message: str) -> ProbeResult:
@@ -320,8 +352,11 @@ def probe(target: Target, config: Config) -> ProbeResult:
     name = f"keepstone-probe-{secrets.token_hex(8)}"
     payload = os.urandom(256)
     written = False
+    checked: dict[str, Any] | None = None
     try:
         for step in PROBE_STEPS[1:]:
+            if step == "immutability" and getattr(storage, "retention", None) is None:
+                continue
             try:
                 if step == "write":
                     storage.save("locks", name, payload, exclusive=True)
@@ -332,14 +367,29 @@ def probe(target: Target, config: Config) -> ProbeResult:
                 elif step == "list":
                     if name not in set(storage.list("locks")):
                         return result("list", "mismatch", None, "the probe object is missing from the list")
-                else:
+                elif step == "delete":
                     storage.remove("locks", name)
                     written = False
+                else:
+                    enforced, note = storage.probe_immutability()  # type: ignore[attr-defined]
+                    checked = {"enforced": enforced, "message": redact(note, hidden)[:500]}
+                    if not enforced:
+                        failed = result(
+                            "immutability",
+                            "not_enforced",
+                            "immutability",
+                            f"{EXPLAIN['not_enforced']}: {note}",
+                        )
+                        failed.immutability = checked
+                        return failed
+                    notes[step] = checked["message"]
             except StorageError as e:
                 reason, field_name = _why(target, e)
                 return result(step, reason, field_name, f"{EXPLAIN[reason]} at {step}: {e}")
             steps[step] = "ok"
-        return result(None, None, None, "")
+        done = result(None, None, None, "")
+        done.immutability = checked
+        return done
     finally:
         if written:
             try:

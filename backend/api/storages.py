@@ -2,14 +2,16 @@
 
 GET|POST /organisations/{cloud_id}/storages, GET|PATCH|DELETE /storages/{storage_id}, and
 POST /storages/{storage_id}/test (write, read, list and delete a probe object; which step failed and why).
-Credentials go in and never come out, not even masked. Immutability settings are stored and validated;
-enforcing them is a later slice.
+Credentials go in and never come out, not even masked. Immutability (S3 Object Lock, Azure blob
+immutability policies) is applied to every retained object a run writes; `enforced` says whether the last
+test proved the storage refuses to delete a locked object, with the reason when it does not.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, jsonify
@@ -110,7 +112,8 @@ CREDENTIALS: dict[str, type[Schema]] = {"azure": AzureCredentials, "s3": S3Crede
 
 
 class ImmutabilitySchema(Schema):
-    """Stored and validated; not enforced yet (a later slice enforces S3 Object Lock and Azure WORM)."""
+    """Object Lock (S3) or blob immutability policies (Azure): governance lets an admin remove objects early
+    when asked explicitly, compliance never; `retain_days` from each object's write."""
 
     mode = fields.String(required=True, validate=validate.OneOf(IMMUTABILITY_MODES))
     retain_days = fields.Integer(strict=True, validate=validate.Range(1, 36500))
@@ -153,7 +156,17 @@ class ImmutabilityOut(Schema):
     mode = fields.String(required=True, validate=validate.OneOf(IMMUTABILITY_MODES))
     retain_days = fields.Integer(allow_none=True, required=True)
     enforced = fields.Boolean(
-        required=True, metadata={"description": "false: immutability is not enforced yet (a later slice)"}
+        required=True,
+        metadata={
+            "description": "true only when the last test (POST /storages/{id}/test) saw the storage refuse "
+            "to delete a locked probe object with these settings"
+        },
+    )
+    reason = fields.String(
+        required=True, metadata={"description": "what the last test found, or why it is not known"}
+    )
+    checked = fields.DateTime(
+        required=True, allow_none=True, metadata={"description": "when the last test checked it"}
     )
 
 
@@ -219,6 +232,11 @@ class ProbeStepOut(Schema):
     message = fields.String(required=True)
 
 
+class ProbeImmutabilityOut(Schema):
+    enforced = fields.Boolean(required=True)
+    message = fields.String(required=True)
+
+
 class StorageTestOut(Schema):
     """The probe's answer: every step in order, the first failure with its reason and the field to fix."""
 
@@ -232,6 +250,12 @@ class StorageTestOut(Schema):
     )
     field = fields.String(required=True, allow_none=True, metadata={"example": "credentials"})
     message = fields.String(required=True)
+    immutability = fields.Nested(
+        ProbeImmutabilityOut,
+        required=True,
+        allow_none=True,
+        metadata={"description": "null when immutability is off or the probe stopped before that step"},
+    )
 
 
 def _used_by(s, storage_ids: list[int]) -> dict[int, list[str]]:
@@ -286,6 +310,13 @@ def storage_json(
 ) -> dict[str, Any]:
     # Never the credentials: not even masked.
     immutability = record.immutability or {"mode": "none"}
+    mode = immutability.get("mode", "none")
+    if mode == "none":
+        reason = "immutability is off"
+    else:
+        reason = immutability.get("reason") or (
+            "not tested with these settings yet: the storage test proves it (POST /storages/{id}/test)"
+        )
     return {
         "id": record.public_id,
         "name": record.name,
@@ -294,9 +325,11 @@ def storage_json(
         "has_credentials": bool(record.credentials_sealed),
         "region": record.region,
         "immutability": {
-            "mode": immutability.get("mode", "none"),
+            "mode": mode,
             "retain_days": immutability.get("retain_days"),
-            "enforced": False,
+            "enforced": mode != "none" and immutability.get("enforced") is True,
+            "reason": reason,
+            "checked": immutability.get("checked") if mode != "none" else None,
         },
         "used_by": used_by,
         "replication": replication or [],
@@ -453,6 +486,9 @@ def patch_storage(storage_id: str):
         for key in ("region", "immutability"):
             if key in data:
                 setattr(record, key, data[key])
+        if checked.get("location") is not None or "credentials" in data or changed_kind:
+            # Another place or key: what the last test proved no longer holds.
+            record.immutability = _settings(record.immutability)
         try:
             s.commit()
         except IntegrityError:
@@ -514,4 +550,27 @@ def test_storage(storage_id: str):
                 "message": "the stored credentials cannot be decrypted with this service's secret key: set them again",
             }
         )
-    return jsonify(storages.probe(found, svc.config).to_dict())
+    result = storages.probe(found, svc.config)
+    if result.immutability is not None:
+        _remember_check(storage_id, found.immutability, result.immutability)
+    return jsonify(result.to_dict())
+
+
+def _settings(immutability: dict[str, Any] | None) -> dict[str, Any]:
+    """The admin's settings alone (mode, retain_days), without what a test found."""
+    return {k: v for k, v in (immutability or {"mode": "none"}).items() if k in ("mode", "retain_days")}
+
+
+def _remember_check(storage_id: str, tested: dict[str, Any], found: dict[str, Any]) -> None:
+    """Keep what the probe proved, unless the settings changed while it ran."""
+    with services().db.session() as s:
+        record: StorageRecord = target(s, "storage_id")
+        if _settings(record.immutability) != _settings(tested):
+            return
+        record.immutability = {
+            **_settings(record.immutability),
+            "enforced": bool(found["enforced"]),
+            "reason": found["message"],
+            "checked": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        s.commit()

@@ -128,7 +128,9 @@ def test_a_storage_is_created_read_listed_changed_and_deleted(any_db):
     assert re.fullmatch(r"stg_[a-z2-7]{20}", made["id"])
     assert made["kind"] == "local" and made["location"] == {"path": "primary"}
     assert made["has_credentials"] is False and made["used_by"] == []
-    assert made["immutability"] == {"mode": "none", "retain_days": None, "enforced": False}
+    assert made["immutability"] == {
+        "mode": "none", "retain_days": None, "enforced": False, "reason": "immutability is off", "checked": None
+    }  # fmt: skip
     assert b.call("GET", f"/api/v1/storages/{made['id']}", TENANT).json() == made
     assert [s["id"] for s in b.call("GET", storages_path(), TENANT).json()["items"]] == [made["id"]]
     assert b.call("GET", storages_path(OTHER), OTHER).json()["items"] == []
@@ -306,8 +308,8 @@ def statuses(result: dict) -> list[str]:
 def test_the_probe_passes_on_a_local_folder_and_leaves_nothing_behind(backend):
     made = create(backend, LOCAL)
     result = probe(backend, made["id"])
-    assert result["ok"] is True and statuses(result) == ["ok"] * 5, result
-    assert [s["step"] for s in result["steps"]] == ["connect", "write", "read", "list", "delete"]
+    assert result["ok"] is True and statuses(result) == ["ok"] * 5 + ["skipped"], result
+    assert [s["step"] for s in result["steps"]] == ["connect", "write", "read", "list", "delete", "immutability"]
     folder = backend.config.storage_root / TENANT / "primary"
     assert list((folder / "locks").iterdir()) == []
 
@@ -319,7 +321,7 @@ def test_the_probe_on_azurite_names_the_failing_step_and_why(backend, azurite):
     service.create_container(container)
     good = create(backend, azure_body(azurite, container))
     result = probe(backend, good["id"])
-    assert result["ok"] is True and statuses(result) == ["ok"] * 5, result
+    assert result["ok"] is True and statuses(result) == ["ok"] * 5 + ["skipped"], result
     assert list(service.get_container_client(container).list_blobs()) == []
 
     wrong_key = create(backend, {**azure_body(azurite, container, key=WRONG_KEY), "name": "wrong key"})
@@ -346,7 +348,7 @@ def test_the_probe_on_azurite_names_the_failing_step_and_why(backend, azurite):
         result = probe(backend, storage_id)
         assert result["ok"] is False and result["failed_step"] == "connect", result
         assert (result["reason"], result["field"]) == (reason, field), result
-        assert statuses(result) == ["failed"] + ["skipped"] * 4 and result["message"]
+        assert statuses(result) == ["failed"] + ["skipped"] * 5 and result["message"]
     # Nothing was written anywhere, and no container was made.
     assert list(service.get_container_client(container).list_blobs()) == []
     assert "nosuchcontainer" not in [c.name for c in service.list_containers()]
@@ -360,7 +362,7 @@ def test_the_probe_on_an_s3_server_names_the_failing_step_and_why(backend, s3_se
     client.create_bucket(Bucket=bucket)
     good = create(backend, s3_body(s3, bucket))
     result = probe(backend, good["id"])
-    assert result["ok"] is True and statuses(result) == ["ok"] * 5, result
+    assert result["ok"] is True and statuses(result) == ["ok"] * 5 + ["skipped"], result
     assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
     wrong = create(backend, {**s3_body(s3, bucket, secret="not-the-secret"), "name": "wrong"})
