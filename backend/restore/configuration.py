@@ -119,6 +119,12 @@ def target_name(name: str, old_key: str, new_key: str, same_project: bool, suffi
     return renamed if renamed != name or not suffix else f"{name} ({new_key})"
 
 
+def wanted(request: Any) -> bool:
+    """Boards, filters, dashboards and role members are the project's: restored with the whole project
+    (`--project`, part configuration) or when configuration alone is asked for, not with a few issues."""
+    return "configuration" in request.parts and (request.whole_project or request.parts <= {"configuration"})
+
+
 def columns_of(config: dict[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
     """A board's columns as (name, status ids) in order."""
     return [

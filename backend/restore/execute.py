@@ -22,6 +22,7 @@ from backend.jira import JiraClient, JiraError, JiraNotFound
 from backend.repository import Repository
 from backend.restore.configuration import Backup as ConfigurationBackup
 from backend.restore.configuration import ConfigurationRestore, board_for_sprint
+from backend.restore.configuration import wanted as configuration_wanted
 from backend.restore.journal import Journal
 from backend.restore.mapping import (
     ATTACHMENTS_PROPERTY,
@@ -771,7 +772,7 @@ class Restorer:
             self.result.target_project = project
             if "configuration" in self.plan.request.parts or self.plan.request.target == "new":
                 self._configuration(project)
-            if "configuration" in self.plan.request.parts:
+            if configuration_wanted(self.plan.request):
                 self._boards_filters_dashboards_roles(project)
             if self.plan.request.parts <= {"configuration"}:  # --only configuration: no issue is touched
                 return self.result

@@ -11,7 +11,7 @@ from typing import Any
 
 from backend.jira import JiraClient, JiraNotFound
 from backend.repository import Repository
-from backend.restore.configuration import Backup, compare_configuration
+from backend.restore.configuration import Backup, compare_configuration, wanted
 from backend.restore.execute import NOTE_ID, RestoreResult, _first_text, media_refs
 from backend.restore.mapping import (
     ATTACHMENTS_PROPERTY,
@@ -114,7 +114,7 @@ def fidelity_report(
     report["fields"]["identical_share"] = (
         round(report["fields"]["identical"] / compared, 4) if compared else 1.0
     )
-    if "configuration" in plan.request.parts and result.target_project:
+    if wanted(plan.request) and result.target_project:
         _configuration(client, repo, plan, result, report)
     return report
 

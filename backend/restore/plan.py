@@ -165,9 +165,9 @@ def build_plan(repo: Repository, request: RestoreRequest) -> RestorePlan:
         )
     if "links" in request.parts:
         counts["links"] = len(link_set(planned.values()))
-    if "configuration" in request.parts:
-        from backend.restore.configuration import Backup
+    from backend.restore.configuration import Backup, wanted
 
+    if wanted(request):
         config = Backup(repo, entries, project)
         counts.update(config.counts())
         notes += config.notes()
