@@ -33,7 +33,7 @@ from tests.backend.test_storages import (
     set_account,
 )
 from tests.backup.test_cli_errors import fingerprint
-from tests.conftest import ROOT
+from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, ROOT
 from tests.storage.servers import s3_auth_server  # noqa: F401
 
 LEGACY = ROOT / "tests" / "repository" / "data" / "legacy-v1-service"  # the service's password, version 1
@@ -61,6 +61,7 @@ def kinds(folder: Path) -> list[tuple[str, str]]:
 def test_the_passphrase_alone_opens_every_repository_once_the_service_is_gone(
     backend,  # noqa: F811
     s3_server_with_auth,
+    sandbox_site,
     tmp_path,
 ):
     s3 = s3_server_with_auth
@@ -106,11 +107,12 @@ def test_the_passphrase_alone_opens_every_repository_once_the_service_is_gone(
     secret.write_text(PASSPHRASE + "\n")
     aws = {"AWS_ACCESS_KEY_ID": s3.access_key_id, "AWS_SECRET_ACCESS_KEY": s3.secret_access_key}
     replica_url = f"s3://{bucket}/acme?endpoint_url={s3.endpoint}"
-    listed = {}
+    listed, ids = {}, {}
     for url, env in ((f"file://{folder}", {}), (replica_url, aws)):
         shown = cli("snapshots", "--repo", url, "--password-file", str(secret), "--json", env=env)
         assert shown.returncode == 0, shown.stderr
         listed[url] = {s["project"] for s in json.loads(shown.stdout)}
+        ids[url] = {s["project"]: s["id"] for s in json.loads(shown.stdout)}
         keys = cli("key", "list", "--repo", url, "--password-file", str(secret), "--json", env=env)
         assert keys.returncode == 0, keys.stderr
         current = [k for k in json.loads(keys.stdout) if k["current"]]
@@ -118,6 +120,12 @@ def test_the_passphrase_alone_opens_every_repository_once_the_service_is_gone(
     assert listed[f"file://{folder}"] >= {"OLD", "PLAT"} and "PLAT" in listed[replica_url]
     issue = cli("show", "PLAT-1", "--repo", replica_url, "--password-file", str(secret), "--json", env=aws)
     assert issue.returncode == 0 and json.loads(issue.stdout)["key"] == "PLAT-1", issue.stderr
+    planned = cli("restore", "--repo", replica_url, "--password-file", str(secret), "--snapshot",
+                  ids[replica_url]["PLAT"][:8], "--issues", "PLAT-1", "--new-project", "PLATR", "--dry-run",
+                  "--json", "--site", sandbox_site.url, "--email", ADMIN_EMAIL, "--journal",
+                  str(tmp_path / "journal.sqlite"), env={**aws, "KEEPSTONE_JIRA_TOKEN": ADMIN_TOKEN})  # fmt: skip
+    assert planned.returncode == 0, planned.stderr + planned.stdout
+    assert "PLAT-1" in planned.stdout
     wrong = tmp_path / "wrong.txt"
     wrong.write_text("not our recovery passphrase\n")
     refused = cli("snapshots", "--repo", f"file://{folder}", "--password-file", str(wrong))
