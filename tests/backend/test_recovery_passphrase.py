@@ -21,6 +21,7 @@ from backend.repository import Repository, WrongPassword
 from backend.repository.keys import list_keys
 from backend.storage.local import LocalStorage
 from tests.backend.conftest import stop_backend
+from tests.backend.test_roles import Member, add_member
 from tests.backend.test_storages import (
     LOCAL,
     TENANT,
@@ -194,3 +195,21 @@ def test_bad_input_is_a_422_naming_the_field_and_changes_nothing(backend):  # no
         assert PASSPHRASE not in r.text
     assert fingerprint(folder) == before
     assert backend.call("GET", PATH, TENANT).json() == stored
+
+
+def test_only_admins_set_or_remove_it_and_nobody_reads_it_back(backend):  # noqa: F811
+    for role in ("viewer", "operator", "admin"):
+        add_member(backend, f"{role}@example.com", role)
+    members = {role: Member(backend, f"{role}@example.com") for role in ("viewer", "operator", "admin")}
+    path = PATH.removeprefix("/api/v1")
+    for role in ("viewer", "operator"):
+        for method, body in (("PUT", {"passphrase": PASSPHRASE}), ("DELETE", None)):
+            r = members[role].api(method, path, json=body)
+            assert r.status_code == 403 and r.json()["error"]["code"] == "role", (role, method, r.text)
+        assert not members[role].api("GET", path).json()["set"]
+    r = members["admin"].api("PUT", path, json={"passphrase": PASSPHRASE, "label": "safe"})
+    assert r.status_code == 200 and r.json()["set"], r.text
+    seen = members["viewer"].api("GET", path)
+    assert seen.status_code == 200 and seen.json()["label"] == "safe" and PASSPHRASE not in seen.text
+    assert members["operator"].api("DELETE", path).status_code == 403
+    assert members["viewer"].api("GET", path).json()["set"]
