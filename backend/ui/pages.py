@@ -412,18 +412,6 @@ def settings():
 
 
 LATER: dict[str, dict[str, Any]] = {
-    "storages": {
-        "title": "Storages",
-        "lead": "This page will list where backups go: local folders, Azure Blob containers and S3 buckets, with their region, "
-        "the space and snapshots on each, and Test connection.",
-        "now": "Storages can be added, tested and chosen for a plan through the API today; a plan without "
-        "one writes to the service's default repository.",
-        "commands": [
-            "POST /api/v1/organisations/{cloud_id}/storages",
-            "POST /api/v1/storages/{storage_id}/test",
-        ],
-        "link": ("ui.plans", "Choose a storage for a plan"),
-    },
     "snapshots": {
         "title": "Snapshots",
         "lead": "This page will list every snapshot of every project, by plan and storage, with what it holds; browse an issue "
@@ -468,12 +456,6 @@ def _later(name: str):
         return page("later.html", s, org, info=info)
 
 
-@bp.get("/storages")
-@member
-def storages():
-    return _later("storages")
-
-
 @bp.get("/snapshots")
 @member
 def snapshots():
@@ -490,3 +472,7 @@ def restore():
 @member
 def notifications():
     return _later("notifications")
+
+
+from backend.ui import run_detail as run_detail  # noqa: E402  (their routes join bp too)
+from backend.ui import storages as storages  # noqa: E402

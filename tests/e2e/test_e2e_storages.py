@@ -1,0 +1,249 @@
+"""Storages, the run detail page, the rotation preview and projects in two plans, in a real browser (Debian
+chromium + Playwright) against the real backend, a sandbox site and Azurite over HTTP: a storage added and
+tested (a wrong secret shows the reason, a missing container too, nothing stored by a test), its secret
+never shown again; a storage in use cannot be deleted; a finished run's projects and log; each new page
+at 375 and 1280 px, checked with axe-core (no serious or critical violations)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from tests.backend.conftest import Issuer, make_backend, stop_backend
+from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, start_sandbox
+from tests.e2e.test_e2e_plans import NARROW, WIDE, axe, shoot
+from tests.e2e.ui_stack import EMAIL, SECOND, TENANT, UiStack, add_member_only, sign_in
+from tests.storage.servers import AZURITE_KEY, azurite_server  # noqa: F401  (the `azurite` fixture)
+
+pytestmark = pytest.mark.browser
+WRONG_KEY = "d3Jvbmcga2V5IGZvciBrZWVwc3RvbmUgdGVzdHM="
+
+
+@pytest.fixture(name="stack")
+def stack_fixture(tmp_path: Path) -> Iterator[UiStack]:
+    """ui_stack's stack, with a backend that may speak plain http to 127.0.0.1 (Azurite)."""
+    issuer = Issuer()
+    site = start_sandbox(projects=3, issues_per_project=12, seed=7, corrupt_share=0.0)
+    backend = make_backend(tmp_path, issuer, storage_http_hosts="127.0.0.1")
+    try:
+        for cloud_id, name, tz in ((TENANT, "Acme Engineering", "Europe/Berlin"), (SECOND, "Globex", "UTC")):
+            backend.call(
+                "PUT",
+                f"/api/v1/organisations/{cloud_id}",
+                cloud_id,
+                json={"site_url": site.url, "display_name": name, "time_zone": tz},
+            ).raise_for_status()
+        backend.call(
+            "PUT",
+            f"/api/v1/organisations/{TENANT}/account",
+            TENANT,
+            json={"email": ADMIN_EMAIL, "api_token": ADMIN_TOKEN},
+        ).raise_for_status()
+        add_member_only(backend, EMAIL, [TENANT, SECOND], "Ada Lovelace")
+        yield UiStack(backend, site)
+    finally:
+        stop_backend(backend)
+        site.stop()
+        issuer.server.stop()
+
+
+def api(stack: UiStack, method: str, path: str, **kw):
+    r = stack.backend.call(method, path, TENANT, **kw)
+    assert r.status_code < 300, r.text
+    return r.json() if r.content else None
+
+
+def stored(stack: UiStack) -> list[dict]:
+    return api(stack, "GET", f"/api/v1/organisations/{TENANT}/storages")["items"]
+
+
+def both_widths(page, name: str) -> None:
+    """Screenshots at 1280 and 375 px, axe-core clean at each."""
+    for size, label in ((WIDE, "1280"), (NARROW, "375")):
+        page.set_viewport_size(size)
+        shoot(page, f"{label}-{name}")
+        assert axe(page) == [], (name, label)
+    page.set_viewport_size(WIDE)
+
+
+def test_a_storage_added_and_tested_a_wrong_secret_shows_the_reason(stack, browser_page, azurite):
+    page = browser_page
+    endpoint = re.search(r"BlobEndpoint=([^;]+)", azurite).group(1)
+    container = f"ui-{uuid.uuid4().hex[:10]}"
+    BlobServiceClient.from_connection_string(azurite).create_container(container)
+    page.set_viewport_size(WIDE)
+    sign_in(page, stack)
+    page.get_by_role("navigation", name="Keepstone").get_by_role("link", name="Storages").click()
+    assert "No storages yet" in page.locator("main").inner_text()
+    both_widths(page, "storages-empty")
+    page.get_by_role("link", name="Add storage").first.click()
+    page.get_by_label("Name", exact=True).fill("Azure primary")
+    page.get_by_role("radio", name=re.compile("^Azure Blob")).check()
+    page.get_by_label("Account URL", exact=True).fill(endpoint)
+    page.get_by_label("Account name", exact=True).fill("devstoreaccount1")
+    page.get_by_label("Container", exact=True).fill(container)
+    page.get_by_label("Region", exact=True).fill("azurite (loopback)")
+    page.get_by_label("Account key", exact=True).fill(WRONG_KEY)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Test connection").click()
+    result = page.locator("#probe-result")
+    assert "Test failed" in result.inner_text() and "Authentication" in result.inner_text()
+    key = page.get_by_label("Account key", exact=True)
+    assert key.get_attribute("aria-invalid") == "true" and key.input_value() == ""  # never echoed back
+    message = page.locator("#" + key.get_attribute("aria-describedby").split()[0])
+    assert "refused these credentials" in message.inner_text()
+    assert WRONG_KEY not in page.content()
+    both_widths(page, "storage-test-failed")
+    assert stored(stack) == []  # a test stores nothing
+
+    # a container that does not exist is named as such
+    page.get_by_label("Container", exact=True).fill("missing-container")
+    page.get_by_label("Account key", exact=True).fill(AZURITE_KEY)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Test connection").click()
+    assert "Missing container or bucket" in page.locator("#probe-result").inner_text()
+    assert page.get_by_label("Container", exact=True).get_attribute("aria-invalid") == "true"
+
+    page.get_by_label("Container", exact=True).fill(container)
+    page.get_by_label("Account key", exact=True).fill(AZURITE_KEY)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Test connection").click()
+    assert "Connection works" in page.locator("#probe-result").inner_text()
+    assert stored(stack) == []
+    page.get_by_label("Account key", exact=True).fill(AZURITE_KEY)  # the form never keeps a typed secret
+    with page.expect_navigation(url=re.compile(r"/storages\?org=")):
+        page.get_by_role("button", name="Add storage").click()
+    assert "added" in page.locator("#flash").inner_text()
+    [record] = stored(stack)
+    assert (
+        record["kind"] == "azure"
+        and record["has_credentials"]
+        and record["location"]["container"] == container
+    )
+    row = page.locator(f"tr[data-storage='{record['id']}']")
+    assert "Azure Blob" in row.inner_text() and "Empty: no backup yet" in row.inner_text()
+    assert "No plan" in row.inner_text() and "azurite (loopback)" in row.inner_text()
+    assert AZURITE_KEY not in page.content()
+    both_widths(page, "storages")
+
+    # the secret is never shown again; saving without typing it keeps it
+    row.get_by_role("link", name="Edit Azure primary").click()
+    key = page.get_by_label("Account key", exact=True)
+    assert key.input_value() == "" and "saved, enter a new one" in (key.get_attribute("placeholder") or "")
+    assert AZURITE_KEY not in page.content()
+    both_widths(page, "storage-edit")
+    page.get_by_label("Region", exact=True).fill("West Europe")
+    with page.expect_navigation(url=re.compile(r"/storages\?org=")):
+        page.get_by_role("button", name="Save storage").click()
+    row = page.locator(f"tr[data-storage='{record['id']}']")
+    with page.expect_navigation():
+        row.get_by_role("button", name="Test connection").click()
+    assert "Connection works" in page.locator("#probe-result").inner_text()
+    assert stored(stack)[0]["region"] == "West Europe"
+
+
+def test_a_bad_storage_form_stores_nothing_and_shows_errors_beside_fields(stack, browser_page):
+    page = browser_page
+    sign_in(page, stack)
+    page.goto(stack.url + "/storages/new")
+    page.get_by_label("Name", exact=True).fill("Bad")
+    page.get_by_role("radio", name=re.compile("^S3-compatible")).check()
+    page.get_by_label("Endpoint", exact=True).fill("ftp://example.com")
+    page.get_by_label("Bucket", exact=True).fill("UPPER")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Add storage").click()
+    assert "was not saved" in page.locator("#error-summary").inner_text()
+    for field in ("bucket", "secret_access_key"):
+        assert page.locator(f"#f-{field}").get_attribute("aria-invalid") == "true", field
+    assert page.get_by_label("Endpoint", exact=True).input_value() == "ftp://example.com"  # kept as typed
+    # the location's schema first, then the service's rules (backend/storages.py), as through the API
+    page.get_by_label("Bucket", exact=True).fill("backups")
+    page.get_by_label("Access key id", exact=True).fill("AKIAEXAMPLE")
+    page.get_by_label("Secret access key", exact=True).fill("not-a-real-secret")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Add storage").click()
+    endpoint = page.get_by_label("Endpoint", exact=True)
+    assert endpoint.get_attribute("aria-invalid") == "true"
+    assert "https" in page.locator("#err-endpoint").inner_text()
+    assert "not-a-real-secret" not in page.content()
+    assert stored(stack) == []
+    shoot(page, "1280-storage-errors")
+    assert axe(page) == []
+
+
+def test_a_storage_in_use_cannot_be_deleted(stack, browser_page):
+    page = browser_page
+    used = api(
+        stack,
+        "POST",
+        f"/api/v1/organisations/{TENANT}/storages",
+        json={"name": "Primary folder", "kind": "local", "location": {"path": "primary"}},
+    )
+    spare = api(
+        stack,
+        "POST",
+        f"/api/v1/organisations/{TENANT}/storages",
+        json={"name": "Spare folder", "kind": "local", "location": {"path": "spare"}},
+    )
+    plan = api(
+        stack,
+        "POST",
+        f"/api/v1/organisations/{TENANT}/plans",
+        json={"name": "Nightly", "schedule": {"days": ["mon"], "hour": 3}, "storage_id": used["id"]},
+    )
+    sign_in(page, stack)
+    page.goto(stack.url + "/storages")
+    row = page.locator(f"tr[data-storage='{used['id']}']")
+    assert "Nightly" in row.inner_text() and "(primary)" in row.inner_text()
+    row.get_by_role("link", name="Delete Primary folder").click()
+    refusal = page.locator("#in-use")
+    assert "cannot be deleted" in refusal.inner_text() and "Nightly" in refusal.inner_text()
+    assert page.get_by_role("button", name="Delete storage").count() == 0
+    both_widths(page, "storage-delete-refused")
+    assert any(s["id"] == used["id"] for s in stored(stack))
+    # the unused one goes
+    page.goto(stack.url + f"/storages/{spare['id']}/delete")
+    with page.expect_navigation(url=re.compile(r"/storages\?org=")):
+        page.get_by_role("button", name="Delete storage").click()
+    assert "deleted" in page.locator("#flash").inner_text()
+    assert [s["id"] for s in stored(stack)] == [used["id"]]
+    assert api(stack, "GET", f"/api/v1/plans/{plan['id']}")["storage_id"] == used["id"]
+
+
+def test_the_run_detail_page_shows_a_finished_runs_projects_and_log(stack, browser_page):
+    page = browser_page
+    plan = api(
+        stack,
+        "POST",
+        f"/api/v1/organisations/{TENANT}/plans",
+        json={
+            "name": "Platform",
+            "schedule": {"days": ["mon"], "hour": 3},
+            "spec": {"projects": {"mode": "selected", "keys": ["PLAT"]}, "data": {"attachments": False}},
+        },
+    )
+    started = api(stack, "POST", f"/api/v1/organisations/{TENANT}/runs", json={"plan_id": plan["id"]})
+    run = stack.backend.wait_for_run(TENANT, started["id"])
+    assert run["state"] == "succeeded", run
+    sign_in(page, stack)
+    page.goto(stack.url + "/runs")
+    page.locator(f"tr[data-run='{run['id']}']").get_by_role("link", name="Platform").click()
+    page.wait_for_url(re.compile(rf"/runs/{run['id']}$"))
+    assert "succeeded" in page.locator("#run-summary").inner_text().lower()
+    assert "Backup now" in page.locator("#run-summary").inner_text()
+    row = page.locator("#projects tr[data-project='PLAT']")
+    assert row.get_attribute("data-status") == "ok" and "12 issues" in row.inner_text()
+    assert run["projects"][0]["snapshot_id"][:8] in row.inner_text()
+    levels = page.locator("#log li").evaluate_all("els => els.map(e => e.dataset.level)")
+    assert levels and set(levels) <= {"info", "warning", "error", "debug"}
+    assert "PLAT" in page.locator("#log").inner_text()
+    assert page.locator("#live").get_attribute("data-live") == "off"  # finished: no polling
+    both_widths(page, "run-detail")
+    other_org_run = stack.backend.call("POST", f"/api/v1/organisations/{SECOND}/runs", SECOND, json={}).json()
+    assert page.request.get(stack.url + f"/runs/{other_org_run['id']}").status == 200  # a member of both
+    assert page.request.get(stack.url + "/runs/run_aaaaaaaaaaaaaaaaaaaa").status == 404
