@@ -17,6 +17,7 @@ from marshmallow import Schema, fields
 from backend.api.accounts import AccountIn, AccountOut
 from backend.api.organisations import OrganisationIn, OrganisationList, OrganisationOut, StatusOut
 from backend.api.plans import PlanIn, PlanList, PlanOut, SpecField
+from backend.api.recovery import RecoveryIn, RecoveryOut
 from backend.api.runs import LogList, RunIn, RunList, RunOut
 from backend.api.storages import (
     AzureCredentials,
@@ -176,6 +177,8 @@ def build() -> dict[str, Any]:
         StorageOut,
         StorageList,
         StorageTestOut,
+        RecoveryIn,
+        RecoveryOut,
     ):
         spec.components.schema(schema.__name__, schema=schema)
     spec.components.security_scheme(
@@ -213,6 +216,20 @@ def build() -> dict[str, Any]:
             "post": _op("Uninstall: stop schedules, keep backups", "OrganisationOut", params=[CLOUD])
         },
         f"{org}/status": {"get": _op("Status for the panel", "StatusOut", params=[CLOUD])},
+        f"{org}/recovery-passphrase": {
+            "get": _op(
+                "Whether a recovery passphrase is set (never the passphrase)", "RecoveryOut", params=[CLOUD]
+            ),
+            "put": _op(
+                "Set or replace the recovery passphrase (admins); added to every repository, each outcome listed",
+                "RecoveryOut",
+                body="RecoveryIn",
+                params=[CLOUD],
+            ),
+            "delete": _op(
+                "Remove the recovery passphrase (admins) and its wraps", "RecoveryOut", params=[CLOUD]
+            ),
+        },
         f"{org}/account": {
             "get": _op("The Jira account (never its token)", "AccountOut", params=[CLOUD]),
             "put": _op(
