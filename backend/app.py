@@ -16,7 +16,7 @@ from backend.auth.tokens import TokenVerifier
 from backend.config import Config
 from backend.db import Database, migrate
 from backend.notify import init_app as init_notify
-from backend.runs import RunService, ThreadRunExecutor
+from backend.runs import RunService, make_executor
 from backend.services import Services
 from backend.ui import views as ui
 from keepstone.web import harden
@@ -49,7 +49,7 @@ def create_app(config: Config | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     migrate(config.database_url)
     db = Database(config.database_url)
-    runs = RunService(config, db, ThreadRunExecutor(config.run_workers))
+    runs = RunService(config, db, make_executor(config))  # threads here, or Celery workers
     svc = Services(config, db, TokenVerifier(config.connector_jwks_url, config.connector_issuer), runs)
     app.extensions["keepstone"] = svc
     init_notify(app, config, db)  # the notification sender (backend/notify), a thread in this process

@@ -73,6 +73,12 @@ class Config:
     )
     scheduler: bool = field(default_factory=lambda: os.environ.get("KEEPSTONE_SCHEDULER", "on") != "off")
     run_workers: int = field(default_factory=lambda: int(os.environ.get("KEEPSTONE_RUN_WORKERS", "2")))
+    # Where runs execute (backend/workers/): "threads" in this process (the default), or "celery": each
+    # project task goes through the broker to `keepstone worker` processes (redis://... or amqp://...).
+    executor: str = field(default_factory=lambda: os.environ.get("KEEPSTONE_EXECUTOR", "threads"))
+    broker_url: str = field(
+        default_factory=lambda: os.environ.get("KEEPSTONE_BROKER_URL", "redis://127.0.0.1:6379/0")
+    )
     misfire_grace_seconds: int = 3600
     testing: bool = False
     # Browser sessions (backend/auth/sessions.py). The session cookie is Secure "on" (always: the default,

@@ -11,11 +11,12 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from backend import storages, vault
@@ -57,6 +58,9 @@ class RunExecutor(Protocol):
     def submit(self, fn, *args: Any) -> Any:
         """Run fn(*args) somewhere, soon."""
 
+    def shutdown(self) -> None:
+        """Stop taking work (what is running elsewhere goes on)."""
+
 
 class ThreadRunExecutor:
     def __init__(self, workers: int) -> None:
@@ -67,6 +71,39 @@ class ThreadRunExecutor:
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def make_executor(config: Config) -> RunExecutor:
+    """The executor KEEPSTONE_EXECUTOR names: `threads` (the embedded default) or `celery` (the workers)."""
+    if config.executor == "celery":
+        from backend.workers.executor import CeleryRunExecutor
+
+        return CeleryRunExecutor(config.broker_url)
+    if config.executor != "threads":
+        raise ValueError(f"KEEPSTONE_EXECUTOR must be threads or celery, not {config.executor!r}")
+    return ThreadRunExecutor(config.run_workers)
+
+
+@dataclass
+class RunContext:
+    """What executing a run needs, read from the database (so any process can build it)."""
+
+    run_id: int
+    spec: BackupSpec
+    creds: JiraCredentials
+    cloud_id: str
+    storage_url: str
+    primary: storages.Target | None
+    owner: dict[str, str]  # {"plan": public id, "run": public id}: the meta of every snapshot it writes
+    rotation: dict[str, Any]
+    time_zone: str
+    replicas: list[tuple[int, str, storages.Target | None]]
+    plan_row_id: int
+
+    @property
+    def hidden(self) -> list[str]:
+        """The primary storage's secrets, kept out of every message."""
+        return self.primary.secrets() if self.primary else []
 
 
 class AlreadyRunning(Exception):
@@ -157,17 +194,24 @@ class RunService:
             )
             self._finish(run_id, "failed", f"internal error: {e.__class__.__name__}")
 
-    def _execute(self, run_id: int) -> None:
+    def prepare(self, run_id: int) -> RunContext | None:
+        """Read what the run needs (plan, credentials, storages) and mark it running; None if it cannot run.
+
+        A run that cannot start (no credentials, undecryptable storage credentials) is finished here as
+        failed with the reason; a run already finished (cancelled meanwhile, or redelivered to a worker
+        after it ended) is left alone. Any process may call this: the database holds everything.
+        """
         with self.db.session() as s:
             run = s.get(Run, run_id)
+            if run is None or run.state not in ACTIVE_STATES:
+                return None
             plan = s.get(Plan, run.plan_id)
             org = s.get(Organisation, run.organisation_id)
             account = s.scalar(select(JiraAccount).where(JiraAccount.organisation_id == org.id))
-            run.state, run.started = "running", datetime.now(UTC)
-            s.commit()
-            spec_raw, storage_url, cloud_id = dict(plan.spec), plan.storage_url, org.cloud_id
-            rotation, time_zone = dict(plan.rotation or {}), org.time_zone or "UTC"
-            owner = {"plan": plan.public_id, "run": run.public_id}
+            if run.state == "queued":
+                run.state, run.started = "running", datetime.now(UTC)
+                s.commit()
+            cloud_id = org.cloud_id
             replicas: list[tuple[int, str, storages.Target | None]] = []
             for link in plan.replica_links:
                 label = f"storage {link.storage.name!r} ({link.storage.public_id}, {link.storage.kind})"
@@ -177,7 +221,6 @@ class RunService:
                     )
                 except ValueError:
                     replicas.append((link.storage_id, label, None))
-            plan_row_id = plan.id
             primary: storages.Target | None = None
             unreadable = ""
             if plan.storage is not None:
@@ -189,77 +232,118 @@ class RunService:
             if account is not None:
                 token = vault.unseal(self.config.secret_key, account.token_sealed, f"jira-token:{cloud_id}")
                 creds = JiraCredentials(account.site_url, account.email, token)
+            spec_raw, storage_url = dict(plan.spec), plan.storage_url
+            rotation, time_zone = dict(plan.rotation or {}), org.time_zone or "UTC"
+            owner = {"plan": plan.public_id, "run": run.public_id}
+            plan_row_id = plan.id
         if creds is None:
             self._log(run_id, "no Jira credentials yet: set an API token in Settings", level="error")
             self._finish(run_id, "failed", "no Jira credentials: set the API token in Settings")
-            return
+            return None
         if unreadable:
             message = (
                 f"the credentials of {unreadable} cannot be decrypted with this secret key: set them again"
             )
             self._log(run_id, f"the run could not start: {message}", level="error")
             self._finish(run_id, "failed", message)
-            return
-        spec = BackupSpec.from_dict(spec_raw)
-        client = JiraClient(creds, pool_size=max(4, spec.max_workers * 2))
-        hidden = primary.secrets() if primary else []
+            return None
+        return RunContext(
+            run_id,
+            BackupSpec.from_dict(spec_raw),
+            creds,
+            cloud_id,
+            storage_url,
+            primary,
+            owner,
+            rotation,
+            time_zone,
+            replicas,
+            plan_row_id,
+        )
+
+    def open_repository(self, ctx: RunContext, *, announce: bool = True) -> Repository:
+        """The run's repository (the plan's storage, else its default URL); raises what opening raises."""
+        if ctx.primary is not None:
+            if announce:
+                self._log(ctx.run_id, f"writing to {ctx.primary.label}")
+            return self._open_repository(storages.open_target(ctx.primary, self.config), ctx.cloud_id)
+        return self._repository(ctx.storage_url, ctx.cloud_id)
+
+    def open_or_fail(self, ctx: RunContext) -> Repository | None:
+        """The run's repository, or None after failing the run with the reason (redacted)."""
         try:
-            if primary is not None:
-                self._log(run_id, f"writing to {primary.label}")
-                repo = self._open_repository(storages.open_target(primary, self.config), cloud_id)
-            else:
-                repo = self._repository(storage_url, cloud_id)
+            return self.open_repository(ctx)
         except storages.LocationRefused as e:
-            message = f"{primary.label if primary else 'the storage'}: {e.field}: {e.message}"
-            self._log(run_id, f"the run could not start: {message}", level="error")
-            self._finish(run_id, "failed", message)
-            return
+            message = f"{ctx.primary.label if ctx.primary else 'the storage'}: {e.field}: {e.message}"
         except (StorageError, RepositoryError, WrongPassword) as e:
-            where = f"{primary.label}: " if primary else ""
-            message = storages.redact(f"{where}{e}", hidden)
-            self._log(run_id, f"the run could not start: {message}", level="error")
-            self._finish(run_id, "failed", message)
+            where = f"{ctx.primary.label}: " if ctx.primary else ""
+            message = storages.redact(f"{where}{e}", ctx.hidden)
+        self._log(ctx.run_id, f"the run could not start: {message}", level="error")
+        self._finish(ctx.run_id, "failed", message)
+        return None
+
+    def client_of(self, ctx: RunContext) -> JiraClient:
+        return JiraClient(ctx.creds, pool_size=max(4, ctx.spec.max_workers * 2))
+
+    def record_selected(
+        self, run_id: int, keys: list[str], missing: list[ProjectResult], also: list[Any] | None = None
+    ) -> None:
+        """One row per selected project (one already failed per selected key Jira does not show), the
+        run's total and a log line, with `also` (rows of the caller's) in the same transaction."""
+        with self.db.session() as s:
+            for key in keys:
+                s.add(ProjectRun(run_id=run_id, project=key))
+            for r in missing:
+                s.add(ProjectRun(run_id=run_id, project=r.project, status=r.status, errors=r.errors))
+            s.add_all(also or [])
+            total = len(keys) + len(missing)
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(progress={"projects_total": total, "projects_done": 0})
+            )
+            s.add(
+                RunLog(
+                    run_id=run_id,
+                    level="info",
+                    message=f"backing up {len(keys)} projects: {', '.join(keys)}",
+                )
+            )
+            s.commit()
+
+    def _execute(self, run_id: int) -> None:
+        ctx = self.prepare(run_id)
+        if ctx is None:
             return
+        repo = self.open_or_fail(ctx)
+        if repo is None:
+            return
+        client = self.client_of(ctx)
         cancel = threading.Event()
-        total = [0]
-
-        def selected(keys: list[str], missing: list[ProjectResult]) -> None:
-            total[0] = len(keys) + len(missing)
-            with self.db.session() as s:
-                for key in keys:
-                    s.add(ProjectRun(run_id=run_id, project=key))
-                for r in missing:
-                    s.add(ProjectRun(run_id=run_id, project=r.project))
-                s.execute(
-                    update(Run)
-                    .where(Run.id == run_id)
-                    .values(progress={"projects_total": total[0], "projects_done": 0})
-                )
-                s.add(
-                    RunLog(
-                        run_id=run_id,
-                        level="info",
-                        message=f"backing up {len(keys)} projects: {', '.join(keys)}",
-                    )
-                )
-                s.commit()
-
         try:
             result = run_backup(
                 client,
                 repo,
-                spec,
+                ctx.spec,
                 progress=self._progress(run_id, cancel),
                 cancel=cancel,
-                on_selected=selected,
+                on_selected=lambda keys, missing: self.record_selected(run_id, keys, missing),
                 on_result=lambda r: self._record(run_id, r),
-                snapshot_meta=owner,
+                snapshot_meta=ctx.owner,
             )
         except (StorageError, RepositoryError) as e:
-            message = storages.redact(str(e), hidden)
+            message = storages.redact(str(e), ctx.hidden)
             self._log(run_id, f"the repository failed: {message}", level="error")
             self._finish(run_id, "failed", message, client.stats.requests)
             return
+        self.conclude(ctx, repo, client, result)
+
+    def conclude(self, ctx: RunContext, repo: Repository, client: JiraClient, result: RunResult) -> None:
+        """End a run whose projects are all done: rotation, replication, the final state (run once per run,
+        by the thread that ran it or by the worker that finished its last project)."""
+        run_id = ctx.run_id
+        rotation, time_zone, owner, replicas = ctx.rotation, ctx.time_zone, ctx.owner, ctx.replicas
+        plan_row_id, cloud_id = ctx.plan_row_id, ctx.cloud_id
         if result.errors:
             for line in result.errors:
                 self._log(run_id, f"the run could not start: {line}", level="error")
@@ -456,6 +540,8 @@ class RunService:
                     return
                 last[0] = now
             with self.db.session() as s:
+                # (read-modify-write across processes: the row locked first)
+                s.execute(select(Run.id).where(Run.id == run_id).with_for_update())
                 run = s.get(Run, run_id)
                 run.progress = {
                     **run.progress,
@@ -472,15 +558,24 @@ class RunService:
 
     def _record(self, run_id: int, result: ProjectResult) -> None:
         with self.db.session() as s:
+            # The run's row first, locked (PostgreSQL): workers on other machines record at the same time,
+            # and projects_done is counted from the rows, never incremented from a stale read.
+            s.execute(select(Run.id).where(Run.id == run_id).with_for_update())
+            run = s.get(Run, run_id)
             row = s.scalar(
                 select(ProjectRun).where(ProjectRun.run_id == run_id, ProjectRun.project == result.project)
             )
             row.status, row.snapshot_id, row.counts = result.status, result.snapshot_id, result.counts
             row.warnings, row.errors, row.requests = result.warnings[:200], result.errors, result.requests
-            run = s.get(Run, run_id)
+            s.flush()
+            done = s.scalar(
+                select(func.count())
+                .select_from(ProjectRun)
+                .where(ProjectRun.run_id == run_id, ProjectRun.status.not_in(("queued", "running")))
+            )
             run.progress = {
                 **run.progress,
-                "projects_done": run.progress.get("projects_done", 0) + 1,
+                "projects_done": done,
                 "phase": "project-done",
                 "project": result.project,
             }

@@ -30,6 +30,10 @@ EXAMPLES: dict[str, list[str]] = {
     "backend create-user": [
         "KEEPSTONE_USER_PASSWORD=... keepstone backend create-user ops@acme.com --org CLOUD-ID"
     ],
+    "worker": [
+        "KEEPSTONE_EXECUTOR=celery KEEPSTONE_BROKER_URL=redis://127.0.0.1:6379/0 keepstone worker",
+        "keepstone worker --concurrency 4",
+    ],
     "connector": ["keepstone connector --port 8020 --backend-url http://127.0.0.1:8090"],
     "init": [f"keepstone init {REPO}"],
     "backup": [
@@ -80,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     from backend import cli as backend_cli
     from backend.backup import cli as backup_cli
     from backend.restore import cli as restore_cli
+    from backend.workers import cli as worker_cli
     from connector import cli as connector_cli
     from keepstone import demo
     from sandbox import cli as sandbox_cli
@@ -87,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="keepstone", description="Backup and restore for Jira Cloud.")
     parser.add_argument("--version", action="version", version=version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for area in (demo, sandbox_cli, backend_cli, connector_cli, backup_cli, restore_cli):
+    for area in (demo, sandbox_cli, backend_cli, worker_cli, connector_cli, backup_cli, restore_cli):
         area.add_commands(sub)
     add_completion_command(sub, build_parser)
     add_examples(parser, EXAMPLES)

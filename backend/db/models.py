@@ -352,3 +352,37 @@ class RecoveryKeyRecord(Base):
     label: Mapped[str] = mapped_column(String(200), default="")
     public: Mapped[dict[str, Any]] = mapped_column(default=dict)
     set_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- Workers (issue 18): runs on Celery workers (migration 0009; written only by backend/workers) -----------
+
+
+class WorkRun(Base):
+    """A run executed by workers: what its start task selected once, and the lease of its conclusion."""
+
+    __tablename__ = "work_runs"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    site_objects: Mapped[dict[str, Any]] = mapped_column(default=dict)  # read once, kept by every project
+    requests: Mapped[int] = mapped_column(Integer, default=0)  # the selection's requests
+    concluder: Mapped[str] = mapped_column(String(255), default="")
+    conclude_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    concluded: Mapped[datetime | None] = mapped_column(nullable=True)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkItem(Base):
+    """One project task of a run: its attempts, the lease of the attempt holding it, its commit marker.
+
+    `snapshot_id` is set once (a conditional update by the lease holder) right after the snapshot was
+    committed: the one snapshot of (run, project) that counts; any other is an abandoned attempt's.
+    """
+
+    __tablename__ = "work_items"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    project: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    holder: Mapped[str] = mapped_column(String(255), default="")  # host:pid:task id of the lease holder
+    lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    snapshot_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated: Mapped[datetime] = mapped_column(default=utcnow)
