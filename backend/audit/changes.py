@@ -70,7 +70,8 @@ def redact_url(value: str) -> str:
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
+    """{"a": {"b": 1}} -> {"a.b": 1}; an empty dict inside stays a value ({} at the top: nothing)."""
+    if isinstance(value, dict) and (value or not prefix):
         out: dict[str, Any] = {}
         for k, v in value.items():
             out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))

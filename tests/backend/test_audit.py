@@ -123,7 +123,9 @@ def plan_body(name: str, keys: list[str] | None = None) -> dict:
 def test_plan_changes_by_the_connector_record_one_event_each_with_the_field_diff(stack):
     b = stack
     mark = last_seq(b)
-    plan = b.call("POST", f"/api/v1/organisations/{TENANT}/plans", TENANT, json=plan_body("Platform", ["PLAT"])).json()
+    plan = b.call(
+        "POST", f"/api/v1/organisations/{TENANT}/plans", TENANT, json=plan_body("Platform", ["PLAT"])
+    ).json()
     made = only_new(b, mark)
     assert (made.action, made.actor_kind, made.actor, made.cloud_id) == (
         "plan.create",
