@@ -106,8 +106,9 @@ def service_token(keys: KeyRing, tenant: str) -> str:
     return keys.sign(claims, "service+jwt")
 
 
-def sso_token(keys: KeyRing, tenant: str, account_id: str, name: str) -> str:
-    """Mint a one-time SSO hand-off token for one Jira user of one tenant (Seam 4)."""
+def sso_token(keys: KeyRing, tenant: str, account_id: str, name: str, *, jira_admin: bool) -> str:
+    """Mint a one-time SSO hand-off token for one Jira user of one tenant (Seam 4); `jira_admin` says
+    whether Jira counts them as a Jira administrator (the backend makes them an admin member, else a viewer)."""
     now = int(time.time())
     claims = {
         "iss": ISSUER,
@@ -115,6 +116,7 @@ def sso_token(keys: KeyRing, tenant: str, account_id: str, name: str) -> str:
         "sub": account_id,
         "tenant": tenant,
         "name": name,
+        "jira_admin": jira_admin,
         "jti": uuid.uuid4().hex,
         "iat": now,
         "exp": now + LIFETIME,

@@ -255,7 +255,8 @@ def more():
         raise TokenError("missing JWT")
     caller = _connect_caller(allow_context=True, token=token)
     st = state()
-    sso = sso_token(st.keys, caller.tenant.cloud_id, caller.account_id, caller.name)
+    # The panel is a Jira admin page (Connect adminPages): Jira shows it to Jira administrators only.
+    sso = sso_token(st.keys, caller.tenant.cloud_id, caller.account_id, caller.name, jira_admin=True)
     resp = Response(sso_form(st.config.backend_url, sso), mimetype="text/html")
     backend_origin = "/".join(st.config.backend_url.split("/")[:3])
     resp = _frame_headers(resp, caller.tenant, form_action=backend_origin)
@@ -303,7 +304,8 @@ def forge_handoff(ticket: str):
     tenant = st.tenants.get(found.cloud_id)
     if tenant is None or not tenant.installed:
         raise TokenError("the app is not installed on this site", 403)
-    sso = sso_token(st.keys, found.cloud_id, found.account_id, found.name)
+    # Tickets come from the Forge jira:adminPage only, which Jira shows to Jira administrators only.
+    sso = sso_token(st.keys, found.cloud_id, found.account_id, found.name, jira_admin=True)
     resp = Response(sso_form(st.config.backend_url, sso), mimetype="text/html")
     backend_origin = "/".join(st.config.backend_url.split("/")[:3])
     resp.headers["Content-Security-Policy"] = (

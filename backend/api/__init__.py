@@ -36,6 +36,9 @@ def _nest() -> None:
 
     for module in (organisations, accounts, storages, plans, runs, openapi):
         api.register_blueprint(module.bp)
+    from backend.api import members  # members, roles and invitations (issue 16, Accounts and roles)
+
+    api.register_blueprint(members.bp)
     from backend.api import recovery  # the recovery passphrase (issue 13, Keys)
 
     api.register_blueprint(recovery.bp)

@@ -123,7 +123,7 @@ def guard(view_args: dict[str, Any]) -> None:
     caller()
     rule = rule_for(request.endpoint)
     if rule is None:  # deny by default: a route nobody gave a rule is refused to everyone
-        raise Forbidden("this route has no access rule yet", code="no_rule")
+        raise Forbidden("this route has no access rule yet (see backend/auth/roles.py)", code="no_rule")
     org_ids: set[int] = set()
     with services().db.session() as s:
         if "cloud_id" in view_args:

@@ -72,6 +72,13 @@ RULES: dict[str, Rule] = {
     "api.organisations.suspend": _rule("admin", "suspend the organisation"),
     "api.accounts.get_account": _rule("viewer"),
     "api.accounts.put_account": _rule("admin", "replace the Jira token"),
+    "api.accounts.check_account_now": _rule("operator", "check the Jira token"),
+    "api.members.list_members": _rule("viewer"),
+    "api.members.change_role": _rule("admin", "change roles"),
+    "api.members.delete_member": _rule("admin", "remove members"),
+    "api.members.list_invitations": _rule("admin", "see invitations"),
+    "api.members.create_invitation": _rule("admin", "invite members"),
+    "api.members.delete_invitation": _rule("admin", "withdraw invitations"),
     "api.plans.list_plans": _rule("viewer"),
     "api.plans.get_plan": _rule("viewer"),
     "api.plans.create_plan": _rule("admin", "edit plans"),
@@ -107,7 +114,6 @@ RULES: dict[str, Rule] = {
     "ui.restore": _rule("viewer"),
     "ui.notifications": _rule("viewer"),
     "ui.audit": _rule("viewer"),
-    "ui.settings": _rule("viewer"),
 }
 
 

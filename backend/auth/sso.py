@@ -2,6 +2,11 @@
 
 Order: the page that POSTed must be the connector's (Origin, or Referer when a browser sends no Origin:
 login CSRF), then the token (RS256, typ/aud/iss, lifetime), then the tenant, then the jti is burnt.
+
+The role: the connector's `jira_admin` claim says whether Jira counts the user as a Jira administrator
+(the panel is a Jira admin page, which Jira shows to administrators only). An administrator becomes an
+admin member, anyone else (or a token without the claim) a viewer. A member made this way (`source`
+jira) follows that claim at every hand-off; a role an admin gave (`source` manual) is kept.
 """
 
 from __future__ import annotations
@@ -38,6 +43,11 @@ def check_origin() -> None:
         raise Forbidden("the hand-off must come from the Keepstone connector's page", code="bad_origin")
 
 
+def implied_role(claims: dict) -> str:
+    """The role Jira's permissions imply: Jira administrators are admins, everyone else a viewer."""
+    return "admin" if claims.get("jira_admin") is True else "viewer"
+
+
 @bp.post("/sso")
 def sso():
     check_origin()
@@ -61,13 +71,14 @@ def sso():
             user = User(jira_account_id=claims["sub"], display_name=str(claims.get("name") or "Jira admin"))
             s.add(user)
             s.flush()
-        if (
-            s.scalar(
-                select(Membership).where(Membership.user_id == user.id, Membership.organisation_id == org.id)
-            )
-            is None
-        ):
-            s.add(Membership(user_id=user.id, organisation_id=org.id))
+        implied = implied_role(claims)
+        membership = s.scalar(
+            select(Membership).where(Membership.user_id == user.id, Membership.organisation_id == org.id)
+        )
+        if membership is None:
+            s.add(Membership(user_id=user.id, organisation_id=org.id, role=implied, source="jira"))
+        elif membership.source == "jira":
+            membership.role = implied
         s.commit()
         start_session(s, user, tenant=org.cloud_id)
     response = make_response(redirect("/", code=303))

@@ -1,5 +1,5 @@
 """The management pages: plans (list, create, edit, duplicate, enable/disable, delete, Backup now), runs,
-settings, and honest empty states for what is not built yet.
+and honest empty states for what is not built yet.
 
 Every page and action is behind the session login (`member`), then authorised like the API: plans are
 looked up scoped to the session's organisations (`plan_of`), the organisation comes from that same list.
@@ -20,7 +20,7 @@ from werkzeug.datastructures import MultiDict
 
 from backend.api.plans import PlanIn, _place, _sync, plan_json, remove_plan
 from backend.backup.spec import DATA_DEFAULTS, ProjectSelection, ProjectSelectionSchema
-from backend.db.models import JiraAccount, Membership, Organisation, Plan, Run, StorageRecord, User
+from backend.db.models import Organisation, Plan, Run, StorageRecord
 from backend.errors import Conflict, Invalid
 from backend.plans_check import jira_problems
 from backend.repository.retention import SCHEMES
@@ -382,33 +382,10 @@ def runs():
         )
 
 
-# --- settings and the pages still to build --------------------------------------------------------------
+# --- the pages still to build ----------------------------------------------------------------------------
 
 
-@bp.get("/settings")
-@member
-def settings():
-    with services().db.session() as s:
-        org = _org_or_none(s)
-        if org is None:
-            return page("no_org.html", s, title="Settings")
-        account = s.scalar(select(JiraAccount).where(JiraAccount.organisation_id == org.id))
-        members = list(
-            s.execute(
-                select(User.display_name, User.email, User.jira_account_id, Membership.role)
-                .join(Membership, Membership.user_id == User.id)
-                .where(Membership.organisation_id == org.id)
-                .order_by(User.display_name)
-            )
-        )
-        return page(
-            "settings.html",
-            s,
-            org,
-            account=account,
-            members=members,
-            when=lambda d: pf.when(d, org.time_zone),
-        )
+# Settings (members, invitations, the Jira account): backend/ui/settings.py
 
 
 LATER: dict[str, dict[str, Any]] = {
