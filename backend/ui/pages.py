@@ -27,6 +27,7 @@ from backend.repository.retention import SCHEMES
 from backend.runs import AlreadyRunning
 from backend.scheduler import DAYS
 from backend.services import services
+from backend.ui import coverage
 from backend.ui import plan_form as pf
 from backend.ui.shell import ORG_KEY, current_org, member, organisations, page, plan_of, visible
 from backend.ui.views import bp
@@ -94,6 +95,8 @@ def plans():
             return page("no_org.html", s, title="Plans")
         items = sorted(org.plans, key=lambda p: (not p.is_default, p.name.lower()))
         last = _last_runs(s, [p.id for p in items])
+        site, _ = pf.site_projects(s, org) if len(items) > 1 else ([], "")
+        also = coverage.of_plans(items, site or None)  # projects in two plans: shown, allowed
         rows = []
         for plan in items:
             data = plan_json(plan, org)
@@ -106,6 +109,7 @@ def plans():
                     "time_zone": tz,
                     "storage": plan.storage.name if plan.storage else "Default repository",
                     "replicas": [link.storage.name for link in plan.replica_links],
+                    "also": also.get(plan.public_id, []),
                     "last": run,
                     "last_at": pf.when(run.finished or run.created, tz) if run else "",
                     "next": pf.when(datetime.fromisoformat(data["next_run_at"]), tz)
@@ -125,6 +129,7 @@ def _form_page(
     errors: dict[str, list[str]] | None = None,
     preview: bool = False,
     status: int = 200,
+    rotation_wanted: bool = False,
 ):
     projects, jira_error = pf.site_projects(s, org)
     form = MultiDict(form)
@@ -171,6 +176,8 @@ def _form_page(
         zones=pf.zones(),
         storages=_storages(s, org),
         preview=preview,
+        also=pf.also_in_plans(org, plan, body, projects),
+        rotation=pf.rotation_preview(plan, org, body, projects) if rotation_wanted else None,
     )
     return answer, status
 
@@ -196,7 +203,8 @@ def edit_plan(plan_id: str):
 def _save(plan_id: str | None):
     """Create (plan_id None) or replace a plan from the submitted form; errors re-render it, storing nothing."""
     form = request.form
-    preview = form.get("action") == "preview"
+    preview = form.get("action") in ("preview", "rotation")
+    rotating = form.get("action") == "rotation"  # the rotation step's Preview
     svc = services()
     with svc.db.session() as s:
         if plan_id is None:
@@ -220,7 +228,14 @@ def _save(plan_id: str | None):
         errors = {**errors, **pf.errors_of(jira_problems(s, org, asked).fields)}
         if preview or errors:
             return _form_page(
-                s, org, form, plan=plan, errors=errors, preview=preview, status=422 if errors else 200
+                s,
+                org,
+                form,
+                plan=plan,
+                errors=errors,
+                preview=preview,
+                status=422 if errors else 200,
+                rotation_wanted=rotating,
             )
         target = plan or Plan(organisation_id=org.id, storage_url=svc.config.repository_url(org.cloud_id))
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
@@ -17,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 from backend.backup import BackupSpec, SpecError
 from backend.backup.spec import DATA_DEFAULTS
 from backend.plans_check import site_projects as site_projects  # the picker's list
-from backend.repository.retention import DEFAULT_ROTATION
+from backend.repository.retention import DEFAULT_ROTATION, Policy, PolicyError
 from backend.scheduler import DAYS, ScheduleError, trigger_for
 
 DAY_NAMES = dict(zip(DAYS, ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), strict=True))
@@ -315,3 +315,78 @@ def spec_notes(spec: dict[str, Any]) -> list[str]:
         return BackupSpec.from_dict(spec).resolved()[1]
     except SpecError:
         return []
+
+
+# --- the rotation preview and projects in other plans (issue 16) ----------------------------------------
+
+PREVIEW_ROWS = 40  # snapshots listed per project; the counts cover all of them
+
+
+def rotation_preview(plan: Any, org: Any, body: dict[str, Any], site: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the form's rotation would keep of the plan's existing snapshots, per project, with the rules
+    that keep each (retention's forget as a dry run on the plan's repository); or why nothing is shown."""
+    from backend.services import services
+    from backend.ui import coverage, repositories
+
+    if plan is None:
+        return {"problem": "a new plan has no snapshots yet: the preview works once it has run"}
+    try:
+        policy = Policy.from_dict(body["rotation"])
+    except PolicyError as e:
+        return {"problem": f"fix the rotation first ({e.field}: {e.message})"}
+    try:
+        tz = ZoneInfo(org.time_zone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = ZoneInfo("UTC")
+    projects = coverage.covered(body["spec"]["projects"], site or None)
+    result, why = repositories.rotation_preview(plan, policy, tz, projects, services().config, org.cloud_id)
+    if result is None:
+        return {"problem": why, "policy": policy.describe()}
+    groups: dict[str, list[Any]] = {}
+    for verdict in result.verdicts:
+        groups.setdefault(verdict.project, []).append(verdict)
+    out = []
+    for project in sorted(groups):
+        verdicts = groups[project]
+        kept = [v for v in verdicts if v.keep]
+        out.append(
+            {
+                "project": project,
+                "total": len(verdicts),
+                "kept": len(kept),
+                "forgotten": len(verdicts) - len(kept),
+                "rows": [
+                    {
+                        "id": v.id[:8],
+                        "when": when(v.time, org.time_zone or "UTC"),
+                        "keep": v.keep,
+                        "reasons": ", ".join(v.reasons),
+                    }
+                    for v in verdicts[:PREVIEW_ROWS]
+                ],
+                "more": max(0, len(verdicts) - PREVIEW_ROWS),
+            }
+        )
+    return {
+        "problem": "",
+        "policy": policy.describe(),
+        "projects": out,
+        "kept": len(result.kept),
+        "forgotten": len(result.forgotten),
+        "time_zone": org.time_zone or "UTC",
+    }
+
+
+def also_in_plans(
+    org: Any, plan: Any, body: dict[str, Any], site: list[dict[str, Any]]
+) -> dict[str, list[str]]:
+    """For each project the form's selection covers: the organisation's other plans covering it too."""
+    from backend.ui import coverage
+
+    others = [
+        (p.public_id, p.name, (p.spec or {}).get("projects") or {})
+        for p in org.plans
+        if plan is None or p.id != plan.id
+    ]
+    mine = coverage.covered(body["spec"]["projects"], site or None)
+    return coverage.also_in(mine, others, site or None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Any
 
 from backend import storages, vault
@@ -17,6 +18,7 @@ from backend.repository import Repository
 from backend.repository.copy import stored_bytes
 from backend.repository.crypto import WrongPassword
 from backend.repository.model import RepositoryError, SnapshotInfo
+from backend.repository.retention import ForgetResult, Policy, forget
 from backend.storage import NotFound, Storage, StorageError, open_storage
 
 LOOK_TIMEOUT = 10.0  # seconds for all the storages of one page together
@@ -94,12 +96,50 @@ def many(records: list[Any], config: Any, cloud_id: str) -> dict[int, Contents]:
     return out
 
 
-def plan_snapshots(plan: Any, config: Any, cloud_id: str) -> Contents:
-    """The snapshots in a plan's primary repository (its storage record, else its default URL)."""
-    if plan.storage is not None:
-        return record_contents(plan.storage, config, cloud_id)
+def _plan_storage(plan: Any, config: Any, cloud_id: str) -> tuple[Storage | None, list[str], str]:
+    """A plan's primary storage opened without retries: (storage, secrets to hide, '') or (None, [], why)."""
+    if plan.storage is None:
+        try:
+            return open_storage(plan.storage_url), [], ""
+        except (StorageError, ValueError, OSError) as e:
+            return None, [], str(e)[:300]
     try:
-        storage = open_storage(plan.storage_url)
-    except (StorageError, ValueError, OSError) as e:
-        return Contents(problem=str(e)[:300])
-    return contents(storage, config.secret_key, cloud_id)
+        target = storages.target_of(plan.storage, config, cloud_id)
+    except ValueError:
+        return None, [], "the storage's credentials cannot be decrypted with this secret key: set them again"
+    try:
+        return storages.open_target(target, config, quick=True), target.secrets(), ""
+    except storages.LocationRefused as e:
+        return None, [], f"{e.field}: {e.message}"
+    except StorageError as e:
+        return None, [], storages.redact(str(e), target.secrets())[:300]
+
+
+def rotation_preview(
+    plan: Any, policy: Policy, tz: tzinfo, projects: set[str], config: Any, cloud_id: str
+) -> tuple[ForgetResult | None, str]:
+    """What `policy` would keep of the plan's snapshots now: retention's `forget` as a dry run (no lock,
+    nothing removed) over the snapshots a run of this plan rotates (its own, and unowned ones of
+    `projects`). (result, '') or (None, why there is nothing to show)."""
+    storage, hidden, why = _plan_storage(plan, config, cloud_id)
+    if storage is None:
+        return None, f"the plan's storage cannot be opened: {why}"
+    try:
+        repo = open_repository(storage, config.secret_key, cloud_id)
+        if repo is None:
+            return None, "the plan's storage holds no repository yet: nothing to rotate"
+
+        def mine(info: SnapshotInfo) -> bool:
+            owner = info.meta.get("plan")
+            return owner == plan.public_id or (owner is None and info.project in projects)
+
+        result = forget(repo, policy, tz, include=mine, dry_run=True)
+        if not result.verdicts:
+            return None, "the plan has no snapshots yet: nothing to rotate"
+        return result, ""
+    except WrongPassword:
+        return None, "the storage holds a repository of another organisation or service key"
+    except (StorageError, RepositoryError, OSError, ValueError) as e:
+        return None, storages.redact(str(e), hidden)[:300] or type(e).__name__
+    finally:
+        storage.close()

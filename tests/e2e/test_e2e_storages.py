@@ -247,3 +247,45 @@ def test_the_run_detail_page_shows_a_finished_runs_projects_and_log(stack, brows
     other_org_run = stack.backend.call("POST", f"/api/v1/organisations/{SECOND}/runs", SECOND, json={}).json()
     assert page.request.get(stack.url + f"/runs/{other_org_run['id']}").status == 200  # a member of both
     assert page.request.get(stack.url + "/runs/run_aaaaaaaaaaaaaaaaaaaa").status == 404
+
+
+def test_the_rotation_preview_and_a_project_in_two_plans(stack, browser_page):
+    page = browser_page
+    plan = api(
+        stack,
+        "POST",
+        f"/api/v1/organisations/{TENANT}/plans",
+        json={
+            "name": "Platform",
+            "schedule": {"days": ["mon"], "hour": 3},
+            "spec": {"projects": {"mode": "selected", "keys": ["PLAT"]}, "data": {"attachments": False}},
+            "rotation": {"scheme": "unlimited"},
+        },
+    )
+    snapshots = []
+    for _ in range(2):
+        started = api(stack, "POST", f"/api/v1/organisations/{TENANT}/runs", json={"plan_id": plan["id"]})
+        run = stack.backend.wait_for_run(TENANT, started["id"])
+        snapshots.append(run["projects"][0]["snapshot_id"])
+    sign_in(page, stack)
+    page.goto(stack.url + "/plans")
+    row = page.locator(f"tr[data-plan='{plan['id']}']")
+    assert "PLAT also in “Default plan”" in row.inner_text()  # the default plan backs up every project
+    row.get_by_role("link", name="Edit Platform").click()
+    assert "PLAT also in “Default plan”" in page.locator("#also-in").inner_text()
+    page.get_by_role("radio", name=re.compile("^Custom")).check()
+    page.get_by_label("Last", exact=True).fill("1")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Preview", exact=True).click()
+    preview = page.locator("#rotation-preview")
+    assert "keeps 1, forgets 1 of 2 snapshots" in preview.inner_text()
+    kept = preview.locator("table[data-project='PLAT'] tr[data-keep='yes']")
+    gone = preview.locator("table[data-project='PLAT'] tr[data-keep='no']")
+    assert kept.count() == 1 and gone.count() == 1
+    assert snapshots[1][:8] in kept.inner_text() and "last" in kept.inner_text()
+    assert snapshots[0][:8] in gone.inner_text()
+    assert page.get_by_label("Last", exact=True).input_value() == "1"  # the form keeps what was typed
+    both_widths(page, "plan-rotation-preview")
+    assert api(stack, "GET", f"/api/v1/plans/{plan['id']}")["rotation"] == {
+        "scheme": "unlimited"
+    }  # nothing saved
