@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, jsonify
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from backend import recovery
+from backend import audit, recovery
 from backend.api.common import iso, load
 from backend.auth.access import organisation
 from backend.auth.roles import least_role
@@ -59,6 +59,23 @@ class RecoveryOut(Schema):
     repositories = fields.List(fields.Nested(RepositoryOutcome), required=True)
 
 
+def _audit(
+    action: str, cloud_id: str, before: str | None, after: RecoveryKeyRecord | None, outcomes: list
+) -> None:
+    """One audit event naming fingerprints only (the passphrase is never in it) and each outcome's count."""
+    states: dict[str, int] = {}
+    for line in outcomes:
+        states[line["state"]] = states.get(line["state"], 0) + 1
+    audit.record(
+        action,
+        cloud_id=cloud_id,
+        target_id=after.fingerprint if after else (before or ""),
+        target_name=after.label if after else "",
+        changes={"fingerprint": {"before": before, "after": after.fingerprint if after else None}},
+        details={"repositories": states},
+    )
+
+
 def _answer(row: RecoveryKeyRecord | None, outcomes: list | None = None) -> dict:
     return {
         "set": row is not None,
@@ -86,6 +103,7 @@ def put_recovery(cloud_id: str):
     with svc.db.session() as s:
         org = organisation(s, cloud_id)
         row = s.get(RecoveryKeyRecord, org.id)
+        before = row.fingerprint if row else None
         if row is None:
             row = RecoveryKeyRecord(organisation_id=org.id)
             s.add(row)
@@ -94,7 +112,9 @@ def put_recovery(cloud_id: str):
         s.commit()
     outcomes = recovery.apply_everywhere(svc.db, svc.config, cloud_id)
     with svc.db.session() as s:
-        return jsonify(_answer(s.get(RecoveryKeyRecord, organisation(s, cloud_id).id), outcomes))
+        row = s.get(RecoveryKeyRecord, organisation(s, cloud_id).id)
+        _audit("recovery.set", cloud_id, before, row, outcomes)
+        return jsonify(_answer(row, outcomes))
 
 
 @bp.delete("/organisations/<cloud_id>/recovery-passphrase")
@@ -104,7 +124,10 @@ def delete_recovery(cloud_id: str):
     with svc.db.session() as s:
         org = organisation(s, cloud_id)
         row = s.get(RecoveryKeyRecord, org.id)
+        before = row.fingerprint if row else None
         if row is not None:
             s.delete(row)
             s.commit()
-    return jsonify(_answer(None, recovery.apply_everywhere(svc.db, svc.config, cloud_id)))
+    outcomes = recovery.apply_everywhere(svc.db, svc.config, cloud_id)
+    _audit("recovery.remove", cloud_id, before, None, outcomes)
+    return jsonify(_answer(None, outcomes))

@@ -213,3 +213,11 @@ def test_only_admins_set_or_remove_it_and_nobody_reads_it_back(backend):  # noqa
     assert seen.status_code == 200 and seen.json()["label"] == "safe" and PASSPHRASE not in seen.text
     assert members["operator"].api("DELETE", path).status_code == 403
     assert members["viewer"].api("GET", path).json()["set"]
+    # The audit log names who set and who removed it, by fingerprint; the passphrase is in no event.
+    removed = members["admin"].api("DELETE", path)
+    assert removed.status_code == 200 and not removed.json()["set"], removed.text
+    events = members["admin"].api("GET", f"/organisations/{TENANT}/audit").json()["items"]
+    mine = [e for e in events if e["action"].startswith("recovery.")]
+    assert sorted(e["action"] for e in mine) == ["recovery.remove", "recovery.set"], mine
+    assert all(e["actor"]["id"] == "admin@example.com" for e in mine), mine
+    assert PASSPHRASE not in json.dumps(events)
