@@ -361,6 +361,7 @@ class RunService:
                 errors += failures
                 if state == "succeeded":
                     state = "warning"
+            self._rotate_replicas(ctx, client, result)
         self._log(run_id, f"run {state}: {result.requests} requests")
         self._finish(run_id, state, "; ".join(errors), result.requests)
 
@@ -436,6 +437,66 @@ class RunService:
                     link.replication = status
                     s.commit()
         return failures
+
+    def _rotate_replicas(self, ctx: RunContext, client: JiraClient, result: RunResult) -> None:
+        """Apply the plan's rotation on each replica too, as on the primary (the plan's snapshots only, a
+        gone project's newest kept). On an immutable replica forget skips the snapshots still under
+        retention and says so; a later run removes them once the retention has ended."""
+        try:
+            policy = Policy.from_dict(ctx.rotation)
+        except PolicyError:
+            return  # the primary's rotation has said why
+        if policy.scheme == "unlimited":
+            return
+        try:
+            tz = ZoneInfo(ctx.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            tz = ZoneInfo("UTC")
+        projects, plan_id = {p.project for p in result.projects}, ctx.owner["plan"]
+
+        def mine(info: SnapshotInfo) -> bool:
+            owner = info.meta.get("plan")
+            return owner == plan_id or (owner is None and info.project in projects)
+
+        try:
+            gone: Any = _NotIn({p["key"] for p in client.projects()})
+        except JiraError:
+            gone = ()
+        for _, label, target in ctx.replicas:
+            if target is None:
+                continue  # its copy has said the credentials cannot be read
+            where = f"replica {label}: rotation"
+            try:
+                dst = self._open_repository(storages.open_target(target, self.config), ctx.cloud_id)
+                outcome = forget(dst, policy, tz, include=mine, archived=gone)
+            except RepositoryLocked:
+                self._log(
+                    ctx.run_id,
+                    f"{where} postponed: the replica is locked; a later run applies it",
+                    level="warning",
+                )
+                continue
+            except (storages.LocationRefused, StorageError, RepositoryError, WrongPassword) as e:
+                reason = f"{e.field}: {e.message}" if isinstance(e, storages.LocationRefused) else str(e)
+                self._log(
+                    ctx.run_id,
+                    storages.redact(f"{where} not applied: {reason}", target.secrets()),
+                    level="warning",
+                )
+                continue
+            held = ""
+            if outcome.retained:
+                held = (
+                    f"; {len(outcome.retained)} of them still under retention, skipped (a run after "
+                    f"{min(r['until'] for r in outcome.retained)} removes them)"
+                )
+            self._log(
+                ctx.run_id,
+                f"{where} {policy.describe()}: kept {len(outcome.kept)}, forgot {len(outcome.forgotten)} "
+                f"snapshots{held}; their data stays until a prune",
+            )
+            for project, line in outcome.by_project().items():
+                self._log(ctx.run_id, f"{where} {line}", project=project)
 
     def _rotate(
         self,

@@ -304,23 +304,23 @@ def _prune(repo: Repository, max_unused: float, dry_run: bool, ignore: Container
     unindexed = sorted(stored - set(packs))
     removable_index = list(index_files)
     if delete or repack or unindexed:
-        # What retention protects stays as it is (see the module docstring).
-        protected: set[str] = set()
-        for name in index_files:
-            until = storage.retained_until("index", name)
-            if until is not None:
-                result.retained.append({"kind": "index", "name": name, "until": _until(until)})
-                protected.update(listed_by.get(name, ()))
-                removable_index.remove(name)
+        # What retention protects stays as it is (see the module docstring): first the packs themselves;
+        # then, if the index is still to be rewritten, the index files under retention and what they list.
         for name in delete + repack + unindexed:
             try:
                 until = storage.retained_until("data", name)
             except NotFound:
                 until = None
-            if until is not None or name in protected:
+            if until is not None:
+                result.retained.append({"kind": "data", "name": name, "until": _until(until)})
+        protected = {o["name"] for o in result.retained}
+        if (set(delete) | set(repack)) - protected or missing:
+            for name in index_files:
+                until = storage.retained_until("index", name)
                 if until is not None:
-                    result.retained.append({"kind": "data", "name": name, "until": _until(until)})
-                protected.add(name)
+                    result.retained.append({"kind": "index", "name": name, "until": _until(until)})
+                    protected.update(listed_by.get(name, ()))
+                    removable_index.remove(name)
         delete = [p for p in delete if p not in protected]
         repack = [p for p in repack if p not in protected]
         unindexed = [p for p in unindexed if p not in protected]
