@@ -19,6 +19,7 @@ import pytest
 from backend import vault
 from backend.repository import Repository, WrongPassword
 from backend.repository.keys import list_keys
+from backend.repository.locks import Lock
 from backend.storage.local import LocalStorage
 from tests.backend.conftest import stop_backend
 from tests.backend.test_roles import Member, add_member
@@ -34,7 +35,7 @@ from tests.backend.test_storages import (
     set_account,
 )
 from tests.backup.test_cli_errors import fingerprint
-from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, ROOT
+from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, ROOT, free_port
 from tests.storage.servers import s3_auth_server  # noqa: F401
 
 LEGACY = ROOT / "tests" / "repository" / "data" / "legacy-v1-service"  # the service's password, version 1
@@ -221,3 +222,31 @@ def test_only_admins_set_or_remove_it_and_nobody_reads_it_back(backend):  # noqa
     assert sorted(e["action"] for e in mine) == ["recovery.remove", "recovery.set"], mine
     assert all(e["actor"]["id"] == "admin@example.com" for e in mine), mine
     assert PASSPHRASE not in json.dumps(events)
+
+
+def test_a_locked_or_unreachable_repository_is_reported_and_the_next_run_catches_up(backend):  # noqa: F811
+    set_account(backend)
+    run_default(backend)
+    folder = Path(backend.config.repository_url(TENANT).removeprefix("file://"))
+    secret = "an-s3-secret-that-must-not-show"
+    dead = create(backend, {"name": "Dead", "kind": "s3", "region": "nowhere", "credentials": {
+        "access_key_id": "AKIAKEEPSTONETEST", "secret_access_key": secret},
+        "location": {"endpoint": f"http://127.0.0.1:{free_port()}", "bucket": "gone", "prefix": "acme"}})  # fmt: skip
+    held = Lock(LocalStorage(folder), exclusive=True).acquire()  # e.g. a `keepstone key passwd` running
+    try:
+        before = fingerprint(folder)
+        r = put(backend, {"passphrase": PASSPHRASE})
+        assert r.status_code == 200, r.text
+        states = {line["repository"]: line for line in r.json()["repositories"]}
+        assert states["the default repository"]["state"] == "postponed", states
+        failed = states[f"storage 'Dead' ({dead['id']}, s3)"]
+        assert failed["state"] == "failed" and "next run" in failed["message"], failed
+        assert secret not in r.text
+        assert fingerprint(folder) == before
+    finally:
+        held.release()
+    with pytest.raises(WrongPassword):
+        Repository.open(LocalStorage(folder), PASSPHRASE)
+    done, _ = run_default(backend)
+    assert done["state"] == "succeeded", done
+    assert Repository.open(LocalStorage(folder), PASSPHRASE).snapshots()
