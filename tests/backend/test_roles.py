@@ -30,13 +30,13 @@ def unruled_routes(app) -> None:
 class Member:
     """A signed-in browser of one local user (the login form), with the CSRF token of its session."""
 
-    def __init__(self, backend: Backend, email: str) -> None:
+    def __init__(self, backend: Backend, email: str, password: str = PASSWORD) -> None:
         self.backend = backend
         self.http = requests.Session()
         csrf = csrf_of(self.http.get(backend.url + "/login", timeout=10).text)
         r = self.http.post(
             backend.url + "/login",
-            data={"email": email, "password": PASSWORD, "csrf_token": csrf},
+            data={"email": email, "password": password, "csrf_token": csrf},
             allow_redirects=False,
             timeout=10,
         )
