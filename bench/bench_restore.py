@@ -10,9 +10,14 @@ configuration object, one bulk create per 50 issues of each level (parents befor
 transition per issue whose status is not the one a new issue starts in, one edit per issue whose
 resolution the workflow cannot give it, one upload per issue with attachments (all in one multipart
 request), one request per comment, worklog, link and watcher (Jira has no bulk write for them), and per
-issue with media nodes one read per referenced attachment (its media id) and one edit. Not counted, though
-the current path spends them: the keepstone.attachments marker write per issue with attachments (identity)
-and learning each issue type's workflow (two reads).
+issue with media nodes one read per referenced attachment (its media id) and one edit; for the project's
+boards, filters, dashboards and role members (`backend/restore/configuration.py`): the target's roles and one
+read of each role's members, one write per role with members besides the lead, one filter and one board
+create per backed-up board beyond the one a new software project comes with, one create per dashboard and
+gadget. Not counted, though the current path spends them: the keepstone.attachments marker write per issue
+with attachments (identity), learning each issue type's workflow (two reads), and the configuration
+look-ups that make a second run create nothing (the target's filters, boards, dashboards, a found board's
+filter).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import requests
 from backend.backup import BackupSpec, run_backup
 from backend.jira import JiraClient, JiraCredentials
 from backend.repository import Repository
+from backend.restore.configuration import Backup as ConfigurationBackup
 from backend.restore.execute import BULK, Restorer, media_refs
 from backend.restore.journal import Journal
 from backend.restore.plan import RestoreRequest, build_plan, link_set
@@ -49,6 +55,15 @@ def minimum(repo: Repository, plan) -> int:
         if f"config/{part}" in entries:
             n += len(repo.read_json(entries[f"config/{part}"]))
     n += sum(math.ceil(len(level) / BULK) for level in plan.levels)
+    config = ConfigurationBackup(repo, entries, plan.project)
+    lead = (plan.project.get("lead") or {}).get("accountId")
+    roles = config.roles or []
+    n += (1 + len(roles)) if roles else 0
+    n += sum(
+        any((a.get("actorUser") or {}).get("accountId") != lead for a in r.get("actors") or []) for r in roles
+    )
+    n += 2 * max(0, len(config.boards) - (plan.project.get("projectTypeKey") == "software"))
+    n += sum(1 + len(d.get("gadgets") or []) for d in config.dashboards)
     for p in plan.issues:
         f = p.doc.get("fields") or {}
         status = (f.get("status") or {}).get("name")

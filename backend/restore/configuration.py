@@ -251,6 +251,8 @@ class ConfigurationRestore:
         return {str(f["id"]): f for f in found}
 
     def _filters(self) -> None:
+        if all(str(f["id"]) in self.map["filters"] for f in self.backup.filters):
+            return  # none, or only those of boards that exist
         target = self._target_filters()
         mine = {
             f["name"].lower(): f
@@ -476,7 +478,6 @@ class ConfigurationRestore:
             return
         target = self.client.get_json(f"/rest/api/3/project/{self.key}/role")
         ids = {name: str(url).rstrip("/").rsplit("/", 1)[-1] for name, url in target.items()}
-        users = self._users()
         for role in sorted(self.backup.roles, key=lambda r: r.get("name", "")):
             name = role.get("name", "")
             if name not in ids:
@@ -495,7 +496,7 @@ class ConfigurationRestore:
                 if account := (actor.get("actorUser") or {}).get("accountId"):
                     if account in have_users:
                         continue
-                    if account in users:
+                    if account in self._users():  # read only when a member is to be added
                         add_users.append(account)
                     else:
                         self.tally.lose(
