@@ -18,6 +18,7 @@ import getpass
 import hashlib
 import json
 import socket
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -116,12 +117,16 @@ def save_key_file(storage: Storage, doc: dict[str, Any]) -> str:
 
 
 def find_key(storage: Storage, password: str) -> tuple[str, MasterKeys]:
-    """The first key file this password opens, and the master keys; WrongPassword if none does."""
-    for name in sorted(storage.list("keys")):
+    """The first key file this password opens, and the master keys; WrongPassword if none does.
+
+    Password keys are tried before recovery keys: each try costs a scrypt, and the service opens with
+    its password far more often than anyone with the passphrase."""
+    docs = [(name, doc) for name in sorted(storage.list("keys")) if (doc := _read(storage, name)) is not None]
+    for name, doc in sorted(docs, key=lambda item: item[1].get("kind") == "recovery"):
         try:
-            return name, unwrap_keys(json.loads(storage.load("keys", name)), password)
-        except (WrongPassword, IntegrityError, NotFound, ValueError, TypeError, AttributeError):
-            continue  # another password's key, a damaged file, or one removed meanwhile
+            return name, unwrap_keys(doc, password)
+        except (WrongPassword, IntegrityError, ValueError, TypeError, AttributeError):
+            continue  # another password's key, or a damaged file
     raise WrongPassword("the password does not open this repository")
 
 
@@ -235,6 +240,7 @@ def set_recovery(repo: Repository, recovery: RecoveryKey | None, label: str = ""
     removed = []
     for key in existing:
         if key.id != keep and key.id != repo.key_name:
-            repo.storage.remove("keys", key.id)
+            with suppress(NotFound):  # a run bringing the same repository up to date removed it first
+                repo.storage.remove("keys", key.id)
             removed.append(key.id)
     return {"added": added, "removed": removed}
