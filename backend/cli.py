@@ -18,6 +18,9 @@ def add_commands(sub) -> None:
     u.add_argument("email")
     u.add_argument("--org", action="append", default=[], help="cloudId of an organisation the user may see")
     u.set_defaults(func=create_user)
+    from backend.audit.cli import add_commands as add_audit_commands
+
+    add_audit_commands(sub_backend)  # keepstone backend audit verify
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ class Tracked:
     name_attr: str | None
     ignore: frozenset[str] = frozenset({"id", "created", "organisation_id", "public_id"})
     renamed: dict[str, str] = field(default_factory=dict)  # column -> the field name shown
+    origin_only: frozenset[str] = frozenset()  # URLs whose path may be a secret (a Slack webhook's is)
 
 
 TRACKED: dict[type, Tracked] = {
@@ -146,12 +147,21 @@ def _plan_places(state: Any, which: str) -> dict[str, Any]:
     return out
 
 
+def _origins(values: dict[str, Any], spec: Tracked) -> dict[str, Any]:
+    for name in spec.origin_only & set(values):
+        value = values[name]
+        if isinstance(value, str) and "://" in value:
+            parts = urlsplit(value)
+            values[name] = f"{parts.scheme}://{parts.hostname or ''}/…"
+    return values
+
+
 def _change(obj: Any, op: str) -> Change | None:
     spec = TRACKED.get(type(obj))
     if spec is None:
         return None
-    before = None if op == "create" else _columns(obj, spec, "before")
-    after = None if op == "delete" else _columns(obj, spec, "after")
+    before = None if op == "create" else _origins(_columns(obj, spec, "before"), spec)
+    after = None if op == "delete" else _origins(_columns(obj, spec, "after"), spec)
     secrets = {"credentials", "api_token", "password", "token_hash"}
     fields = diff(before, after, secrets)
     if op == "update" and not fields:
@@ -222,6 +232,9 @@ def install() -> None:
         return
     from backend.db import models
 
+    channel = getattr(models, "NotificationChannel", None)  # the notifications slice's table
+    if channel is not None:
+        TRACKED[channel] = Tracked("notification", "public_id", "name", origin_only=frozenset({"address"}))
     invitation = getattr(models, "Invitation", None)  # the members slice's table, when it is there
     if invitation is not None:
         TRACKED[invitation] = Tracked(

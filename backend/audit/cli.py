@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any
 
 log = logging.getLogger("keepstone.audit")
@@ -64,3 +65,70 @@ def _organisation_of_repo(db: Any, repo: str) -> str | None:
             .where(Plan.storage_url == repo)
             .limit(1)
         )
+
+
+def add_commands(sub_backend: Any) -> None:
+    """Add `keepstone backend audit verify` under `keepstone backend`."""
+    audit = sub_backend.add_parser("audit", help="the audit log")
+    verbs = audit.add_subparsers(dest="audit_command", required=True)
+    v = verbs.add_parser(
+        "verify",
+        help="check the audit log's hash chain (exit 1 if an event was changed, removed or inserted)",
+        epilog="example: KEEPSTONE_DATABASE_URL=postgresql+psycopg://... keepstone backend audit verify\n"
+        "Keep the printed last hash elsewhere: a later --head HASH proves nothing was cut from the end.",
+    )
+    v.add_argument(
+        "--head", default="", help="a hash printed by an earlier verify, which must still be in the chain"
+    )
+    v.set_defaults(func=verify)
+
+
+def verify(args: Any) -> int:
+    """Walk the whole chain in seq order (a batch at a time) and say where it breaks, if it does."""
+    from sqlalchemy import select
+
+    from backend.audit import chain
+    from backend.config import Config
+    from backend.db import Database
+    from backend.db.models import AuditEvent
+
+    db = Database(Config().database_url)
+    seen_head = not args.head
+    last: dict[str, Any] | None = None
+
+    def rows():
+        nonlocal seen_head, last
+        after = 0
+        while True:
+            with db.session() as s:
+                batch = list(
+                    s.scalars(
+                        select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(1000)
+                    )
+                )
+            if not batch:
+                return
+            for e in batch:
+                last = {c: getattr(e, c) for c in (*chain.HASHED, "prev_hash", "hash")}
+                seen_head = seen_head or e.hash == args.head
+                yield last
+            after = batch[-1].seq
+
+    try:
+        verdict = chain.verify(rows())
+    finally:
+        db.engine.dispose()
+    if not verdict.ok:
+        print(f"audit log BROKEN at event {verdict.broken_seq}: {verdict.reason}", file=sys.stderr)
+        return 1
+    if not seen_head:
+        print(
+            f"audit log BROKEN: the head {args.head} is no longer in the chain (events were cut)",
+            file=sys.stderr,
+        )
+        return 1
+    if last is None:
+        print("audit log empty: nothing to check")
+        return 0
+    print(f"audit log intact: {verdict.checked} events; last event {last['seq']}, hash {last['hash']}")
+    return 0

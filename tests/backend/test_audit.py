@@ -59,7 +59,7 @@ def add_member(backend: Backend, email: str, role: str, tenant: str = TENANT) ->
         user = User(
             email=email,
             display_name=email.split("@")[0].title(),
-            password_hash=generate_password_hash(PASSWORD),
+            password_hash=generate_password_hash(PASSWORD, "pbkdf2:sha256:1000"),  # quick to check in tests,
         )
         s.add(user)
         s.flush()
@@ -330,18 +330,36 @@ def event_dicts(b: Backend) -> list[dict]:
     return [{c: getattr(e, c) for c in (*chain.HASHED, "prev_hash", "hash")} for e in events(b)]
 
 
-def test_the_hash_chain_finds_an_edited_row(sqlite_backend, sandbox_site):
+def test_the_hash_chain_finds_an_edited_row_and_a_cut_end(sqlite_backend, sandbox_site, monkeypatch, capsys):
+    from keepstone.cli import main
+
     b = sqlite_backend
+    monkeypatch.setenv("KEEPSTONE_DATABASE_URL", b.config.database_url)
     b.install(TENANT, sandbox_site.url)
     for name in ("One", "Two", "Three"):
         b.call("POST", f"/api/v1/organisations/{TENANT}/plans", TENANT, json=plan_body(name))
     assert chain.verify(event_dicts(b)).ok
-    target = events(b)[2].seq
-    with b.app.extensions["keepstone"].db.engine.begin() as conn:  # someone with the database's keys
+    assert main(["backend", "audit", "verify"]) == 0
+    out = capsys.readouterr().out
+    head = out.split("hash ")[-1].strip()
+    assert head == events(b)[-1].hash and f"intact: {len(events(b))} events" in out
+
+    engine = b.app.extensions["keepstone"].db.engine
+    with engine.begin() as conn:  # someone with the database's keys cuts the newest event
+        conn.execute(text("DROP TRIGGER audit_events_no_delete"))
+        conn.execute(text("DELETE FROM audit_events WHERE seq = :s"), {"s": events(b)[-1].seq})
+    assert main(["backend", "audit", "verify"]) == 0  # a cut end alone leaves a valid chain...
+    assert main(["backend", "audit", "verify", "--head", head]) == 1  # ...but not the head kept elsewhere
+    assert "no longer in the chain" in capsys.readouterr().err
+
+    target = events(b)[1].seq
+    with engine.begin() as conn:  # and edits a row
         conn.execute(text("DROP TRIGGER audit_events_no_update"))
         conn.execute(text("UPDATE audit_events SET target_name = 'Innocent' WHERE seq = :s"), {"s": target})
     verdict = chain.verify(event_dicts(b))
     assert not verdict.ok and verdict.broken_seq == target and "content" in verdict.reason
+    assert main(["backend", "audit", "verify"]) == 1
+    assert f"BROKEN at event {target}" in capsys.readouterr().err
 
 
 def test_filters_paging_and_exports_return_exactly_the_filtered_events(stack):
