@@ -36,12 +36,14 @@ def register(sender: Any) -> None:
     _wakers.add(sender)
 
 
-def _wake_after_commit(s: Session) -> None:
-    def wake(_session: Session) -> None:
-        for sender in list(_wakers):
-            sender.wake()
+def wake_all() -> None:
+    """Wake this process's senders: something became due sooner than they planned to look."""
+    for sender in list(_wakers):
+        sender.wake()
 
-    event.listen(s, "after_commit", wake, once=True)
+
+def _wake_after_commit(s: Session) -> None:
+    event.listen(s, "after_commit", lambda _session: wake_all(), once=True)
 
 
 def _add(s: Session, channel: NotificationChannel, event_name: str, dedupe: str, doc: dict, **kw: Any):
@@ -112,9 +114,7 @@ def enqueue_test(s: Session, config: Config, channel: NotificationChannel) -> No
     """A test message for one channel (committed by the caller)."""
     org = s.get(Organisation, channel.organisation_id)
     doc = messages.test_document(org, channel, config.public_url)
-    message = _add(s, channel, "test", f"test:{secrets.token_hex(8)}", doc)
-    _wake_after_commit(s)
-    return message
+    return _add(s, channel, "test", f"test:{secrets.token_hex(8)}", doc)  # tried at once by the caller
 
 
 def _zone(name: str) -> ZoneInfo:

@@ -77,6 +77,7 @@ class Sender:
     def _loop(self) -> None:
         failures = 0
         while not self._stop.is_set():
+            self._wake.clear()  # before looking: a wake during the look is not lost
             try:
                 self.run_once()
                 wait = self._until_next_due()
@@ -86,7 +87,6 @@ class Sender:
                 log.exception("the notification sender failed; it tries again")
                 wait = min(60.0, 2.0**failures)
             self._wake.wait(wait)
-            self._wake.clear()
 
     def _until_next_due(self) -> float:
         with self.db.session() as s:
@@ -154,10 +154,17 @@ class Sender:
     def deliver_now(self, message_id: int) -> str:
         """Try one message at once (Send test): its state afterwards ('sending' if another process has it)."""
         claimed = self._claim(only=message_id)
-        if not claimed:
+        if claimed:
+            return self._try(*claimed[0])
+        deadline = time.monotonic() + self.config.notify_timeout_seconds + 2
+        while True:  # another sender took it first: wait (a little) for its result
             with self.db.session() as s:
-                return s.scalar(select(NotificationMessage.state).where(NotificationMessage.id == message_id))
-        return self._try(*claimed[0])
+                state = s.scalar(
+                    select(NotificationMessage.state).where(NotificationMessage.id == message_id)
+                )
+            if state != "sending" or time.monotonic() > deadline:
+                return state
+            time.sleep(0.1)
 
     def _try(self, message_id: int, token: str) -> str:
         with self.db.session() as s:
@@ -214,6 +221,8 @@ class Sender:
                 .execution_options(synchronize_session=False)
             )
             s.commit()
+        if values["state"] == "pending":
+            outbox.wake_all()  # the loop's wait may be longer than this retry's delay
         if done.rowcount != 1:  # our lease ran out and another process took the row: its result counts
             log.warning("notification %s: lease lost before the result was written", message_id)
         level = logging.INFO if outcome.delivered else logging.WARNING

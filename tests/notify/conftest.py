@@ -7,6 +7,7 @@ import json
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -20,7 +21,7 @@ from flask import Flask, request
 
 from keepstone.servers import RunningServer, serve_in_thread
 from tests.backend.conftest import Backend, issuer, make_backend, stop_backend, tls_cert  # noqa: F401
-from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, free_port
+from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, free_port, start_sandbox
 
 TENANT = "cccccccc-1111-4222-8333-444444444444"
 SMTP_USER, SMTP_PASSWORD = "keepstone", "smtp-test-password"
@@ -107,9 +108,9 @@ class Smtp:
         raise AssertionError(f"{len(self.inbox.messages)} emails arrived, {n} expected")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def smtp(tls_cert) -> Iterator[Smtp]:  # noqa: F811 (the fixture imported above)
-    """aiosmtpd with STARTTLS required before AUTH (a self-signed certificate for 127.0.0.1)."""
+    """aiosmtpd with STARTTLS required before AUTH (a self-signed certificate for 127.0.0.1), one a module."""
     cert, key = tls_cert
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
@@ -153,20 +154,52 @@ def notify_backend(tmp_path, issuer, smtp: Smtp | None, cert: str, **config: Any
     return b
 
 
+@dataclass
+class Org:
+    """An organisation of its own for one test (installed on the module's site, with the admin's token)."""
+
+    cloud_id: str
+
+    @property
+    def base(self) -> str:
+        return f"/api/v1/organisations/{self.cloud_id}/notifications"
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[RunningServer]:
+    """A small site for this module's tests (a test that breaks it with faults clears them)."""
+    with start_sandbox(projects=2, issues_per_project=10, seed=11) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory, issuer, smtp, tls_cert, site) -> Iterator[Backend]:  # noqa: F811
+    """One backend a module with SMTP and webhooks wired; each test works in an organisation of its own."""
+    b = notify_backend(tmp_path_factory.mktemp("notify"), issuer, smtp, tls_cert[0])
+    b.site = site  # type: ignore[attr-defined]
+    yield b
+    b.app.extensions["keepstone_notify"].stop()
+    stop_backend(b)
+
+
 @pytest.fixture
-def backend(tmp_path, issuer, smtp, tls_cert, fresh_site) -> Iterator[Backend]:  # noqa: F811
-    """A backend with SMTP and webhooks wired, one organisation installed on a site of its own (free to
-    break) with the admin's token."""
-    b = notify_backend(tmp_path, issuer, smtp, tls_cert[0])
-    b.site = fresh_site  # type: ignore[attr-defined]
-    b.install(TENANT, fresh_site.url)
-    r = b.call(
+def org(backend) -> Org:
+    cloud_id = str(uuid.uuid4())
+    backend.install(cloud_id, backend.site.url)
+    r = backend.call(
         "PUT",
-        f"/api/v1/organisations/{TENANT}/account",
-        TENANT,
+        f"/api/v1/organisations/{cloud_id}/account",
+        cloud_id,
         json={"email": ADMIN_EMAIL, "api_token": ADMIN_TOKEN},
     )
     assert r.status_code == 200, r.text
+    return Org(cloud_id)
+
+
+@pytest.fixture
+def plain_backend(tmp_path, issuer, tls_cert) -> Iterator[Backend]:  # noqa: F811
+    """A backend without SMTP and without a Jira site (for refusals)."""
+    b = notify_backend(tmp_path, issuer, None, tls_cert[0])
     yield b
     b.app.extensions["keepstone_notify"].stop()
     stop_backend(b)
