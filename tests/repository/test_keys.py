@@ -28,7 +28,7 @@ from backend.repository.keys import (
     set_recovery,
     upgrade_legacy,
 )
-from backend.storage import Storage, open_storage
+from backend.storage import Storage, StorageError, open_storage
 from backend.storage.base import KINDS
 from backend.storage.local import LocalStorage
 from tests.storage.servers import azurite_server, s3_server  # noqa: F401
@@ -231,3 +231,22 @@ def test_a_new_password_key_file_still_opens_with_the_version_1_rules(tmp_path):
     repo = small_repo(storage)
     payload = version_1_reader(json.loads(storage.load("keys", repo.key_name)), "first password")
     assert base64.b64decode(payload["mac"]) == repo.keys.mac
+
+
+class KeysCannotBeRemoved(LocalStorage):
+    """A storage that stops (as a crash would) when a key file is to be removed."""
+
+    def remove(self, kind: str, name: str) -> None:
+        if kind == "keys":
+            raise StorageError("stopped before removing the old key file")
+        super().remove(kind, name)
+
+
+def test_passwd_stopped_between_its_two_steps_leaves_both_keys_never_none(tmp_path):
+    small_repo(LocalStorage(tmp_path / "repo"))
+    storage = KeysCannotBeRemoved(tmp_path / "repo")
+    repo = Repository.open(storage, "first password")
+    with pytest.raises(StorageError):
+        change_password(repo, "new password")
+    assert Repository.open(storage, "first password").keys == repo.keys
+    assert Repository.open(storage, "new password").keys == repo.keys
