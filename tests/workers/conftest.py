@@ -21,7 +21,7 @@ import redis
 from backend.db import Database
 from backend.db.models import WorkItem
 from tests.backend.conftest import PG_ADMIN, Backend, make_backend, stop_backend
-from tests.backend.conftest import issuer  # noqa: F401 - the fixture
+from tests.backend.conftest import issuer as issuer  # the fixture, for these tests too
 from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, ROOT
 
 TENANT = "99999999-2222-4333-8444-555555555555"

@@ -36,7 +36,9 @@ def pids(c: Cluster) -> set[str]:
 
 
 def test_a_run_across_two_workers_commits_one_snapshot_a_project(cluster_factory):
-    with start_sandbox(projects=4, issues_per_project=12, seed=5, latency_ms=20, attachment_share=0.0) as site:
+    with start_sandbox(
+        projects=4, issues_per_project=12, seed=5, latency_ms=20, attachment_share=0.0
+    ) as site:
         c = cluster_factory(site.url, "redis")
         workers = c.start_workers(2)
         run_id = c.start_run()
@@ -49,3 +51,126 @@ def test_a_run_across_two_workers_commits_one_snapshot_a_project(cluster_factory
     assert all(i.done and i.attempts == 1 for i in c.items())
     assert pids(c) == {str(w.proc.pid) for w in workers}, "both workers backed projects up"
     assert done["progress"]["projects_done"] == 4, done
+
+
+def _item(c: Cluster, project: str):
+    return next(i for i in c.items() if i.project == project)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_a_worker_killed_mid_project_is_redelivered_and_the_snapshot_committed_once(cluster_factory, broker):
+    with start_sandbox(
+        projects=2, issues_per_project=40, seed=6, latency_ms=120, attachment_share=0.0
+    ) as site:
+        c = cluster_factory(
+            site.url, broker, KEEPSTONE_VISIBILITY_TIMEOUT="6", KEEPSTONE_WORK_LEASE_SECONDS="4"
+        )
+        workers = c.start_workers(2)
+        run_id = c.start_run()
+        busy = wait_for(
+            lambda: [i for i in c.items() if i.holder and not i.done], 60, "a project in progress"
+        )
+        victim_item = busy[0]
+        victim = next(w for w in workers if str(w.proc.pid) == victim_item.holder.split(":")[1])
+        time.sleep(0.8)  # well inside the project (it takes seconds at 120 ms a request)
+        assert not _item(c, victim_item.project).done
+        victim.kill()
+        done = finished(c, run_id, timeout=90)
+        assert done["state"] == "succeeded", (done, c.logs(run_id))
+        again = _item(c, victim_item.project)
+        assert again.done and again.attempts == 2, again.__dict__
+        survivor = next(w for w in workers if w is not victim)
+        assert again.holder.split(":")[1] == str(survivor.proc.pid)
+        snaps = snapshots_of_run(c, run_id)
+        assert sorted(s.project for s in snaps) == sorted(p["project"] for p in done["projects"]), snaps
+        assert {s.id for s in snaps} == {p["snapshot_id"] for p in done["projects"]}
+        assert next(s for s in snaps if s.project == victim_item.project).meta["attempt"] == 2
+
+        # Killed between the repository's commit and the marker: the next delivery finds the snapshot,
+        # records it and writes none; a stray snapshot of the run (an abandoned attempt's) goes at the end.
+        from sqlalchemy import update
+
+        from backend.db.models import ProjectRun, Run, WorkItem, WorkRun
+        from backend.workers.executor import CeleryRunExecutor
+
+        other = next(p["project"] for p in done["projects"] if p["project"] != victim_item.project)
+        kept = next(s for s in snaps if s.project == victim_item.project)
+        password = vault.repository_password(c.backend.config.secret_key, TENANT)
+        repo = Repository.open(LocalStorage(c.backend.config.data_dir / "repositories" / TENANT), password)
+        with repo.lock():
+            w = repo.start_snapshot(other, site.url, meta={**kept.meta, "attempt": 7})
+            stray = w.commit()
+        with c.db.session() as s:
+            run_pk = s.query(Run.id).filter(Run.public_id == run_id).scalar()
+            s.execute(
+                update(WorkItem)
+                .where(WorkItem.run_id == run_pk, WorkItem.project == victim_item.project)
+                .values(done=False, snapshot_id=None, holder="", lease_until=None)
+            )
+            s.execute(
+                update(ProjectRun)
+                .where(ProjectRun.run_id == run_pk, ProjectRun.project == victim_item.project)
+                .values(status="queued", snapshot_id=None)
+            )
+            s.execute(update(WorkRun).where(WorkRun.run_id == run_pk).values(concluded=None))
+            s.execute(update(Run).where(Run.id == run_pk).values(state="running", finished=None))
+            s.commit()
+        CeleryRunExecutor(c.env["KEEPSTONE_BROKER_URL"]).send(
+            "keepstone.run.project", run_pk, victim_item.project
+        )
+        redone = finished(c, run_id, timeout=60)
+    assert redone["state"] == "succeeded", (redone, c.logs(run_id))
+    assert {p["snapshot_id"] for p in redone["projects"]} == {s.id for s in snaps}
+    assert _item(c, victim_item.project).attempts == 3
+    after = snapshots_of_run(c, run_id)
+    assert {s.id for s in after} == {s.id for s in snaps} and stray not in {s.id for s in after}
+    logs = c.logs(run_id)
+    assert any(f"found the snapshot {kept.id[:12]}" in m for m in logs), logs
+    assert any(f"removed the snapshot {stray[:12]} of an abandoned attempt (attempt 7)" in m for m in logs), (
+        logs
+    )
+
+
+@pytest.mark.slow
+def test_cancel_reaches_the_project_tasks_on_every_worker(cluster_factory):
+    with start_sandbox(
+        projects=6, issues_per_project=60, seed=8, latency_ms=150, attachment_share=0.0
+    ) as site:
+        c = cluster_factory(site.url, "redis")
+        workers = c.start_workers(2)
+        run_id = c.start_run()
+        wait_for(lambda: len(pids(c)) == 2, 60, "a project on each worker")
+        t = time.monotonic()
+        r = c.backend.call("POST", f"/api/v1/runs/{run_id}/cancel", TENANT)
+        assert r.status_code in (200, 202), r.text
+        done = finished(c, run_id, timeout=60)
+        took = time.monotonic() - t
+    assert done["state"] == "cancelled", (done, c.logs(run_id))
+    assert took < 15, took  # the heartbeat (every 5 s at most) and the progress writes carry the cancel
+    statuses = [p["status"] for p in done["projects"]]
+    assert statuses.count("cancelled") >= 4, done  # the two in progress and the ones never started
+    snaps = snapshots_of_run(c, run_id)
+    assert {s.id for s in snaps} == {p["snapshot_id"] for p in done["projects"] if p["snapshot_id"]}
+    assert all(w.proc.poll() is None for w in workers)
+    logs = c.logs(run_id)
+    assert any("rotation not applied: the run cancelled" in m for m in logs), logs
+
+
+@pytest.mark.slow
+def test_one_sites_limit_holds_across_three_workers(cluster_factory):
+    """Three workers (two project tasks each) back up one site limited to 15 requests a second: they pace
+    on the site's one Redis budget, so Jira answers 429 to at most 1% of the requests."""
+    with start_sandbox(
+        projects=6, issues_per_project=40, seed=9, latency_ms=20, rate_limit=15, attachment_share=0.0
+    ) as site:
+        c = cluster_factory(site.url, "rabbitmq")
+        c.start_workers(3, concurrency=2)
+        requests.post(f"{site.url}/_sandbox/stats/reset", timeout=10).raise_for_status()
+        run_id = c.start_run()
+        done = finished(c, run_id, timeout=180)
+        totals = requests.get(f"{site.url}/_sandbox/stats", timeout=10).json()["totals"]
+    assert done["state"] == "succeeded", (done, c.logs(run_id))
+    assert len(pids(c)) == 3, "every worker took part"
+    assert totals["requests"] >= 60, totals
+    assert totals["rate_limited"] <= 0.01 * totals["requests"], totals
