@@ -7,11 +7,15 @@ byte changes along the way. Refusals are one line on stderr and change no file a
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -133,3 +137,55 @@ def test_refusals_are_one_line_and_change_no_file(legacy, tmp_path, case):
     assert done.returncode in (1, 2), done.stdout
     assert message in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert fingerprint(folder) == before
+
+
+def on_a_terminal(args: list[str], answers: list[tuple[str, str]]) -> tuple[int, str]:
+    """Run keepstone on a pseudo-terminal (its controlling tty, as a person's shell gives it), typing
+    each answer once its prompt shows; the exit status and everything the terminal showed."""
+    master, slave = os.openpty()
+
+    def controlling_tty() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("KEEPSTONE_")}
+    proc = subprocess.Popen([sys.executable, "-m", "keepstone.cli", *args], stdin=slave, stdout=slave,
+                            stderr=slave, env={**base, "PYTHONPATH": str(ROOT)}, preexec_fn=controlling_tty,
+                            close_fds=True)  # fmt: skip
+    os.close(slave)
+    shown, pending = b"", list(answers)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+            if pending and shown.decode(errors="replace").rstrip().endswith(pending[0][0]):
+                os.write(master, pending.pop(0)[1].encode() + b"\n")
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return proc.wait(timeout=30), shown.decode(errors="replace")
+
+
+def test_key_add_asks_twice_on_a_terminal_and_refuses_two_different_answers(legacy, tmp_path):
+    url, folder, secret = legacy
+    before = fingerprint(folder)
+    args = ["key", "add", "--repo", url, "--password-file", str(secret), "--label", "typed"]
+    status, shown = on_a_terminal(
+        args, [("New password:", "typed one"), ("New password again:", "typed two")]
+    )
+    assert status == 2 and "the two passwords differ; nothing was changed" in shown, shown
+    assert "typed one" not in shown  # not echoed
+    assert fingerprint(folder) == before
+    status, shown = on_a_terminal(
+        args, [("New password:", "typed one"), ("New password again:", "typed one")]
+    )
+    assert status == 0 and "added key" in shown, shown
+    opened = keepstone("key", "list", "--repo", url, "--json", password="typed one")
+    assert [k["label"] for k in json.loads(opened.stdout) if k["current"]] == ["typed"], opened.stderr
