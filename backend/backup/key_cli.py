@@ -71,6 +71,7 @@ def add_commands(sub) -> None:
         description="Every key file wraps the repository's master keys under one password (or the\n"
         "organisation's recovery passphrase). Adding, removing or changing a key rewrites no data.\n"
         "See docs/storage-format.md, 'Key files'.",
+        epilog="examples:\n" + "\n".join(f"  {line}" for lines in EXAMPLES.values() for line in lines[:1]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
@@ -132,7 +133,7 @@ def new_password(args: argparse.Namespace) -> str:
 
 def _line(key: KeyInfo) -> str:
     who = "@".join(x for x in (key.username, key.host) if x) or "-"
-    label = key.label or ("(recovery " + key.fingerprint + ")" if key.fingerprint else "-")
+    label = key.label or (f"recovery {key.fingerprint[:8]}" if key.fingerprint else "-")
     return (
         f"{'*' if key.current else ' '}{key.id[:8]}  {key.kind:8}  {label:20}  {who:24}  {key.created or '-'}"
     )
