@@ -16,7 +16,10 @@
     cancelled: "cancelled",
   };
   const cap = (text) => (text ? text.charAt(0).toUpperCase() + text.slice(1) : "–");
-  const WORDS = { failed: "Backup failed.", cancelled: "Backup cancelled." };
+  const WORDS = { failed: "Backup failed", cancelled: "Backup cancelled" };
+  // How a state reads: green only for a clean success, the warning colour for warnings and partial runs.
+  const TONE = { succeeded: "good", warning: "warn", partial: "warn", failed: "bad", cancelled: "bad" };
+  const plural = (n, word) => n + " " + word + (n === 1 ? "" : "s");
 
   function connectTransport(token) {
     return {
@@ -75,13 +78,30 @@
     let schedule = null;
     let watching = null;
 
+    function showState(state) {
+      $("state").textContent = cap(RUN_WORDS[state] || state);
+      $("state").className = TONE[state] || "";
+    }
+
     function showStatus(s) {
+      $("first_step").hidden = s.first_step !== "set_token";
       $("protected_projects").textContent = s.protected_projects ?? "–";
       $("service_region").textContent = s.service_region || "–";
       $("storage_region").textContent = s.storage_region || "–";
-      $("state").textContent = cap(s.state);
+      showState(s.state);
       $("last_backup_at").textContent = when(s.last_backup_at);
+      $("last_backup_plan").textContent = s.last_backup ? s.last_backup.plan : "";
       $("next_backup_at").textContent = s.next_backup_at ? when(s.next_backup_at) : "Not scheduled";
+      $("next_backup_plan").textContent = s.next_backup_plan ? s.next_backup_plan.name : "";
+      const attempt = s.last_attempt;
+      $("last_attempt").hidden = !attempt || s.state === "running";
+      if (attempt) {
+        $("last_attempt").textContent = "Last attempt (" + attempt.plan + ", " + when(attempt.at) + ") " +
+          (RUN_WORDS[attempt.state] || attempt.state) + (attempt.reason ? ": " + attempt.reason : ".");
+        $("last_attempt").className = TONE[attempt.state] || "bad";
+      }
+      $("warnings").hidden = !(s.warnings > 0);
+      $("warnings_text").textContent = plural(s.warnings || 0, "warning") + " in the last backup.";
       schedule = s.schedule || null;
       if (s.current_run && s.current_run.id) watchRun(s.current_run.id);
     }
@@ -89,11 +109,17 @@
     async function refresh() {
       const r = await call("GET", "status");
       if (r.ok) showStatus(r.data); else say($("message"), errorText(r), false);
+      return r.ok ? r.data : null;
     }
 
     function showRun(run) {
       $("run").hidden = false;
       $("run_state").textContent = RUN_WORDS[run.state] || run.state || "";
+      $("run_state").className = TONE[run.state] || "";
+      if (!FINAL.includes(run.state)) {
+        showState("running");
+        $("last_attempt").hidden = true;
+      }
       const pct = Number(percent(run)) || 0;
       $("run_bar").value = pct;
       $("run_progress").textContent = "· " + Math.round(pct) + "%";
@@ -108,10 +134,16 @@
         showRun(r.data);
         if (FINAL.includes(r.data.state)) {
           watching = null;
-          // The run line says how it ended; the message speaks up only when it did not go well.
+          // The run line says how it ended; the message speaks up only when it did not go well, with why.
           const bad = r.data.state === "failed" || r.data.state === "cancelled";
-          say($("message"), bad ? WORDS[r.data.state] : "", !bad);
-          refresh();
+          const s = await refresh();
+          const reason = (s && s.last_attempt && s.last_attempt.reason) || r.data.error || "";
+          say($("message"), bad ? WORDS[r.data.state] + (reason ? ": " + reason : ".") : "", !bad);
+          if (bad) {
+            // Said once, in the message (announced): the progress line and the last-attempt line would repeat it.
+            $("run").hidden = true;
+            $("last_attempt").hidden = true;
+          }
         } else setTimeout(tick, 700);
       };
       tick();
@@ -146,6 +178,8 @@
       showStatus(r.data);
     });
 
+    $("go_settings").addEventListener("click", () => document.querySelector(".tab[data-tab=settings]").click());
+
     document.querySelectorAll(".tab").forEach((tab) => tab.addEventListener("click", () => {
       document.querySelectorAll(".tab").forEach((t) => {
         t.classList.toggle("active", t === tab);
@@ -169,18 +203,21 @@
       if (!r.ok) return say($("account_message"), errorText(r), false);
       say($("account_message"), "Token checked and saved.", true);
       loadAccount();
+      refresh(); // the first-step notice goes once the token is there
     });
 
     if (transport.more) {
-      $("more").addEventListener("click", async () => {
-        $("more").disabled = true;
-        try {
-          const failure = await transport.more();
-          if (failure) say($("message"), errorText(failure), false);
-        } finally {
-          $("more").disabled = false;
-        }
-      });
+      for (const id of ["more", "review"]) {
+        $(id).addEventListener("click", async () => {
+          $(id).disabled = true;
+          try {
+            const failure = await transport.more();
+            if (failure) say($("message"), errorText(failure), false);
+          } finally {
+            $(id).disabled = false;
+          }
+        });
+      }
     }
 
     refresh();

@@ -195,3 +195,65 @@ def test_panel_refuses_to_be_framed_by_another_origin(stack, browser_page):
     frame = page.frame_locator("#f")
     assert frame.locator("#protected_projects").count() == 0
     assert any("frame-ancestors" in m for m in blocked), blocked
+
+
+def test_the_panel_tells_the_truth_first_step_failure_running_and_warnings(stack, browser_page):
+    """A new site: the panel says to set the token first; Backup now then fails and says why; with the
+    token a run shows as running at once and ends with its warnings counted in the warning colour."""
+    page = browser_page
+    page.set_viewport_size(WIDE)
+    page.goto(stack["forge"])
+    frame = page.frame_locator("#app-frame")
+    frame.locator("#first_step").wait_for(state="visible")
+    assert frame.locator("#state").inner_text() == "Never backed up"
+    shoot(page, "forge", "10-first-step", narrow=True)
+
+    frame.locator("#backup_now").click()
+    failed = frame.locator("#message.bad")
+    failed.filter(has_text="no Jira credentials").wait_for(timeout=30_000)
+    assert failed.inner_text() == "Backup failed: no Jira credentials: set the API token in Settings"
+    assert frame.locator("#state.bad").inner_text() == "Failed"
+    assert frame.locator("#last_backup_at").inner_text() == "Never"  # a failed run is no backup
+    assert frame.locator("#run").is_hidden() and frame.locator("#last_attempt").is_hidden()  # said once
+    shoot(page, "forge", "11-failed-with-reason", narrow=True)
+    page.reload()  # later, the reason is still there: as the last attempt
+    attempt = frame.locator("#last_attempt")
+    attempt.wait_for(state="visible")
+    assert "failed: no Jira credentials" in attempt.inner_text() and attempt.get_attribute("class") == "bad"
+    assert frame.locator("#message").inner_text() == ""
+
+    frame.locator("#go_settings").click()
+    frame.locator("#settings").wait_for(state="visible")
+    frame.locator("#email").fill("admin@example.com")
+    frame.locator("#api_token").fill("sandbox-admin-token")
+    frame.locator("#save_token").click()
+    frame.locator("#account_message.good").wait_for()
+    frame.locator("button.tab[data-tab=overview]").click()
+    frame.locator("#first_step").wait_for(state="hidden")
+
+    # Every state the card passes through, recorded as it changes.
+    frame.locator("#state").evaluate(
+        """el => { window.__states = [el.textContent];
+                   new MutationObserver(() => window.__states.push(el.textContent))
+                     .observe(el, {childList: true, characterData: true, subtree: true}); }"""
+    )
+    frame.locator("#backup_now").click()
+    frame.locator("#run_state").filter(has_text=re.compile("succeeded|with warnings|partly done")).wait_for(
+        timeout=90_000
+    )
+    frame.locator("#last_backup_at").filter(has_text=re.compile(r"\d")).wait_for()
+    states = frame.locator("#state").evaluate("() => window.__states")
+    assert "Running" in states and states[-1] != "Running", states
+    status = backend_status(stack)
+    assert status["warnings"] > 0, "the demo site has corrupted attachments: the run must warn"
+    warnings = frame.locator("#warnings")
+    warnings.wait_for(state="visible")
+    assert warnings.get_attribute("class") == "warn"
+    assert (
+        frame.locator("#warnings_text").inner_text() == f"{status['warnings']} warnings in the last backup."
+    )
+    assert frame.locator("#state.warn").inner_text() == "Finished with warnings"
+    assert frame.locator("#last_attempt").is_hidden()  # the latest run went well enough
+    assert frame.locator("#last_backup_plan").inner_text() == status["last_backup"]["plan"]
+    assert frame.locator("#protected_projects").inner_text() == str(status["protected_projects"]) != "0"
+    shoot(page, "forge", "12-warnings", narrow=True)
