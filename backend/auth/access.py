@@ -177,15 +177,30 @@ def guard_page() -> Any:
         role = role_in(s, org_id) if org_id is not None else "viewer"
     g.role = role
     if not allows(role, rule.role):
-        return _refused(refusal(role, rule))
+        return _refused(
+            refusal(role, rule) + " An admin of the organisation can change your role (Settings)."
+        )
     return None
 
 
 def _refused(text: str) -> tuple[str, int]:
     """The 403 page: what this role may not do, in words; nothing of the request is carried out."""
-    from backend.ui.shell import NAV
+    from backend.ui.shell import NAV, current_org, organisations
 
-    return render_template("error.html", status=403, title="Not allowed", text=text, nav=NAV), 403
+    if not current_user.is_authenticated:
+        return render_template("error.html", status=403, title="Not allowed", text=text), 403
+    with services().db.session() as s:
+        orgs = organisations(s)
+        body = render_template(
+            "error.html",
+            status=403,
+            title="Not allowed",
+            text=text,
+            nav=NAV,
+            orgs=orgs,
+            org=current_org(s, orgs),
+        )
+    return body, 403
 
 
 def organisation(s: Session, cloud_id: str) -> Organisation:
