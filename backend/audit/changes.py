@@ -178,6 +178,40 @@ def _change(obj: Any, op: str) -> Change | None:
     )
 
 
+def snapshot(obj: Any) -> dict[str, Any]:
+    """A row's tracked columns as they are now (for rows changed by bulk statements, see url_changes)."""
+    spec = TRACKED[type(obj)]
+    state = inspect(obj)
+    return {
+        spec.renamed.get(a.key, a.key): getattr(obj, a.key)
+        for a in state.mapper.column_attrs
+        if a.key not in spec.ignore
+    }
+
+
+def url_change(obj_before: dict[str, Any], obj: Any | None, model: type, key: Any) -> Change | None:
+    """The change of a row named in the URL, from its snapshot before the view and the row after it.
+
+    Bulk UPDATE and DELETE statements (a member's role, a member removed, decided in one statement) never
+    pass through the ORM's flush, so the central hook compares the row itself."""
+    spec = TRACKED[model]
+    op = "delete" if obj is None else "update"
+    after = None if obj is None else snapshot(obj)
+    fields = diff(obj_before["values"], after, {"credentials", "api_token", "password", "token_hash"})
+    if not fields:
+        return None
+    return Change(
+        spec.kind,
+        op,
+        (model.__name__, key),
+        obj_before["target_id"],
+        obj_before["target_name"],
+        fields,
+        obj_before["organisation_id"],
+        obj_before["refs"],
+    )
+
+
 def _pending(session: Session) -> dict[tuple[str, Any], Change]:
     return g.setdefault("audit_pending", {}).setdefault(id(session), {})
 

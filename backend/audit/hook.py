@@ -35,7 +35,7 @@ ACTIONS = {
     ("storage", "update"): "storage.update",
     ("storage", "delete"): "storage.delete",
     ("invitation", "create"): "member.invite",
-    ("invitation", "update"): "member.invitation",
+    ("invitation", "update"): "member.invite.update",
     ("member", "create"): "member.add",
     ("member", "update"): "member.role",
     ("member", "delete"): "member.remove",
@@ -112,10 +112,66 @@ def _user(user_id: int) -> dict[str, str]:
         return {"actor_kind": "user", "actor": ident, "actor_name": user.display_name or ""}
 
 
-def _remember_actor() -> None:
+def _url_models() -> dict[str, type]:
+    """URL parameters naming rows that bulk statements change (members; invitations)."""
+    from backend.db import models
+
+    out: dict[str, type] = {"member_id": models.Membership}
+    if hasattr(models, "Invitation"):
+        out["invitation_id"] = models.Invitation
+    return out
+
+
+def _before_view() -> None:
+    if request.method in SAFE:
+        return
     # Sign-out ends the session before the hook runs: remember who it was.
-    if request.method not in SAFE and current_user and current_user.is_authenticated:
+    if current_user and current_user.is_authenticated:
         g.audit_actor = _user(int(current_user.user_id))
+    wanted = {p: m for p, m in _url_models().items() if p in (request.view_args or {})}
+    if not wanted:
+        return
+    from backend.services import services
+
+    # Only read here (the guard has not run yet); recorded only if the view then changes the row.
+    with services().db.session() as s:
+        for param, model in wanted.items():
+            public_id = str(request.view_args[param])[:64]
+            obj = s.scalar(select(model).where(model.public_id == public_id))
+            if obj is not None:
+                spec = ch.TRACKED[model]
+                g.setdefault("audit_url_rows", []).append(
+                    (
+                        model,
+                        obj.id,
+                        {
+                            "values": ch.snapshot(obj),
+                            "target_id": str(getattr(obj, spec.id_attr) or "") if spec.id_attr else "",
+                            "target_name": str(getattr(obj, spec.name_attr) or "") if spec.name_attr else "",
+                            "organisation_id": obj.organisation_id,
+                            "refs": {"user_id": obj.user_id} if hasattr(obj, "user_id") else {},
+                        },
+                    )
+                )
+
+
+def _url_changes(found: list[ch.Change]) -> list[ch.Change]:
+    """Changes of the URL's rows that the ORM's flush did not see (bulk UPDATE or DELETE)."""
+    rows = g.get("audit_url_rows") or []
+    if not rows:
+        return []
+    from backend.services import services
+
+    seen = {c.key for c in found}
+    out = []
+    with services().db.session() as s:
+        for model, pk, before in rows:
+            if any(k[0] == model.__name__ for k in seen):
+                continue
+            change = ch.url_change(before, s.get(model, pk), model, (pk,))
+            if change is not None:
+                out.append(change)
+    return out
 
 
 def _primary(found: list[ch.Change], kind: str | None) -> ch.Change | None:
@@ -175,6 +231,7 @@ def event_of(response: Response) -> dict[str, Any] | None:
     from backend.services import services
 
     found = ch.committed()
+    found += _url_changes(found)
     status = response.status_code
     listed = ENDPOINTS.get(request.endpoint or "")
     kind = None
@@ -201,6 +258,8 @@ def event_of(response: Response) -> dict[str, Any] | None:
         and all(f.startswith("schedule.") for f in primary.fields)
     ):
         action = "schedule.update"  # the panel's schedule form (it PATCHes only the schedule)
+    if primary is not None and action == "member.invite.update" and "revoked_at" in primary.fields:
+        action = "member.invite.withdraw"
     details: dict[str, Any] = {
         "method": request.method,
         "endpoint": request.endpoint or "",
@@ -263,5 +322,5 @@ def _after(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     """Track changes in every ORM session and record each request's event after it."""
     ch.install()
-    app.before_request(_remember_actor)
+    app.before_request(_before_view)
     app.after_request(_after)

@@ -496,3 +496,46 @@ def test_the_command_line_records_forget_with_a_service_database(tmp_path, monke
     db.engine.dispose()
     assert [(e.action, e.actor_kind, e.target_id) for e in found] == [("forget", "cli", repo)]
     assert "repo-password" not in json.dumps([e.details for e in found])
+
+
+def test_invitations_roles_and_removals_record_one_event_each(stack):
+    b = stack
+    base = f"/api/v1/organisations/{TENANT}"
+    mark = last_seq(b)
+    made = b.call(
+        "POST", f"{base}/invitations", TENANT, json={"email": "Grace@Example.com", "role": "operator"}
+    )
+    assert made.status_code == 201, made.text
+    invited = only_new(b, mark)
+    assert (invited.action, invited.target_id, invited.target_name) == (
+        "member.invite",
+        made.json()["id"],
+        "grace@example.com",
+    )
+    assert invited.changes["role"] == {"before": None, "after": "operator"}
+    assert invited.changes["token_hash"] == {"before": None, "after": "(changed)"}
+    assert made.json()["token"] not in table_text(b)
+
+    mark = invited.seq
+    assert b.call("DELETE", f"{base}/invitations/{made.json()['id']}", TENANT).status_code == 204
+    assert only_new(b, mark).action == "member.invite.withdraw"
+
+    members = {m["email"]: m["id"] for m in b.call("GET", f"{base}/members", TENANT).json()["items"]}
+    mark = last_seq(b)
+    r = b.call("PATCH", f"{base}/members/{members['vic@example.com']}", TENANT, json={"role": "operator"})
+    assert r.status_code == 200, r.text
+    role = only_new(b, mark)
+    assert (role.action, role.target_id, role.cloud_id) == ("member.role", "vic@example.com", TENANT)
+    assert role.changes["role"] == {"before": "viewer", "after": "operator"}
+
+    mark = role.seq
+    assert b.call("DELETE", f"{base}/members/{members['vic@example.com']}", TENANT).status_code == 204
+    removed = only_new(b, mark)
+    assert (removed.action, removed.target_id) == ("member.remove", "vic@example.com")
+    assert removed.changes["role"] == {"before": "operator", "after": None}
+
+    # refused (the last admin stays): nothing recorded
+    mark = removed.seq
+    r = b.call("PATCH", f"{base}/members/{members['ada@example.com']}", TENANT, json={"role": "viewer"})
+    assert r.status_code == 409
+    assert events(b, mark) == []
