@@ -64,6 +64,10 @@ ENDPOINTS: dict[str, tuple[Callable[[int], str | None], str | None]] = {
     "api.runs.cancel_run": (_by_status("run.cancel"), None),
     "api.storages.test_storage": (_by_status("storage.test"), None),
     "api.accounts.put_account": (_by_status("token.set"), "account"),
+    "api.accounts.check_account_now": (_by_status("token.check"), None),
+    "ui.check_now": (_by_status("token.check"), None),
+    "ui.test_storage": (_by_status("storage.test"), None),
+    "ui.test_channel_page": (_by_status("notification.test"), None),
     "api.organisations.suspend": (_by_status("organisation.suspend"), "organisation"),
 }
 # Endpoints recorded only when they committed a tracked change (a plan form's "Check plan" stores
@@ -75,6 +79,18 @@ QUIET = {
     "ui.toggle_plan",
     "ui.duplicate_plan",
     "api.organisations.put_organisation",
+    "ui.create_storage",
+    "ui.update_storage",
+    "ui.delete_storage",
+    "ui.create_channel_page",
+    "ui.update_channel_page",
+    "ui.delete_channel_page",
+    "ui.replace_token",
+    "ui.change_role",
+    "ui.remove_member",
+    "ui.invite",
+    "ui.withdraw_invitation",
+    "ui.accept_invitation_post",
 }
 
 
@@ -290,6 +306,11 @@ def event_of(response: Response) -> dict[str, Any] | None:
         cloud_id = (request.view_args or {}).get("cloud_id")
         if org_id is not None:
             cloud_id = s.scalar(select(Organisation.cloud_id).where(Organisation.id == org_id)) or cloud_id
+        if cloud_id is None and (request.endpoint or "").startswith("ui.") and current_user.is_authenticated:
+            from backend.ui.shell import current_org, organisations
+
+            page_org = current_org(s, organisations(s))  # the page's organisation (?org=, the switcher)
+            cloud_id = page_org.cloud_id if page_org is not None and not action.startswith("sign") else None
         if action.startswith("sso"):
             cloud_id = getattr(current_user, "tenant", None) if current_user.is_authenticated else None
             target_id = target_id or (cloud_id or "")

@@ -539,3 +539,31 @@ def test_invitations_roles_and_removals_record_one_event_each(stack):
     r = b.call("PATCH", f"{base}/members/{members['ada@example.com']}", TENANT, json={"role": "viewer"})
     assert r.status_code == 409
     assert events(b, mark) == []
+
+
+def test_settings_pages_record_role_changes_and_token_checks_for_the_page_organisation(stack):
+    b = stack
+    members = {
+        m["email"]: m["id"]
+        for m in b.call("GET", f"/api/v1/organisations/{TENANT}/members", TENANT).json()["items"]
+    }
+    browser = Browser(b)
+    browser.login("ada@example.com")
+    mark = last_seq(b)
+    r = browser.post(
+        f"/settings/members/{members['vic@example.com']}/role?org={TENANT}", {"role": "operator"}
+    )
+    assert r.status_code == 303
+    role = only_new(b, mark)
+    assert (role.action, role.actor, role.target_id, role.cloud_id, role.address) == (
+        "member.role",
+        "ada@example.com",
+        "vic@example.com",
+        TENANT,
+        PROXIED,
+    )
+    assert role.changes["role"] == {"before": "viewer", "after": "operator"}
+    mark = role.seq
+    assert browser.post(f"/settings/jira/check?org={TENANT}").status_code == 303
+    check = only_new(b, mark)
+    assert (check.action, check.cloud_id, check.changes) == ("token.check", TENANT, {})
