@@ -131,7 +131,8 @@ def _minimum(repo: Repository, snapshot_ids: list[str], projects: int) -> int:
         total += attachments + config
     site_objects = 1 + 10  # project list, site-wide objects and users, once per run
     dashboards = repo.snapshot(snapshot_ids[0]).entries.get("site/dashboards") if snapshot_ids else None
-    site_objects += len(repo.read_json(dashboards)) if dashboards else 0  # each dashboard's gadgets
+    for d in repo.read_json(dashboards) if dashboards else []:  # its gadgets; each gadget's item properties
+        site_objects += 1 + sum(1 + len(g.get("properties") or {}) for g in d.get("gadgets") or [])
     return total + site_objects
 
 

@@ -14,10 +14,11 @@ issue with media nodes one read per referenced attachment (its media id) and one
 boards, filters, dashboards and role members (`backend/restore/configuration.py`): the target's roles and one
 read of each role's members, one write per role with members besides the lead, one filter and one board
 create per backed-up board beyond the one a new software project comes with, one create per dashboard and
-gadget. Not counted, though the current path spends them: the keepstone.attachments marker write per issue
-with attachments (identity), learning each issue type's workflow (two reads), and the configuration
-look-ups that make a second run create nothing (the target's filters, boards, dashboards, a found board's
-filter).
+gadget, one write per gadget setting (item property), and one owner change per filter (and per owner of
+dashboards) the restoring account does not own in the backup. Not counted, though the current path spends
+them: the keepstone.attachments marker write per issue with attachments (identity), learning each issue
+type's workflow (two reads), and the configuration look-ups that make a second run create nothing (the
+target's filters, boards, dashboards, a found board's filter).
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ FIXED = 11  # project check, create, myself, fields, users, project, components,
 INITIAL_STATUS = "To Do"
 
 
-def minimum(repo: Repository, plan) -> int:
-    """The fewest requests a restore of this plan's snapshot into a new project needs."""
+def minimum(repo: Repository, plan, me: str | None = None) -> int:
+    """The fewest requests a restore of this plan's snapshot into a new project needs (`me`: the restoring
+    account, which Jira makes the owner of what it creates)."""
     entries = plan.snapshot.entries
     n = FIXED
     for part in ("components", "versions", "sprints"):
@@ -64,6 +66,11 @@ def minimum(repo: Repository, plan) -> int:
     )
     n += 2 * max(0, len(config.boards) - (plan.project.get("projectTypeKey") == "software"))
     n += sum(1 + len(d.get("gadgets") or []) for d in config.dashboards)
+    gadgets = [g for d in config.dashboards for g in d.get("gadgets") or []]
+    n += sum(len(g.get("properties") or {}) for g in gadgets)  # one write a gadget setting
+    owners = {(d.get("owner") or {}).get("accountId") for d in config.dashboards} - {me, None}
+    n += len(owners)  # one bulk owner change an owner
+    n += sum((f.get("owner") or {}).get("accountId") not in (me, None) for f in config.filters)  # one each
     for p in plan.issues:
         f = p.doc.get("fields") or {}
         status = (f.get("status") or {}).get("name")
@@ -134,7 +141,8 @@ def run(quick: bool) -> dict[str, object]:
         requests.post(f"{site.url}/_sandbox/delete", json={"project": "PLAT"}, timeout=30).raise_for_status()
         before = _restore(site.url, repo, snapshot, "BEFORE", tmp, current=False)
         now = _restore(site.url, repo, snapshot, "NOW", tmp, current=True)
-        least = minimum(repo, now.pop("plan"))
+        me = JiraClient(JiraCredentials(site.url, *AUTH)).myself()["accountId"]
+        least = minimum(repo, now.pop("plan"), me)
         before.pop("plan")
     out: dict[str, object] = {
         "issues": issues,

@@ -113,8 +113,8 @@ def fetch_site_objects(client: JiraClient, spec: BackupSpec) -> dict[str, Any]:
 
 
 def _dashboards(client: JiraClient) -> list[dict[str, Any]]:
-    """The site's dashboards, each with its gadgets (one read a dashboard; gadget configuration, kept in
-    dashboard item properties, is not read)."""
+    """The site's dashboards, each with its gadgets and their item properties (where Jira keeps a gadget's
+    settings): one read a dashboard, one a gadget, one a property."""
     dashboards = client.paged("/rest/api/3/dashboard", "dashboards", 100)
     gadgets = _read_all(
         {
@@ -122,8 +122,19 @@ def _dashboards(client: JiraClient) -> list[dict[str, Any]]:
             for d in dashboards
         }
     )
+    items = {}
     for d in dashboards:
         d["gadgets"] = gadgets[d["id"]].get("gadgets") or []
+        for g in d["gadgets"]:
+            items[f"{d['id']}/{g['id']}"] = g
+
+    def properties(item: str) -> dict[str, Any]:
+        path = f"/rest/api/3/dashboard/{item.split('/')[0]}/items/{item.split('/')[1]}/properties"
+        keys = [k["key"] for k in client.get_json(path).get("keys") or []]
+        return {k: client.get_json(f"{path}/{k}").get("value") for k in keys}
+
+    for item, found in _read_all({item: (lambda i=item: properties(i)) for item in items}).items():
+        items[item]["properties"] = found
     return dashboards
 
 

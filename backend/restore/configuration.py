@@ -10,8 +10,8 @@ not hold the key gets ` (PLATR)` appended, since the original may still exist be
 Each object is looked up in the target before anything is created (filters and dashboards by name, boards by
 name in the target project, role members by accountId or group), so a second run creates nothing. What Jira's
 REST API cannot set is listed in `lost` with where the backup keeps it: board columns (read-only in the API),
-gadget settings (not backed up), the owner of a filter or dashboard (the restoring account), role members
-who do not exist in the target site.
+gadget settings outside item properties (not reachable), owners who do not exist in the target (a filter or
+dashboard is given back to its owner where that user exists), role members who do not exist in the target.
 """
 
 from __future__ import annotations
@@ -117,6 +117,22 @@ def target_name(name: str, old_key: str, new_key: str, same_project: bool, suffi
         return name
     renamed = _token(old_key).sub(new_key, name)
     return renamed if renamed != name or not suffix else f"{name} ({new_key})"
+
+
+def map_ids(value: Any, filters: dict[str, str], old_project: str, new_project: str) -> Any:
+    """Gadget settings with restored filter ids and the project id mapped (whole values, or `filter-ID`
+    and `project-ID`); anything else as it was."""
+    if isinstance(value, dict):
+        return {k: map_ids(v, filters, old_project, new_project) for k, v in value.items()}
+    if isinstance(value, list):
+        return [map_ids(v, filters, old_project, new_project) for v in value]
+    if isinstance(value, str):
+        prefix, _, ident = value.rpartition("-")
+        if prefix in ("", "filter") and ident in filters:
+            return f"{prefix}-{filters[ident]}" if prefix else filters[ident]
+        if prefix in ("", "project") and ident == old_project and new_project:
+            return f"{prefix}-{new_project}" if prefix else new_project
+    return value
 
 
 def wanted(request: Any) -> bool:
@@ -254,10 +270,8 @@ class ConfigurationRestore:
         if all(str(f["id"]) in self.map["filters"] for f in self.backup.filters):
             return  # none, or only those of boards that exist
         target = self._target_filters()
-        mine = {
-            f["name"].lower(): f
-            for f in target.values()
-            if (f.get("owner") or {}).get("accountId") == self.me
+        by_name: dict[tuple[str, str], dict[str, Any]] = {
+            (f["name"].lower(), (f.get("owner") or {}).get("accountId", "")): f for f in target.values()
         }
         for f in sorted(self.backup.filters, key=lambda f: int(f["id"])):
             old = str(f["id"])
@@ -272,8 +286,10 @@ class ConfigurationRestore:
                 self.tally.add("skipped", "filters")
                 continue
             name = self.name(f["name"])
-            if name.lower() in mine:
-                new = str(mine[name.lower()]["id"])
+            owner = (f.get("owner") or {}).get("accountId") or self.me
+            found = by_name.get((name.lower(), self.me)) or by_name.get((name.lower(), owner))
+            if found is not None:
+                new = str(found["id"])
                 self.tally.add("skipped", "filters")
             else:
                 self.journal.start(f"filter:{old}")
@@ -290,13 +306,23 @@ class ConfigurationRestore:
                     self.tally.item_error(what, e)
                     continue
                 self.tally.add("created", "filters")
-                owner = (f.get("owner") or {}).get("accountId")
-                if owner and owner != self.me:
-                    self.tally.lose(
-                        f"{what}: owned by the restoring account (Jira sets the owner; was {owner})"
-                    )
+                self._filter_owner(new, owner, what)
             self.journal.finish(f"filter:{old}", new)
             self.map["filters"][old] = new
+
+    def _filter_owner(self, filter_id: str, owner: str, what: str) -> None:
+        """Jira makes the creator the owner: give the filter back to its owner where they exist."""
+        if owner == self.me:
+            return
+        if owner not in self._users():
+            self.tally.lose(f"{what}: owned by the restoring account; its owner {owner} is not in the target")
+            return
+        try:
+            self.client.request("PUT", f"/rest/api/3/filter/{filter_id}/owner", json={"accountId": owner})
+        except JiraError as e:
+            self.tally.lose(
+                f"{what}: owned by the restoring account; Jira refused to give it to {owner} ({e})"
+            )
 
     def _board_filter(self, board: dict[str, Any], name: str) -> str | None:
         """The target filter for a board to be created: the restored one, else a new one on the project."""
@@ -378,15 +404,18 @@ class ConfigurationRestore:
         current = self.client.get_json(f"/rest/api/3/filter/{filter_id}")
         wanted = self.jql(backed.get("jql") or "")
         self.map["filters"].setdefault(old_filter, filter_id)
-        if current.get("jql") == wanted:
-            return
-        if self.may_change and (current.get("owner") or {}).get("accountId") == self.me:
-            self.client.request("PUT", f"/rest/api/3/filter/{filter_id}", json={"jql": wanted})
-            self.tally.add("created", "board filters set")
-        else:
-            self.tally.lose(
-                f"board {name}: its filter shows {current.get('jql')!r}, the backup {wanted!r}: left as it is"
-            )
+        mine = (current.get("owner") or {}).get("accountId") == self.me
+        if current.get("jql") != wanted:
+            if self.may_change and mine:
+                self.client.request("PUT", f"/rest/api/3/filter/{filter_id}", json={"jql": wanted})
+                self.tally.add("created", "board filters set")
+            else:
+                self.tally.lose(
+                    f"board {name}: its filter shows {current.get('jql')!r}, the backup {wanted!r}: left as it is"
+                )
+        owner = (backed.get("owner") or {}).get("accountId")
+        if self.may_change and mine and owner and owner != self.me:  # the template's filter is the creator's
+            self._filter_owner(filter_id, owner, f"board {name}: its filter")
 
     def _columns(self, board_id: str, config: dict[str, Any], name: str) -> None:
         backed = columns_of(config)
@@ -405,7 +434,8 @@ class ConfigurationRestore:
             return
         target = self.client.paged("/rest/api/3/dashboard", "dashboards", 100)
         by_id = {str(d["id"]): d for d in target}
-        mine = {d["name"].lower(): d for d in target if (d.get("owner") or {}).get("accountId") == self.me}
+        by_name = {(d["name"].lower(), (d.get("owner") or {}).get("accountId", "")): d for d in target}
+        owners: dict[str, list[tuple[str, str]]] = {}  # original owner -> (new id, journal step)
         for d in sorted(self.backup.dashboards, key=lambda d: int(d["id"])):
             old = str(d["id"])
             what = f"dashboard {d['name']}"
@@ -414,10 +444,15 @@ class ConfigurationRestore:
                 self.tally.add("skipped", "dashboards")
                 continue
             name = self.name(d["name"])
+            owner = (d.get("owner") or {}).get("accountId") or self.me
+            given = self.journal.done(f"dashboard-owner:{old}") is not None
             if (done := self.journal.done(f"dashboard:{old}")) is not None:
                 new = done
-            elif name.lower() in mine:
-                new = str(mine[name.lower()]["id"])
+            elif (
+                found := by_name.get((name.lower(), self.me)) or by_name.get((name.lower(), owner))
+            ) is not None:
+                new = str(found["id"])
+                given = (found.get("owner") or {}).get("accountId") != self.me  # handed over: complete
                 self.tally.add("skipped", "dashboards")
             else:
                 self.journal.start(f"dashboard:{old}")
@@ -434,38 +469,86 @@ class ConfigurationRestore:
                     continue
                 self.journal.finish(f"dashboard:{old}", new)
                 self.tally.add("created", "dashboards")
-                owner = (d.get("owner") or {}).get("accountId")
-                if owner and owner != self.me:
-                    self.tally.lose(
-                        f"{what}: owned by the restoring account (Jira sets the owner; was {owner})"
-                    )
             self.map["dashboards"][old] = new
-            self._gadgets(new, d, what)
+            if not given:  # gadgets first: only the owner may add them
+                self._gadgets(new, d, what)
+                if owner != self.me:
+                    owners.setdefault(owner, []).append((new, f"dashboard-owner:{old}"))
+        for owner, items in sorted(owners.items()):
+            self._dashboard_owner(owner, items)
+
+    def _dashboard_owner(self, owner: str, items: list[tuple[str, str]]) -> None:
+        """Give restored dashboards back to their owner (one bulk edit an owner) where that user exists."""
+        if owner not in self._users():
+            for new, _ in items:
+                self.tally.lose(
+                    f"dashboard {new}: owned by the restoring account; its owner {owner} is not in the target"
+                )
+            return
+        body = {
+            "action": "changeOwner",
+            "entityIds": [int(new) for new, _ in items],
+            "changeOwnerDetails": {"newOwner": owner, "autofixName": False},
+            "extendAdminPermissions": True,
+        }
+        try:
+            refused = (
+                self.client.request("PUT", "/rest/api/3/dashboard/bulk/edit", json=body)
+                .json()
+                .get("entityErrors")
+                or {}
+            )
+        except JiraError as e:
+            refused = {new: str(e) for new, _ in items}
+        for new, step in items:
+            if new in refused:
+                self.tally.lose(
+                    f"dashboard {new}: owned by the restoring account; Jira refused to give it to {owner} ({refused[new]})"
+                )
+            else:
+                self.journal.finish(step, owner)
 
     def _gadgets(self, dashboard_id: str, d: dict[str, Any], what: str) -> None:
         gadgets = d.get("gadgets") or []
         if not gadgets:
             return
-        present = self.client.get_json(f"/rest/api/3/dashboard/{dashboard_id}/gadget").get("gadgets") or []
-        taken = {(g["position"]["row"], g["position"]["column"]) for g in present}
-        added = 0
+        path = f"/rest/api/3/dashboard/{dashboard_id}/gadget"
+        present = {
+            (g["position"]["row"], g["position"]["column"]): g
+            for g in self.client.get_json(path).get("gadgets") or []
+        }
+        added = bare = 0
         for g in sorted(gadgets, key=lambda g: (g["position"]["column"], g["position"]["row"])):
-            if (g["position"]["row"], g["position"]["column"]) in taken:
+            place = (g["position"]["row"], g["position"]["column"])
+            if place in present:
                 continue
             body = {k: g[k] for k in ("moduleKey", "uri", "color", "title") if g.get(k)}
-            body["position"] = {"row": g["position"]["row"], "column": g["position"]["column"]}
+            body["position"] = {"row": place[0], "column": place[1]}
             try:
-                self.client.post_json(f"/rest/api/3/dashboard/{dashboard_id}/gadget", body)
+                made = self.client.post_json(path, body)
+                for key, value in sorted((g.get("properties") or {}).items()):
+                    self.client.request(
+                        "PUT",
+                        f"/rest/api/3/dashboard/{dashboard_id}/items/{made['id']}/properties/{key}",
+                        json=self.gadget_value(value),
+                    )
             except JiraError as e:
                 self.tally.item_error(f"{what}: gadget {g.get('title')}", e)
                 continue
             added += 1
+            bare += not g.get("properties")
         if added:
             self.tally.add("created", "gadgets", added)
+        if bare:
             self.tally.lose(
-                f"{what}: {added} gadgets come back with their default settings (gadget settings, kept in "
-                "dashboard item properties, are not backed up)"
+                f"{what}: {bare} gadgets have no item properties: settings Jira keeps outside them (legacy "
+                "gadget preferences) cannot be read or set through the REST API, so they come back as defaults"
             )
+
+    def gadget_value(self, value: Any) -> Any:
+        """A gadget's item property for the target: ids of restored filters and of the project mapped
+        (`10102`, `filter-10102`, `project-10000`)."""
+        return map_ids(value, self.map["filters"], self.backup.id, self.project_id)
 
     # --- project role members -------------------------------------------------------------------
     def _roles(self) -> None:
@@ -590,6 +673,8 @@ def compare_configuration(
             wanted = _share_kinds(f.get("sharePermissions") or [], backup.id, project_id)
             if f_old != f_new and _share_kinds(now.get("sharePermissions") or [], "", "") != wanted:
                 diffs.append("share permissions")
+            if f_old != f_new and _owner(now) != _owner(f):
+                diffs.append(f"owner {_owner(now)} (backup: {_owner(f)})")
         _tally(report["filters"], f["name"], diffs)
     boards = {str(b["id"]): b for b in backup.boards}
     for b_old, b in sorted(boards.items()):
@@ -639,9 +724,19 @@ def compare_configuration(
 
             if layout(gadgets) != layout(d.get("gadgets") or []):
                 diffs.append("gadgets")
+            at = {(g["position"]["row"], g["position"]["column"]): g for g in gadgets}
+            for g in d.get("gadgets") or []:
+                twin = at.get((g["position"]["row"], g["position"]["column"]))
+                for name, value in (g.get("properties") or {}).items():
+                    path = f"/rest/api/3/dashboard/{d_new}/items/{(twin or {}).get('id')}/properties/{name}"
+                    now_value = (_read_or_none(client, path) or {}).get("value") if twin else None
+                    if now_value != map_ids(value, mapping.get("filters") or {}, backup.id, project_id):
+                        diffs.append(f"gadget {g.get('title')}: setting {name}")
             wanted = _share_kinds(d.get("sharePermissions") or [], backup.id, project_id)
             if d_old != d_new and _share_kinds(now.get("sharePermissions") or [], "", "") != wanted:
                 diffs.append("share permissions")
+            if d_old != d_new and _owner(now) != _owner(d):
+                diffs.append(f"owner {_owner(now)} (backup: {_owner(d)})")
         _tally(report["dashboards"], d["name"], diffs)
     if backup.roles is not None:
         roles = client.get_json(f"/rest/api/3/project/{key}/role")
@@ -668,6 +763,10 @@ def compare_configuration(
                         continue
                 r["missing"].append(f"{role.get('name')}: {who}")
     return report
+
+
+def _owner(item: dict[str, Any]) -> str | None:
+    return (item.get("owner") or {}).get("accountId")
 
 
 def _tally(part: dict[str, Any], name: str, diffs: list[str]) -> None:

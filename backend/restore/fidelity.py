@@ -264,8 +264,7 @@ def _configuration(
         result.target_project == plan.source_project,
     )
     report["not_compared"] += [
-        "dashboard gadget settings (which filter or project a gadget shows: not backed up)",
-        "owners of restored filters and dashboards (Jira makes the restoring account the owner; listed in lost)",
+        "gadget settings outside dashboard item properties (legacy gadget preferences: the REST API has none)",
         "board settings beyond name, type, filter and columns (swimlanes, quick filters, card layout: not backed up)",
     ]
 

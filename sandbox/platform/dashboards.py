@@ -132,3 +132,94 @@ def gadget_add(dashboard_id: str):
         }
         gadgets_now.append(g)
     return jsonify(_gadget(g))
+
+
+@bp.put("/dashboard/bulk/edit")
+def dashboards_bulk_edit():
+    """Bulk edit (at most 100): the sandbox does `changeOwner` (owner or, with extendAdminPermissions, a Jira
+    administrator; per-dashboard errors in entityErrors, as Jira answers them)."""
+    data = json_body()
+    action = data.get("action")
+    ids = data.get("entityIds")
+    if action not in ("changeOwner", "changePermission", "addPermission", "removePermission"):
+        raise JiraHTTPError(400, [], {"action": "The action is not valid."})
+    if not isinstance(ids, list) or not ids or len(ids) > 100:
+        raise JiraHTTPError(400, [], {"entityIds": "Give between 1 and 100 dashboard ids."})
+    if action != "changeOwner":
+        raise JiraHTTPError(400, f"The sandbox does not simulate the bulk action {action}.")
+    details = data.get("changeOwnerDetails") or {}
+    new_owner = details.get("newOwner")
+    if new_owner not in site().users:
+        raise JiraHTTPError(
+            400, [], {"changeOwnerDetails": f"User with accountId '{new_owner}' does not exist."}
+        )
+    admin = bool(data.get("extendAdminPermissions")) and "jira-administrators" in caller().groups
+    errors: dict[str, Any] = {}
+    with site().lock:
+        for entity in ids:
+            d = next((x for x in site().dashboards if x["id"] == str(entity)), None)
+            if d is None:
+                errors[str(entity)] = {"errorMessages": ["The dashboard does not exist."], "errors": {}}
+            elif d["owner"] != caller().account_id and not admin:
+                errors[str(entity)] = {
+                    "errorMessages": ["Only the owner can change the owner."],
+                    "errors": {},
+                }
+            else:
+                taken = {
+                    x["name"].lower() for x in site().dashboards if x["owner"] == new_owner and x is not d
+                }
+                if d["name"].lower() in taken:
+                    if not details.get("autofixName"):
+                        errors[str(entity)] = {
+                            "errorMessages": ["The new owner already has a dashboard with this name."],
+                            "errors": {},
+                        }
+                        continue
+                    d["name"] = f"{d['name']} (copy)"
+                d["owner"] = new_owner
+    return jsonify({"action": action, "entityErrors": errors})
+
+
+def _item(dashboard_id: str, item_id: str) -> dict[str, Any]:
+    d = _dashboard_or_404(dashboard_id)
+    g = next((g for g in d.get("gadgets") or [] if str(g["id"]) == item_id), None)
+    if g is None:
+        raise JiraHTTPError(404, f"The dashboard item with id '{item_id}' does not exist.")
+    return g
+
+
+PROPERTIES = "/dashboard/<dashboard_id>/items/<item_id>/properties"
+
+
+@bp.get(PROPERTIES)
+def item_property_keys(dashboard_id: str, item_id: str):
+    g = _item(dashboard_id, item_id)
+    path = f"{base()}/rest/api/3/dashboard/{dashboard_id}/items/{item_id}/properties"
+    return jsonify({"keys": [{"key": k, "self": f"{path}/{k}"} for k in g.get("properties") or {}]})
+
+
+@bp.get(PROPERTIES + "/<key>")
+def item_property(dashboard_id: str, item_id: str, key: str):
+    g = _item(dashboard_id, item_id)
+    if key not in (g.get("properties") or {}):
+        raise JiraHTTPError(404, f"The property '{key}' does not exist.")
+    return jsonify({"key": key, "value": g["properties"][key]})
+
+
+@bp.put(PROPERTIES + "/<key>")
+def item_property_set(dashboard_id: str, item_id: str, key: str):
+    d = _dashboard_or_404(dashboard_id)
+    g = _item(dashboard_id, item_id)
+    if d["owner"] != caller().account_id and "jira-administrators" not in caller().groups:
+        raise JiraHTTPError(403, "You cannot change this dashboard's items.")
+    if len(key) > 255:
+        raise JiraHTTPError(400, "The property key cannot be longer than 255 characters.")
+    value = request.get_json(silent=True)
+    if value is None or len(request.get_data()) > 32768:
+        raise JiraHTTPError(400, "The property value must be JSON of at most 32768 characters.")
+    with site().lock:
+        props = g.setdefault("properties", {})
+        created = key not in props
+        props[key] = value
+    return jsonify({}), 201 if created else 200

@@ -220,3 +220,24 @@ def filter_permission_add(filter_id: str):
     with site().lock:
         f.setdefault("share", []).append(share)
     return jsonify(render_shares(f["share"])), 201
+
+
+@bp.put("/filter/<filter_id>/owner")
+def filter_owner(filter_id: str):
+    """Give a filter to another user: its owner or a Jira administrator may; the new owner must exist and
+    not own a filter of that name already."""
+    f = _filter_or_400(filter_id)
+    if f["owner"] != caller().account_id and "jira-administrators" not in caller().groups:
+        raise JiraHTTPError(403, "You must own the filter or have the Administer Jira permission.")
+    account_id = (request.get_json(silent=True) or {}).get("accountId")
+    if account_id not in site().users:
+        raise JiraHTTPError(400, [], {"accountId": f"User with accountId '{account_id}' does not exist."})
+    if any(
+        x["name"].lower() == f["name"].lower() and x["owner"] == account_id
+        for x in site().filters
+        if x is not f
+    ):
+        raise JiraHTTPError(400, "The new owner already has a filter with this name.")
+    with site().lock:
+        f["owner"] = account_id
+    return "", 204

@@ -73,7 +73,7 @@ def configured(tmp_path, monkeypatch):
             },
         )
         for title, pos in (("Open bugs", (0, 0)), ("Created vs resolved", (0, 1))):
-            c.post_json(
+            gadget = c.post_json(
                 f"/rest/api/3/dashboard/{dashboard['id']}/gadget",
                 {
                     "moduleKey": f"gadget-{pos[1]}",
@@ -81,8 +81,25 @@ def configured(tmp_path, monkeypatch):
                     "position": {"row": pos[0], "column": pos[1]},
                 },
             )
+        # The second gadget keeps its settings in an item property that names the triage filter.
+        c.request(
+            "PUT",
+            f"/rest/api/3/dashboard/{dashboard['id']}/items/{gadget['id']}/properties/config",
+            json={"filterId": f"filter-{triage['id']}", "period": "daily"},
+        )
         people = [u["accountId"] for u in c.get_json("/rest/api/3/users/search", maxResults=100)]
         stays, leaves = [u for u in people if u not in (me, plat["lead"]["accountId"])][:2]
+        # Owned by someone other than the restoring account: the filter and the dashboard go back to them.
+        c.request("PUT", f"/rest/api/3/filter/{triage['id']}/owner", json={"accountId": stays})
+        c.request(
+            "PUT",
+            "/rest/api/3/dashboard/bulk/edit",
+            json={
+                "action": "changeOwner",
+                "entityIds": [int(dashboard["id"])],
+                "changeOwnerDetails": {"newOwner": stays, "autofixName": False},
+            },
+        )
         c.post_json(
             _role_path(c, "PLAT", "Developers"), {"user": [stays, leaves], "group": ["jira-software-users"]}
         )
@@ -118,7 +135,7 @@ def test_boards_filters_dashboards_and_role_members_come_back_in_a_new_project(c
     config = c.get_json(f"/rest/agile/1.0/board/{boards['PLATR triage']['id']}/configuration")
     triage = c.get_json(f"/rest/api/3/filter/{config['filter']['id']}")
     assert triage["jql"] == "project = PLATR AND issuetype = Bug ORDER BY Rank ASC"
-    assert triage["name"] == "PLATR triage filter"
+    assert triage["name"] == "PLATR triage filter" and triage["owner"]["accountId"] == configured.stays
     shares = {(s["type"], (s.get("project") or {}).get("key")) for s in triage["sharePermissions"]}
     assert shares == {("project", "PLATR"), ("group", None)}
     assert c.get_json(f"/rest/api/3/filter/{configured.triage_filter}")["jql"] == TRIAGE_JQL  # left alone
@@ -138,7 +155,12 @@ def test_boards_filters_dashboards_and_role_members_come_back_in_a_new_project(c
         ("Open bugs", 0),
         ("Created vs resolved", 1),
     }
-    assert any("default settings" in line for line in out["lost"])
+    assert dash["owner"]["accountId"] == configured.stays
+    trend = next(g for g in gadgets if g["title"] == "Created vs resolved")
+    setting = c.get_json(f"/rest/api/3/dashboard/{dash['id']}/items/{trend['id']}/properties/config")["value"]
+    assert setting == {"filterId": f"filter-{triage['id']}", "period": "daily"}  # the restored filter
+    assert [line for line in out["lost"] if "1 gadgets have no item properties" in line]  # the other one
+    assert not [line for line in out["lost"] if "owned by the restoring account" in line]
     # Role members by accountId where the user exists; the one who left is listed, not dropped silently.
     users, groups = _actors(c, "PLATR", "Developers")
     assert configured.stays in users and configured.leaves not in users and groups == {"jira-software-users"}
@@ -151,7 +173,7 @@ def test_boards_filters_dashboards_and_role_members_come_back_in_a_new_project(c
     assert report["role members"]["identical"] == 3 and report["role members"]["not in target"] == [
         configured.leaves
     ]
-    assert any("gadget settings" in line for line in out["fidelity"]["not_compared"])
+    assert any("gadget settings outside" in line for line in out["fidelity"]["not_compared"])
 
     again = configured.restore_json("--project", "--new-project", "PLATR")
     assert again["created"] == {}, again["created"]

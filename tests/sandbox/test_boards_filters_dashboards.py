@@ -171,3 +171,37 @@ def test_a_user_who_leaves_the_site_leaves_its_roles(fresh):
     ]
     assert leaver not in {a.get("actorUser", {}).get("accountId") for a in fresh.get(path)["actors"]}
     fresh.delete("/rest/api/3/user", params={"accountId": leaver}, expect=404)
+
+
+def _someone_else(jira) -> str:
+    me = jira.get("/rest/api/3/myself")["accountId"]
+    users = jira.get("/rest/api/3/users/search", params={"maxResults": 50})
+    return next(u["accountId"] for u in users if u["accountId"] != me)
+
+
+def test_a_filter_is_given_to_another_owner(fresh):
+    f = fresh.post("/rest/api/3/filter", {"name": "Handed over", "jql": "project = PLAT"})
+    other = _someone_else(fresh)
+    fresh.put(f"/rest/api/3/filter/{f['id']}/owner", {"accountId": other}, expect=204)
+    assert fresh.get(f"/rest/api/3/filter/{f['id']}")["owner"]["accountId"] == other
+    fresh.put(f"/rest/api/3/filter/{f['id']}/owner", {"accountId": "nobody"}, expect=400)
+
+
+def test_dashboard_owners_change_in_bulk_and_gadgets_keep_item_properties(fresh):
+    d = fresh.post("/rest/api/3/dashboard", {"name": "Props", "sharePermissions": [], "editPermissions": []})
+    g = fresh.post(f"/rest/api/3/dashboard/{d['id']}/gadget", {"moduleKey": "filter-results", "title": "F"})
+    path = f"/rest/api/3/dashboard/{d['id']}/items/{g['id']}/properties"
+    fresh.put(f"{path}/config", {"filterId": "filter-10100", "num": "10"}, expect=201)
+    fresh.put(f"{path}/config", {"filterId": "filter-10101", "num": "10"}, expect=200)
+    assert [k["key"] for k in fresh.get(path)["keys"]] == ["config"]
+    assert fresh.get(f"{path}/config")["value"] == {"filterId": "filter-10101", "num": "10"}
+    fresh.get(f"{path}/nothing", expect=404)
+    other = _someone_else(fresh)
+    body = {
+        "action": "changeOwner",
+        "entityIds": [int(d["id"]), 999999],
+        "changeOwnerDetails": {"newOwner": other, "autofixName": True},
+    }
+    answer = fresh.put("/rest/api/3/dashboard/bulk/edit", body)
+    assert list(answer["entityErrors"]) == ["999999"]
+    assert fresh.get(f"/rest/api/3/dashboard/{d['id']}")["owner"]["accountId"] == other
