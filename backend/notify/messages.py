@@ -57,7 +57,7 @@ def run_document(org: Any, plan: Any, run: Any, projects: list[Any], event: str,
         "attachments": sum(int((p.counts or {}).get("attachments", 0) or 0) for p in projects),
         "requests": run.requests or 0,
     }
-    url = link(public_url, "/runs", org=org.cloud_id, run=run.public_id)
+    url = link(public_url, f"/runs/{run.public_id}")  # the run detail page
     org_name = org.display_name or org.site_url
     subject = f"Backup {STATE_WORDS.get(run.state, run.state)}: {plan.name} ({org_name})"
     lines = [

@@ -427,15 +427,6 @@ LATER: dict[str, dict[str, Any]] = {
         ],
         "link": None,
     },
-    "notifications": {
-        "title": "Notifications",
-        "lead": "This page will set up email and webhook channels (Slack- and Teams-compatible), with rules: on failure, on "
-        "warning, on success, a daily digest; per plan or for the whole organisation.",
-        "now": "Keepstone sends no messages yet. Until it does, the Runs page and the status API say how "
-        "the last backup went.",
-        "commands": ["GET /api/v1/organisations/{cloud_id}/status"],
-        "link": ("ui.runs", "Open Runs"),
-    },
 }
 
 
@@ -460,11 +451,6 @@ def restore():
     return _later("restore")
 
 
-@bp.get("/notifications")
-@member
-def notifications():
-    return _later("notifications")
-
-
+from backend.ui import notifications as notifications  # noqa: E402
 from backend.ui import run_detail as run_detail  # noqa: E402  (their routes join bp too)
 from backend.ui import storages as storages  # noqa: E402

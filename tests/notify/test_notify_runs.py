@@ -61,7 +61,7 @@ def test_a_failed_run_sends_one_email_and_one_signed_webhook_with_the_reason_and
     assert mail["Subject"].startswith("Backup failed: ")
     text = mail.get_payload(decode=True).decode()
     assert "Reason:" in text and "401" in text, text
-    link = f"{backend.url}/runs?org={org.cloud_id}&run={finished['id']}"
+    link = f"{backend.url}/runs/{finished['id']}"
     assert link in text
 
     hit = hits[0]
