@@ -15,6 +15,7 @@ from backend.auth.sso import bp as sso_bp
 from backend.auth.tokens import TokenVerifier
 from backend.config import Config
 from backend.db import Database, migrate
+from backend.health import bp as health_bp
 from backend.notify import init_app as init_notify
 from backend.runs import RunService, make_executor
 from backend.services import Services
@@ -58,6 +59,7 @@ def create_app(config: Config | None = None) -> Flask:
     csrf.init_app(app)
     init_api(app)
     app.register_blueprint(sso_bp)
+    app.register_blueprint(health_bp)  # GET /healthz (backend/health.py)
     ui.init_app(app, config)  # after errors.init_app: its pages leave /api/ and /sso errors to that JSON
     from backend import audit
 

@@ -27,5 +27,14 @@ class CeleryRunExecutor:
     def send(self, name: str, *args: Any) -> Any:
         return self.app.send_task(name, args=list(args), queue=queue_name())
 
+    def ping(self) -> str:
+        """"ok" when the broker accepts a connection, else why not (for /healthz)."""
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=2)
+            return "ok"
+        except Exception as e:
+            return f"unavailable: {type(e).__name__}"
+
     def shutdown(self) -> None:
         self.app.close()

@@ -13,7 +13,7 @@ from backend import vault
 from backend.repository import Repository
 from backend.storage.local import LocalStorage
 from tests.conftest import start_sandbox
-from tests.workers.conftest import TENANT, Cluster, wait_for
+from tests.workers.conftest import TENANT, Cluster, broker_url, wait_for
 
 pytestmark = [pytest.mark.celery, pytest.mark.postgres]
 
@@ -174,3 +174,19 @@ def test_one_sites_limit_holds_across_three_workers(cluster_factory):
     assert len(pids(c)) == 3, "every worker took part"
     assert totals["requests"] >= 60, totals
     assert totals["rate_limited"] <= 0.01 * totals["requests"], totals
+
+
+def test_healthz_says_whether_the_database_and_the_broker_answer(tmp_path, issuer):
+    from tests.backend.conftest import make_backend, stop_backend
+
+    ok = make_backend(tmp_path / "a", issuer, executor="celery", broker_url=broker_url("redis"))
+    down = make_backend(tmp_path / "b", issuer, executor="celery", broker_url="redis://127.0.0.1:1/0")
+    try:
+        r = requests.get(f"{ok.url}/healthz", timeout=10)
+        assert (r.status_code, r.json()) == (200, {"status": "ok", "database": "ok", "broker": "ok"})
+        r = requests.get(f"{down.url}/healthz", timeout=20)
+        assert r.status_code == 503 and r.json()["broker"].startswith("unavailable"), r.text
+        assert r.json()["database"] == "ok"
+    finally:
+        stop_backend(ok)
+        stop_backend(down)
