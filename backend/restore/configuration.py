@@ -247,15 +247,15 @@ class ConfigurationRestore:
         except JiraError as e:
             if not {"sharePermissions", "editPermissions"} & set(e.errors or {}):
                 raise
-            kept = {"project", "projectRole"}
+
+            def kept(share: dict[str, Any]) -> bool:  # the shares on the target project itself
+                return str((share.get("project") or {}).get("id")) == self.project_id
+
             dropped = [
-                s["type"]
-                for k in ("sharePermissions", "editPermissions")
-                for s in body[k]
-                if s["type"] not in kept
+                s["type"] for k in ("sharePermissions", "editPermissions") for s in body[k] if not kept(s)
             ]
             for k in ("sharePermissions", "editPermissions"):
-                body[k] = [s for s in body[k] if s["type"] in kept]
+                body[k] = [s for s in body[k] if kept(s)]
             self.tally.lose(
                 f"{what}: the target refused its shares of type {', '.join(dropped)} ({e}): left out"
             )
