@@ -291,6 +291,10 @@ class ConfigurationRestore:
             if found is not None:
                 new = str(found["id"])
                 self.tally.add("skipped", "filters")
+                if (found.get("owner") or {}).get(
+                    "accountId"
+                ) == self.me:  # a run stopped before handing over
+                    self._filter_owner(new, owner, what)
             else:
                 self.journal.start(f"filter:{old}")
                 body = {
