@@ -222,30 +222,6 @@ class BrowserSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
-# --- Accounts and roles (issue 16): invitations of local users (migration 0006; backend/api/members.py) -----
-
-
-class Invitation(Base):
-    """An invitation of a local user by email: a one-time token (only its SHA-256 kept), 7 days to accept.
-
-    Accepting sets the new user's password (or, for an email that already has an account, asks for that
-    account's password) and makes the membership with `role`; the row then records who accepted and when.
-    """
-
-    __tablename__ = "invitations"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: new_id("invitation"))
-    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
-    email: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16), default="viewer")
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    invited_by: Mapped[str] = mapped_column(String(255), default="")
-    created: Mapped[datetime] = mapped_column(default=utcnow)
-    expires: Mapped[datetime] = mapped_column()
-    accepted_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    accepted_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
-
 # --- Audit (issue 16): the append-only audit log (migration 0008; written only by backend/audit) ---------
 
 
@@ -386,3 +362,75 @@ class WorkItem(Base):
     snapshot_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     done: Mapped[bool] = mapped_column(Boolean, default=False)
     updated: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- Accounts and roles (issue 16): invitations of local users (migration 0006; backend/api/members.py) -----
+
+
+class Invitation(Base):
+    """An invitation of a local user by email: a one-time token (only its SHA-256 kept), 7 days to accept.
+
+    Accepting sets the new user's password (or, for an email that already has an account, asks for that
+    account's password) and makes the membership with `role`; the row then records who accepted and when.
+    """
+
+    __tablename__ = "invitations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: new_id("invitation"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    email: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="viewer")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[str] = mapped_column(String(255), default="")
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    expires: Mapped[datetime] = mapped_column()
+    accepted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    accepted_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+# --- Snapshot catalog (issue 17): what each snapshot holds, so browsing and search never read packs ---------
+# (migration 0012; backend/catalog/). Rebuildable from the repositories alone: `keepstone backend catalog rebuild`.
+
+
+class CatalogSnapshot(Base):
+    """One committed snapshot of a repository: its project, time and sizes."""
+
+    __tablename__ = "catalog_snapshots"
+    __table_args__ = (UniqueConstraint("repository", "snapshot_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), nullable=True, index=True)
+    repository: Mapped[str] = mapped_column(String(64))  # the repository's own id (its config)
+    snapshot_id: Mapped[str] = mapped_column(String(64))
+    project: Mapped[str] = mapped_column(String(64), index=True)
+    time: Mapped[datetime] = mapped_column(index=True)
+    issues: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class CatalogIssue(Base):
+    """One issue as a snapshot holds it; `version` (its document's blob id) names its text row."""
+
+    __tablename__ = "catalog_issues"
+    snapshot: Mapped[int] = mapped_column(
+        ForeignKey("catalog_snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    issue_id: Mapped[str] = mapped_column(String(32), default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    updated: Mapped[str] = mapped_column(String(40), default="")
+    version: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class CatalogText(Base):
+    """The searchable text of one issue version (summary, description, comments), stored once however
+    many snapshots hold that version; SQLite indexes it with FTS5, PostgreSQL with a tsvector."""
+
+    __tablename__ = "catalog_texts"
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    comments: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,148 @@
+"""Questions the catalog answers without reading a pack.
+
+- `search`: which snapshots held a phrase in an issue's summary, description or comments (SQLite FTS5
+  phrase query on the embedded default, PostgreSQL `phraseto_tsquery` over a stored tsvector);
+- `issue_history`: every version of one issue across the snapshots, oldest first, and `issue_at`: the
+  version a given moment saw (the newest snapshot at or before it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from backend.catalog.store import fold
+from backend.db.models import CatalogIssue, CatalogSnapshot
+
+MAX_QUERY = 200
+
+
+class QueryError(ValueError):
+    """A search phrase the index cannot take (empty, or too long)."""
+
+
+@dataclass
+class Hit:
+    key: str
+    summary: str
+    version: str
+    snippet: str
+    snapshots: list[dict[str, Any]]  # {snapshot_id, project, time}, newest first
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "summary": self.summary,
+            "version": self.version,
+            "snippet": self.snippet,
+            "snapshots": self.snapshots,
+        }
+
+
+def _phrase(query: str) -> str:
+    words = " ".join(query.split())
+    if not words:
+        raise QueryError("give a word or a phrase to search for")
+    if len(words) > MAX_QUERY:
+        raise QueryError(f"a search phrase has at most {MAX_QUERY} characters")
+    return words
+
+
+def _versions(s: Session, organisation_id: int, phrase: str, limit: int) -> list[tuple[str, str]]:
+    """(version, snippet) of the texts holding the phrase, best first."""
+    if s.get_bind().dialect.name == "postgresql":
+        # The index holds folded text; the headline is drawn on the original, so it looks for any of the
+        # words as typed or folded (an OR query built by websearch_to_tsquery, which never fails on input).
+        words = {w for w in (phrase + " " + fold(phrase)).split() if w.lower() != "or"}
+        rows = s.execute(
+            text(
+                "SELECT version, ts_headline('simple', summary || ' ' || description || ' ' || comments, "
+                "websearch_to_tsquery('simple', :words), 'MaxWords=18, MinWords=6, StartSel=[, StopSel=]') "
+                "FROM catalog_texts, phraseto_tsquery('simple', :phrase) q "
+                "WHERE organisation_id = :org AND tsv @@ q ORDER BY ts_rank(tsv, q) DESC LIMIT :limit"
+            ),
+            {
+                "phrase": fold(phrase),
+                "words": " or ".join(sorted(words)),
+                "org": organisation_id,
+                "limit": limit,
+            },
+        )
+    else:
+        quoted = '"' + phrase.replace('"', '""') + '"'  # one FTS5 phrase: no operators from the user
+        rows = s.execute(
+            text(
+                "SELECT t.version, snippet(catalog_fts, -1, '[', ']', '…', 12) FROM catalog_fts "
+                "JOIN catalog_texts t ON t.rowid = catalog_fts.rowid "
+                "WHERE catalog_fts MATCH :q AND t.organisation_id = :org ORDER BY rank LIMIT :limit"
+            ),
+            {"q": quoted, "org": organisation_id, "limit": limit},
+        )
+    return [(version, snippet or "") for version, snippet in rows]
+
+
+def search(s: Session, organisation_id: int, query: str, limit: int = 50) -> list[Hit]:
+    found = _versions(s, organisation_id, _phrase(query), limit)
+    if not found:
+        return []
+    rows = s.execute(
+        select(
+            CatalogIssue.version,
+            CatalogIssue.key,
+            CatalogIssue.summary,
+            CatalogSnapshot.snapshot_id,
+            CatalogSnapshot.project,
+            CatalogSnapshot.time,
+        )
+        .join(CatalogSnapshot, CatalogIssue.snapshot == CatalogSnapshot.id)
+        .where(
+            CatalogSnapshot.organisation_id == organisation_id,
+            CatalogIssue.version.in_([v for v, _ in found]),
+        )
+        .order_by(CatalogSnapshot.time.desc())
+    ).all()
+    by_version: dict[str, Hit] = {}
+    snippets = dict(found)
+    for version, key, summary, snapshot_id, project, time in rows:
+        hit = by_version.setdefault(version, Hit(key, summary, version, snippets[version], []))
+        hit.snapshots.append({"snapshot_id": snapshot_id, "project": project, "time": _iso(time)})
+    order = {v: n for n, (v, _) in enumerate(found)}
+    return sorted(by_version.values(), key=lambda h: order[h.version])
+
+
+def issue_history(s: Session, organisation_id: int, key: str) -> list[dict[str, Any]]:
+    """Each snapshot that held the issue, oldest first, with its version (equal versions: unchanged)."""
+    rows = s.execute(
+        select(
+            CatalogSnapshot.snapshot_id,
+            CatalogSnapshot.time,
+            CatalogIssue.version,
+            CatalogIssue.summary,
+            CatalogIssue.updated,
+        )
+        .join(CatalogSnapshot, CatalogIssue.snapshot == CatalogSnapshot.id)
+        .where(CatalogSnapshot.organisation_id == organisation_id, CatalogIssue.key == key)
+        .order_by(CatalogSnapshot.time, CatalogSnapshot.id)
+    ).all()
+    return [
+        {"snapshot_id": sid, "time": _iso(time), "version": version, "summary": summary, "updated": updated}
+        for sid, time, version, summary, updated in rows
+    ]
+
+
+def issue_at(s: Session, organisation_id: int, key: str, moment: datetime) -> dict[str, Any] | None:
+    """The issue as the newest snapshot at or before `moment` held it, or None."""
+    if moment.tzinfo is None:
+        raise QueryError("give the moment with its UTC offset, e.g. 2026-11-30T12:00:00+00:00")
+    seen = [h for h in issue_history(s, organisation_id, key) if datetime.fromisoformat(h["time"]) <= moment]
+    return seen[-1] if seen else None
+
+
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
