@@ -423,6 +423,26 @@ class _Loader:
         self.sprints_by_project[project.id] = sprints
         return project
 
+    def board_settings(self, board: dict[str, Any], b: dict[str, Any]) -> None:
+        """A board's filter JQL (`jql`; default the template's) and its `columns` (set in the board's
+        settings in Jira; no REST API writes them): a list of {name, statuses: [status names]}."""
+        if "jql" in b:
+            if not isinstance(b["jql"], str) or not b["jql"].strip():
+                _fail("a board's 'jql' must be a non-empty string")
+            board["filter_jql"] = b["jql"]
+        if "columns" in b:
+            by_name = {st["name"]: st["id"] for st in catalog.STATUSES}
+            columns = []
+            for i, c in enumerate(self.items(b, "columns")):
+                if not isinstance(c, dict) or not isinstance(c.get("name"), str) or not c["name"].strip():
+                    _fail(f"columns[{i}] needs a 'name'")
+                names = c.get("statuses") or []
+                unknown = [n for n in names if n not in by_name]
+                if not isinstance(names, list) or unknown:
+                    _fail(f"columns[{i}]: statuses must be status names ({', '.join(by_name)})")
+                columns.append({"name": c["name"], "statuses": [by_name[n] for n in names]})
+            board["columns"] = columns
+
     def board(self, project: Project, b: Any, sprints: dict[str, int]) -> None:
         if not isinstance(b, dict):
             _fail("a board must be an object")
@@ -431,7 +451,9 @@ class _Loader:
             _fail(f"board type {board_type!r} is not scrum or kanban")
         board_id = self.site.next_id("boards", 1)
         name = self.text(b, "name") or f"{project.key} board"
-        self.site.boards.append({"id": board_id, "name": name, "type": board_type, "project_id": project.id})
+        board: dict[str, Any] = {"id": board_id, "name": name, "type": board_type, "project_id": project.id}
+        self.site.boards.append(board)
+        self.board_settings(board, b)
         if b.get("sprints") and board_type != "scrum":
             _fail("only a scrum board has sprints")
         for i, s in enumerate(self.items(b, "sprints")):

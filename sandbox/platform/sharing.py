@@ -28,7 +28,7 @@ def board_filter(s: Site, board: dict[str, Any], owner: str) -> dict[str, Any]:
     f = {
         "id": str(s.next_id("filters", 10100)),
         "name": f"Filter for {board['name']}",
-        "jql": f"project = {project.key} ORDER BY Rank ASC",
+        "jql": board.pop("filter_jql", None) or f"project = {project.key} ORDER BY Rank ASC",
         "owner": owner,
         "description": "",
         "favourite": False,

@@ -4,6 +4,13 @@ user leaving the site."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
+from sandbox.app import create_app
+from sandbox.config import SandboxConfig
+
 
 def _project(jira, key: str = "PLAT") -> dict:
     return jira.get(f"/rest/api/3/project/{key}")
@@ -205,3 +212,30 @@ def test_dashboard_owners_change_in_bulk_and_gadgets_keep_item_properties(fresh)
     answer = fresh.put("/rest/api/3/dashboard/bulk/edit", body)
     assert list(answer["entityErrors"]) == ["999999"]
     assert fresh.get(f"/rest/api/3/dashboard/{d['id']}")["owner"]["accountId"] == other
+
+
+def test_a_site_file_board_has_its_filter_jql_and_columns(tmp_path, make_site):
+    board = {
+        "name": "OPS triage",
+        "type": "kanban",
+        "jql": "project = OPS AND issuetype = Bug ORDER BY Rank ASC",
+        "columns": [
+            {"name": "Inbox", "statuses": ["To Do"]},
+            {"name": "Doing", "statuses": ["In Progress", "In Review"]},
+        ],
+    }
+    site = {
+        "projects": [{"key": "OPS", "name": "Operations", "boards": [board], "issues": [{"summary": "One"}]}]
+    }
+    path = tmp_path / "site.json"
+    path.write_text(json.dumps(site))
+    jira = make_site(site_file=str(path))
+    (found,) = jira.get("/rest/agile/1.0/board")["values"]
+    config = jira.get(f"/rest/agile/1.0/board/{found['id']}/configuration")
+    assert [c["name"] for c in config["columnConfig"]["columns"]] == ["Inbox", "Doing"]
+    assert len(config["columnConfig"]["columns"][1]["statuses"]) == 2
+    assert jira.get(f"/rest/api/3/filter/{config['filter']['id']}")["jql"] == board["jql"]
+    board["columns"] = [{"name": "Bad", "statuses": ["Nope"]}]
+    path.write_text(json.dumps(site))
+    with pytest.raises(Exception, match="statuses must be status names"):
+        create_app(SandboxConfig(site_file=str(path)))
