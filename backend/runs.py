@@ -132,7 +132,15 @@ class RunService:
                 s.rollback()
                 raise AlreadyRunning(f"plan {plan_id} already has a run in progress") from None
             run_id = run.id
-        self.executor.submit(self.execute, run_id)
+        try:
+            self.executor.submit(self.execute, run_id)
+        except Exception as e:  # the broker is away: the run ends failed, never queued for ever
+            log.warning("run not queued", extra={"run_id": run_id, "error": type(e).__name__})
+            message = (
+                f"the run could not be queued for the workers: the broker did not answer ({type(e).__name__})"
+            )
+            self._log(run_id, message, level="error")
+            self._finish(run_id, "failed", message)
         return run_id
 
     def start_scheduled(self, plan_id: int) -> int | None:

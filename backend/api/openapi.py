@@ -275,7 +275,7 @@ def build() -> dict[str, Any]:
         f"{org}/storages": {
             "get": _op("List storages (never their credentials)", "StorageList", params=[CLOUD]),
             "post": _op(
-                "Create a storage (nothing is contacted; immutability is stored, not enforced yet)",
+                "Create a storage (nothing is contacted; the test action proves its immutability)",
                 "StorageOut",
                 "201",
                 body="StorageIn",

@@ -190,3 +190,22 @@ def test_healthz_says_whether_the_database_and_the_broker_answer(tmp_path, issue
     finally:
         stop_backend(ok)
         stop_backend(down)
+
+
+def test_a_run_the_broker_cannot_take_ends_failed_with_the_reason(tmp_path, issuer, sandbox_site):
+    from tests.backend.conftest import make_backend, stop_backend
+    from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN
+
+    b = make_backend(tmp_path, issuer, executor="celery", broker_url="redis://127.0.0.1:1/0")
+    try:
+        b.install(TENANT, sandbox_site.url)
+        body = {"email": ADMIN_EMAIL, "api_token": ADMIN_TOKEN}
+        assert b.call("PUT", f"/api/v1/organisations/{TENANT}/account", TENANT, json=body).status_code == 200
+        r = b.call("POST", f"/api/v1/organisations/{TENANT}/runs", TENANT, json={})
+        assert r.status_code == 202, r.text
+        run = b.call("GET", f"/api/v1/runs/{r.json()['id']}", TENANT).json()
+        assert run["state"] == "failed" and "could not be queued" in run["error"], run
+        again = b.call("POST", f"/api/v1/organisations/{TENANT}/runs", TENANT, json={})
+        assert again.status_code == 202, "the failed run does not block the plan"
+    finally:
+        stop_backend(b)
