@@ -12,6 +12,11 @@ def add_commands(sub) -> None:
     """Add `keepstone backend` to the `keepstone` parser."""
     p = sub.add_parser("backend", help="serve the management service on 127.0.0.1")
     p.add_argument("--port", type=int, default=int(os.environ.get("KEEPSTONE_BACKEND_PORT", "8090")))
+    p.add_argument(
+        "--host",
+        default=os.environ.get("KEEPSTONE_BACKEND_HOST", "127.0.0.1"),
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 in a container behind its proxy)",
+    )
     p.set_defaults(func=serve)
     sub_backend = p.add_subparsers(dest="backend_command")
     u = sub_backend.add_parser("create-user", help="create a local user of the management UI")
@@ -28,8 +33,8 @@ def serve(args: argparse.Namespace) -> int:
     from keepstone.servers import serve_forever
 
     app = create_app()
-    print(f"Keepstone backend: http://127.0.0.1:{args.port}", flush=True)
-    serve_forever(app, args.port)
+    print(f"Keepstone backend: http://{args.host}:{args.port}", flush=True)
+    serve_forever(app, args.port, args.host)
     return 0
 
 
