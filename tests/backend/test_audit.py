@@ -20,7 +20,7 @@ from backend.audit import chain
 from backend.db.models import AuditEvent, Membership, Organisation, User
 from tests.backend.conftest import Backend, make_backend, stop_backend
 from tests.backend.test_sessions import csrf_of
-from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN
+from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, ROOT
 
 TENANT = "a0d17000-1111-4222-8333-444444444444"
 OTHER = "b0d17000-1111-4222-8333-444444444444"
@@ -567,3 +567,46 @@ def test_settings_pages_record_role_changes_and_token_checks_for_the_page_organi
     assert browser.post(f"/settings/jira/check?org={TENANT}").status_code == 303
     check = only_new(b, mark)
     assert (check.action, check.cloud_id, check.changes) == ("token.check", TENANT, {})
+
+
+def chain_of(dbs: list, writers: list[str], others: list) -> None:
+    """Threads append 40 events over `dbs` while `others` (processes) append theirs; one chain holds them all."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from backend.audit.log import append
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: append(dbs[n % 2], action="plan.update", target_id=f"p{n}"), range(40)))
+    assert [p.wait(timeout=120) for p in others] == [0] * len(others)
+    with dbs[0].session() as s:
+        rows = list(s.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+    wanted = [f"p{n}" for n in range(40)] + [f"{t}{n}" for t in writers for n in range(15)]
+    assert [e.seq for e in rows] == list(range(1, len(wanted) + 1))
+    assert sorted(e.target_id for e in rows) == sorted(wanted)
+    assert chain.verify({c: getattr(e, c) for c in (*chain.HASHED, "prev_hash", "hash")} for e in rows).ok
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("processes", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_writers_in_parallel_extend_one_chain_without_a_fork(dialect, processes, tmp_path):
+    import subprocess
+    import sys
+
+    from backend.db import Database, migrate
+    from tests.backend.conftest import _postgres_url
+
+    url = _postgres_url() if dialect == "postgres" else f"sqlite:///{tmp_path}/chain.db"
+    migrate(url)
+    dbs = [Database(url), Database(url)]  # two engines: two pools, as two workers of the service would have
+    # other processes at once share no lock with these threads: the unique seq and retries keep one chain
+    script = (
+        "import sys; from backend.db import Database; from backend.audit.log import append; db = Database(sys.argv[1]); "
+        "[append(db, action='plan.create', target_id=f'{sys.argv[2]}{n}') for n in range(15)]"
+    )
+    writers = ["x", "y"] if processes else []
+    others = [subprocess.Popen([sys.executable, "-c", script, url, tag], cwd=ROOT) for tag in writers]
+    try:
+        chain_of(dbs, writers, others)
+    finally:
+        for db in dbs:
+            db.engine.dispose()
