@@ -113,7 +113,8 @@ class Config:
     connector_origin: str = field(default_factory=lambda: os.environ.get("KEEPSTONE_CONNECTOR_ORIGIN", ""))
     # Notifications (backend/notify/). Links in messages start with public_url (the service's address as
     # people open it). Email is off until KEEPSTONE_SMTP_HOST is set; STARTTLS is required unless "off".
-    # Webhooks go to https URLs; plain http or a private address only for hosts in webhook_http_hosts.
+    # Webhooks go to https URLs (only hosts in webhook_hosts when that is set, comma-separated); plain http
+    # or a private address only for hosts in webhook_http_hosts.
     public_url: str = field(default_factory=lambda: os.environ.get("KEEPSTONE_PUBLIC_URL", ""))
     smtp_host: str = field(default_factory=lambda: os.environ.get("KEEPSTONE_SMTP_HOST", ""))
     smtp_port: int = field(default_factory=lambda: _env_int("KEEPSTONE_SMTP_PORT", 587))
@@ -126,6 +127,7 @@ class Config:
     smtp_from: str = field(
         default_factory=lambda: os.environ.get("KEEPSTONE_SMTP_FROM", "Keepstone <keepstone@localhost>")
     )
+    webhook_hosts: str = field(default_factory=lambda: os.environ.get("KEEPSTONE_WEBHOOK_HOSTS", ""))
     webhook_http_hosts: str = field(
         default_factory=lambda: os.environ.get("KEEPSTONE_WEBHOOK_HTTP_HOSTS", "")
     )

@@ -64,7 +64,12 @@ def check_webhook_url(url: str, config: Config) -> str:
         raise ChannelRefused("url", "no user or password in the URL")
     if parts.fragment:
         raise ChannelRefused("url", "a webhook URL has no #fragment")
+    allowed = _hosts(config.webhook_hosts)
     listed = host in _hosts(config.webhook_http_hosts)
+    if allowed and host not in allowed and not listed:
+        raise ChannelRefused(
+            "url", f"host {host} is not one this service may post to (KEEPSTONE_WEBHOOK_HOSTS)"
+        )
     if scheme == "http" and not listed:
         raise ChannelRefused(
             "url", "use https: plain http is allowed only for the hosts in KEEPSTONE_WEBHOOK_HTTP_HOSTS"
@@ -83,6 +88,9 @@ def address_refusal(url: str, config: Config) -> str | None:
     host = (urlsplit(url).hostname or "").lower()
     if host in _hosts(config.webhook_http_hosts):
         return None
+    allowed = _hosts(config.webhook_hosts)
+    if allowed and host not in allowed:  # the list changed since the channel was saved
+        return f"host {host} is not one this service may post to (KEEPSTONE_WEBHOOK_HOSTS)"
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except OSError as e:

@@ -169,6 +169,8 @@ class Sender:
     def _try(self, message_id: int, token: str) -> str:
         with self.db.session() as s:
             m = s.get(NotificationMessage, message_id)
+            if m is None:  # its channel was deleted meanwhile
+                return "deleted"
             channel = s.get(NotificationChannel, m.channel_id)
             org = s.get(Organisation, m.organisation_id)
             doc, key, attempts, event_name = dict(m.payload), m.key, m.attempts, m.event
@@ -184,15 +186,20 @@ class Sender:
                     )
                 except ValueError as e:
                     problem = f"the channel's signing secret: {e}"
-        if channel is None or (not enabled and event_name != "test"):
-            outcome = Outcome(False, "dropped", "the channel was disabled or removed before delivery")
-        elif problem:
-            outcome = Outcome(False, "secret", problem)
-        elif kind == "email":
-            recipients = [a for a in address.split(",") if a]
-            outcome = send_email(self.config, recipients, doc["subject"], doc["text"], key)
-        else:
-            outcome = post_webhook(self.config, address, webhook_body(doc, fmt, key), secret, key, event_name)
+        try:
+            if channel is None or (not enabled and event_name != "test"):
+                outcome = Outcome(False, "dropped", "the channel was disabled or removed before delivery")
+            elif problem:
+                outcome = Outcome(False, "secret", problem)
+            elif kind == "email":
+                recipients = [a for a in address.split(",") if a]
+                outcome = send_email(self.config, recipients, doc["subject"], doc["text"], key)
+            else:
+                body = webhook_body(doc, fmt, key)
+                outcome = post_webhook(self.config, address, body, secret, key, event_name)
+        except Exception as e:  # a bug, not the receiver: give up on this message rather than loop on it
+            log.exception("notification %s could not be sent", message_id)
+            outcome = Outcome(False, "error", f"Keepstone could not send it: {type(e).__name__}")
         return self._record(message_id, token, attempts + 1, outcome)
 
     def _record(self, message_id: int, token: str, attempts: int, outcome: Outcome) -> str:

@@ -92,7 +92,7 @@ def send_email(config: Config, recipients: list[str], subject: str, text: str, k
     msg = EmailMessage()
     msg["From"] = config.smtp_from
     msg["To"] = ", ".join(recipients)
-    msg["Subject"] = subject
+    msg["Subject"] = " ".join(subject.split())  # one line, whatever a plan's name holds
     msg["Date"] = formatdate(usegmt=True)
     # The same Message-ID on every try: mail systems and people can tell a repeat.
     msg["Message-ID"] = make_msgid(idstring=key, domain="keepstone.invalid")

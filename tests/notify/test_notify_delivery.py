@@ -131,6 +131,14 @@ def test_a_bad_channel_is_refused_naming_the_field_and_stores_nothing(backend, o
         assert r.status_code == 422, (case, r.status_code, r.text)
         error = r.json()["error"]
         assert error["fields"], (case, error)
+    config = backend.app.extensions["keepstone"].config
+    config.webhook_hosts = "hooks.example.com"  # the operator's allow-list: no other host
+    try:
+        body = {"name": "Elsewhere", "kind": "webhook", "url": "https://other.example.com/x"}
+        r = backend.call("POST", f"{org.base}/channels", org.cloud_id, json=body)
+        assert r.status_code == 422 and "KEEPSTONE_WEBHOOK_HOSTS" in r.text
+    finally:
+        config.webhook_hosts = ""
     assert rows(backend, org, NotificationChannel) == 0
 
 
