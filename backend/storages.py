@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -254,6 +255,24 @@ def open_target(
     else:
         raise LocationRefused("kind", f"unknown storage kind {target.kind!r}")
     return inner if quick else RetryingStorage(inner)
+
+
+def immutability_settings(immutability: dict[str, Any] | None) -> dict[str, Any]:
+    """The admin's settings alone (mode, retain_days), without what a test found."""
+    return {k: v for k, v in (immutability or {"mode": "none"}).items() if k in ("mode", "retain_days")}
+
+
+def remember_check(record: Any, tested: dict[str, Any], found: dict[str, Any] | None) -> None:
+    """Keep on a storage record what a probe proved about its immutability (`found`: the probe's
+    `immutability`), unless the record's settings changed while it ran. The caller commits."""
+    if found is None or immutability_settings(record.immutability) != immutability_settings(tested):
+        return
+    record.immutability = {
+        **immutability_settings(record.immutability),
+        "enforced": bool(found["enforced"]),
+        "reason": found["message"],
+        "checked": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 # --- the probe --------------------------------------------------------------------------------------

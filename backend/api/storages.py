@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, jsonify
@@ -488,7 +487,7 @@ def patch_storage(storage_id: str):
                 setattr(record, key, data[key])
         if checked.get("location") is not None or "credentials" in data or changed_kind:
             # Another place or key: what the last test proved no longer holds.
-            record.immutability = _settings(record.immutability)
+            record.immutability = storages.immutability_settings(record.immutability)
         try:
             s.commit()
         except IntegrityError:
@@ -552,25 +551,7 @@ def test_storage(storage_id: str):
         )
     result = storages.probe(found, svc.config)
     if result.immutability is not None:
-        _remember_check(storage_id, found.immutability, result.immutability)
+        with svc.db.session() as s:
+            storages.remember_check(target(s, "storage_id"), found.immutability, result.immutability)
+            s.commit()
     return jsonify(result.to_dict())
-
-
-def _settings(immutability: dict[str, Any] | None) -> dict[str, Any]:
-    """The admin's settings alone (mode, retain_days), without what a test found."""
-    return {k: v for k, v in (immutability or {"mode": "none"}).items() if k in ("mode", "retain_days")}
-
-
-def _remember_check(storage_id: str, tested: dict[str, Any], found: dict[str, Any]) -> None:
-    """Keep what the probe proved, unless the settings changed while it ran."""
-    with services().db.session() as s:
-        record: StorageRecord = target(s, "storage_id")
-        if _settings(record.immutability) != _settings(tested):
-            return
-        record.immutability = {
-            **_settings(record.immutability),
-            "enforced": bool(found["enforced"]),
-            "reason": found["message"],
-            "checked": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        s.commit()

@@ -484,7 +484,10 @@ def test_storage(storage_id: str):
                 "message": "the stored credentials cannot be decrypted with this service's secret key: set them again",
             }
         else:
-            probe = st.probe(target, svc.config).to_dict()
+            probed = st.probe(target, svc.config)
+            st.remember_check(record, target.immutability, probed.immutability)
+            s.commit()
+            probe = probed.to_dict()
         return _list_page(s, org, probe=probe, probed=record.public_id)
 
 
