@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from backend import storages, vault
+from backend import catalog, storages, vault
 from backend.backup import BackupSpec, ProjectResult, RunResult, run_backup
 from backend.config import Config
 from backend.db import Database
@@ -370,8 +370,30 @@ class RunService:
                 if state == "succeeded":
                     state = "warning"
             self._rotate_replicas(ctx, client, result)
+        self._catalog(run_id, repo, cloud_id)
         self._log(run_id, f"run {state}: {result.requests} requests")
         self._finish(run_id, state, "; ".join(errors), result.requests)
+
+    def _catalog(self, run_id: int, repo: Repository, cloud_id: str) -> None:
+        """Index the run's new snapshots in the catalog (and drop forgotten ones); never fails the run."""
+        try:
+            with self.db.session() as s:
+                org_id = s.scalar(select(Organisation.id).where(Organisation.cloud_id == cloud_id))
+            done = catalog.sync(self.db, org_id, repo)
+        except Exception as e:  # the backup is safe; the catalog is rebuildable from the repository
+            log.exception("catalog sync failed", extra={"run_id": run_id})
+            self._log(
+                run_id,
+                f"the snapshot catalog was not updated ({type(e).__name__}): "
+                "run `keepstone backend catalog rebuild`",
+                level="warning",
+            )
+            return
+        self._log(
+            run_id,
+            f"catalog: {done.added} snapshots added, {done.removed} removed, "
+            f"{done.texts_read} issue versions indexed",
+        )
 
     def _replicate(
         self,

@@ -42,6 +42,9 @@ def _nest() -> None:
     from backend.api import recovery  # the recovery passphrase (issue 13, Keys)
 
     api.register_blueprint(recovery.bp)
+    from backend.api import catalog  # search and issue history from the snapshot catalog (issue 17)
+
+    api.register_blueprint(catalog.bp)
     from backend.api import notifications  # channels and rules (issue 16, Notifications)
 
     api.register_blueprint(notifications.bp)

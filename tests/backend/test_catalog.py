@@ -16,6 +16,7 @@ from backend.db.models import CatalogIssue, CatalogSnapshot, Organisation
 from backend.repository import Repository
 from backend.storage import open_storage
 from tests.backup.conftest import PASSWORD, client_for
+from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN
 
 TENANT = "34343434-2222-4333-8444-555555555555"
 PHRASE = "marmalade tangerine Zürich"
@@ -103,3 +104,41 @@ def test_the_catalog_follows_the_repository_and_answers_without_packs(backend, f
             "texts": before["texts"] - 1,
         }  # PLAT-3's old version went
         assert search(s, org_id, PHRASE)[0].snapshots[0]["snapshot_id"] == second.snapshot_id
+
+
+def test_a_run_feeds_the_catalog_and_the_api_answers_from_it(backend, sandbox_site):
+    backend.install(TENANT, sandbox_site.url)
+    backend.call(
+        "PUT",
+        f"/api/v1/organisations/{TENANT}/account",
+        TENANT,
+        json={"email": ADMIN_EMAIL, "api_token": ADMIN_TOKEN},
+    )
+    started = backend.call("POST", f"/api/v1/organisations/{TENANT}/runs", TENANT, json={})
+    run = backend.wait_for_run(TENANT, started.json()["id"])
+    assert run["state"] in ("succeeded", "warning"), run
+    logs = backend.call("GET", f"/api/v1/runs/{run['id']}/logs", TENANT).json()["items"]
+    assert any(line["message"].startswith("catalog: 3 snapshots added") for line in logs), logs
+    snapshot = {p["project"]: p["snapshot_id"] for p in run["projects"]}["PLAT"]
+
+    base = f"/api/v1/organisations/{TENANT}"
+    history = backend.call("GET", f"{base}/issues/PLAT-1/history", TENANT).json()
+    assert [h["snapshot_id"] for h in history["items"]] == [snapshot] and history["at"] is None
+    summary = history["items"][0]["summary"]
+    hits = backend.call("GET", f"{base}/search", TENANT, params={"q": summary}).json()["items"]
+    assert any(h["key"] == "PLAT-1" and h["snapshots"][0]["snapshot_id"] == snapshot for h in hits)
+    later = backend.call(
+        "GET", f"{base}/issues/PLAT-1/history", TENANT, params={"at": "2999-01-01T00:00:00+00:00"}
+    ).json()
+    assert later["at"]["snapshot_id"] == snapshot
+
+    assert backend.call("GET", f"{base}/search", TENANT, params={"q": ""}).status_code == 422
+    assert backend.call("GET", f"{base}/issues/plat-1/history", TENANT).status_code == 422
+    assert backend.call("GET", f"{base}/issues/PLAT-999/history", TENANT).status_code == 404
+    assert (
+        backend.call("GET", f"{base}/issues/PLAT-1/history", TENANT, params={"at": "yesterday"}).status_code
+        == 422
+    )
+    other = "56565656-2222-4333-8444-555555555555"
+    assert backend.call("GET", f"{base}/search", other, params={"q": summary}).status_code == 404
+    assert backend.call("GET", f"{base}/search", params={"q": summary}).status_code == 401
