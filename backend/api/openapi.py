@@ -15,8 +15,6 @@ from flask import Blueprint, jsonify
 from marshmallow import Schema, fields
 
 from backend.api.accounts import AccountIn, AccountOut
-from backend.api.catalog import HistoryOut, SearchOut
-from backend.api.members import InvitationIn, InvitationList, InvitationOut, MemberList, MemberOut, RoleIn
 from backend.api.organisations import OrganisationIn, OrganisationList, OrganisationOut, StatusOut
 from backend.api.plans import PlanIn, PlanList, PlanOut, SpecField
 from backend.api.recovery import RecoveryIn, RecoveryOut
@@ -92,7 +90,6 @@ def _error(description: str) -> dict[str, Any]:
 
 READ_ERRORS = {
     "401": _error("no or invalid credentials (checked before anything else)"),
-    "403": _error("the caller's role in the organisation is below the route's (backend/auth/roles.py)"),
     "404": _error("not there, or not yours: the same answer"),
     "422": _error("a query parameter breaks its schema; `fields` names it"),
 }
@@ -155,36 +152,6 @@ def _op(
     return op
 
 
-def _catalog_paths(org: str) -> dict[str, Any]:
-    """Search and issue history from the snapshot catalog (backend/api/catalog.py)."""
-    query = _param("q", "query", {"type": "string", "minLength": 1, "maxLength": 200}, "a word or phrase")
-    query["required"] = True
-    limit = _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 200}, "most hits")
-    key = _param(
-        "key",
-        "path",
-        {"type": "string", "pattern": r"^[A-Z][A-Z0-9_]{0,63}-[1-9][0-9]{0,17}$"},
-        "an issue key",
-    )
-    at = _param("at", "query", {"type": "string", "format": "date-time"}, "a moment with its UTC offset")
-    return {
-        f"{org}/search": {
-            "get": _op(
-                "Which snapshots held a phrase (summary, description, comments)",
-                "SearchOut",
-                params=[CLOUD, query, limit],
-            )
-        },
-        f"{org}/issues/{{key}}/history": {
-            "get": _op(
-                "An issue across the snapshots, and its version at a moment",
-                "HistoryOut",
-                params=[CLOUD, key, at],
-            )
-        },
-    }
-
-
 @cache
 def build() -> dict[str, Any]:
     """The whole document (built once per process: it depends only on the code)."""
@@ -199,12 +166,6 @@ def build() -> dict[str, Any]:
         StatusOut,
         AccountIn,
         AccountOut,
-        MemberOut,
-        MemberList,
-        RoleIn,
-        InvitationIn,
-        InvitationOut,
-        InvitationList,
         PlanIn,
         PlanOut,
         PlanList,
@@ -218,8 +179,6 @@ def build() -> dict[str, Any]:
         StorageTestOut,
         RecoveryIn,
         RecoveryOut,
-        SearchOut,
-        HistoryOut,
     ):
         spec.components.schema(schema.__name__, schema=schema)
     spec.components.security_scheme(
@@ -352,57 +311,6 @@ def build() -> dict[str, Any]:
             "get": _op("A run's log lines, oldest first", "LogList", params=[RUN, *_page(1000)])
         },
     }
-    member = _param(
-        "member_id", "path", {"type": "string", "pattern": PATTERN.pattern}, "a member's id (mbr_...)"
-    )
-    invitation = _param(
-        "invitation_id",
-        "path",
-        {"type": "string", "pattern": PATTERN.pattern},
-        "an invitation's id (inv_...)",
-    )
-    last_admin = {"409": _error("the last admin of the organisation cannot be demoted or removed")}
-    paths |= {
-        f"{org}/account/check": {
-            "post": _op(
-                "Check now: the stored token against Jira's /myself, recorded", "AccountOut", params=[CLOUD]
-            )
-        },
-        f"{org}/members": {"get": _op("Members and their roles", "MemberList", params=[CLOUD])},
-        f"{org}/members/{{member_id}}": {
-            "patch": _op(
-                "Change a member's role (kept from now on)",
-                "MemberOut",
-                body="RoleIn",
-                params=[CLOUD, member],
-                extra=last_admin,
-            ),
-            "delete": {
-                "summary": "Remove a member",
-                "parameters": [CLOUD, member],
-                "responses": {"204": {"description": "removed"}} | READ_ERRORS | last_admin,
-            },
-        },
-        f"{org}/invitations": {
-            "get": _op("Open invitations (never their tokens)", "InvitationList", params=[CLOUD]),
-            "post": _op(
-                "Invite a local user: the one-time token and link are in this answer only (7 days)",
-                "InvitationOut",
-                "201",
-                body="InvitationIn",
-                params=[CLOUD],
-                extra={"409": _error("the email is a member already")},
-            ),
-        },
-        f"{org}/invitations/{{invitation_id}}": {
-            "delete": {
-                "summary": "Withdraw an open invitation (its link stops working)",
-                "parameters": [CLOUD, invitation],
-                "responses": {"204": {"description": "withdrawn"}} | READ_ERRORS,
-            }
-        },
-    }
-    paths |= _catalog_paths(org)
     for path, operations in paths.items():
         spec.path(path=f"/api/v1{path}", operations=operations)
     doc = spec.to_dict()
