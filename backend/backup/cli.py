@@ -499,7 +499,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         term.line(result.summary())
-    return EXIT_OK
+    # A deletion the storage refused (retention prune did not know of) is a failure to see, not to skip.
+    return EXIT_FAILED if result.refused else EXIT_OK
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
