@@ -279,3 +279,20 @@ def test_the_daily_digest_is_enqueued_once_for_the_previous_day(backend, org, re
     body = json.loads(receiver.wait_for(1)[0].body)
     assert [r["run_id"] for r in body["runs"]] == [run["id"]] and body["counts"] == {run["state"]: 1}
     assert body["day"] == datetime.now(UTC).date().isoformat()
+
+
+def test_a_message_left_sending_by_a_dead_process_is_delivered_after_its_lease(backend, org, receiver):
+    channel = add_webhook(backend, org, receiver.url)
+    svc = backend.app.extensions["keepstone"]
+    with svc.db.session() as s:
+        row = s.scalar(select(NotificationChannel).where(NotificationChannel.public_id == channel["id"]))
+        doc = {"subject": "left over", "text": "t", "event": "test", "url": ""}
+        m = outbox._add(s, row, "test", "test:orphan", doc)
+        m.state, m.claim = "sending", "deadbeefdeadbeef"  # claimed by a process that died mid-try
+        m.lease_until = datetime.now(UTC) + timedelta(seconds=1)
+        s.commit()
+    time.sleep(0.6)
+    assert receiver.hits == []  # its lease still holds: nobody else takes it
+    backend.app.extensions["keepstone_notify"].wake()
+    last = wait_state(backend, org, channel["id"], "delivered")
+    assert last["attempts"] == 1 and len(receiver.wait_for(1)) == 1

@@ -17,6 +17,7 @@ from tests.e2e.conftest import browser_page as browser_page  # the fixture
 from tests.e2e.test_e2e_plans import NARROW, WIDE, axe, shoot
 from tests.e2e.ui_stack import PASSWORD, TENANT, add_member_only, sign_in
 from tests.e2e.ui_stack import ui_stack_fixture as ui_stack_fixture  # the fixture
+from tests.notify.conftest import SMTP_PASSWORD, SMTP_USER
 
 pytestmark = pytest.mark.browser
 
@@ -145,3 +146,47 @@ def test_a_viewer_sees_channels_but_cannot_change_or_test_them(ui_stack, receive
         assert r.status_code == 403, (path, r.status_code)
     assert browser.get(stack.url + f"/notifications/{channel_id}/edit", timeout=10).status_code == 403
     assert receiver.hits == [] and len(channels(stack)) == 1
+
+
+def test_a_failed_run_sends_one_mail_to_the_channel_added_on_the_page(ui_stack, browser_page, smtp, tls_cert):
+    page, stack = browser_page, ui_stack
+    config = stack.backend.config
+    config.smtp_host, config.smtp_port, config.smtp_ca_file = smtp.host, smtp.port, tls_cert[0]
+    config.smtp_user, config.smtp_password, config.public_url = SMTP_USER, SMTP_PASSWORD, stack.url
+    before = len(smtp.inbox.messages)
+    page.set_viewport_size(WIDE)
+    sign_in(page, stack)
+    page.goto(stack.url + "/notifications/new?kind=email")
+    page.get_by_label("Name", exact=True).fill("Backup team")
+    page.get_by_label("Recipients").fill("team@example.com, lead@example.com")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Add channel").click()
+    assert "added" in page.locator("#flash").inner_text()
+    # Jira refuses the stored token when the run lists the projects: the run fails, saying why
+    requests.post(
+        stack.site.url + "/_sandbox/faults",
+        json={"path": "/rest/api/3/project", "status": 401, "count": 1000},
+        timeout=10,
+    ).raise_for_status()
+    page.goto(stack.url + "/plans")
+    page.locator("#plans tbody tr").first.get_by_role("button", name="Backup now").click()
+    page.wait_for_url(re.compile(r"/runs\?org="))
+    page.wait_for_function(
+        "() => { const row = document.querySelector('#runs tbody tr');"
+        " return row !== null && !['queued', 'running'].includes(row.dataset.state); }",
+        timeout=60_000,
+    )
+    run_row = page.locator("#runs tbody tr").first
+    assert run_row.get_attribute("data-state") == "failed"
+    run_id = run_row.get_attribute("data-run")
+    rcpts, mail = smtp.wait_for(before + 1)[before]
+    assert sorted(rcpts) == ["lead@example.com", "team@example.com"]
+    assert mail["Subject"].startswith("Backup failed: ") and "Acme Engineering" in mail["Subject"]
+    text = mail.get_payload(decode=True).decode()
+    assert f"{stack.url}/runs/{run_id}" in text and "Reason:" in text and "401" in text
+    page.goto(stack.url + "/notifications")
+    row = page.locator("#channels tbody tr").first
+    assert row.get_attribute("data-last") == "delivered" and "failure" in row.inner_text()
+    shoot(page, "1280-notifications-after-failed-run")
+    assert axe(page) == []
+    assert len(smtp.inbox.messages) == before + 1  # one message, one channel, one run
