@@ -4,8 +4,9 @@ What belongs to the project: its boards (the backup's `config/boards` and `confi
 the filters those boards show, filters whose JQL names the project or that are shared with it, dashboards
 shared with it (all from the backup's `site/filters` and `site/dashboards`), and the members of its roles
 (`config/role-actors`). Into another project key, JQL and names are rewritten to the new key (the token
-`PLAT` becomes `PLATR`; issue keys such as `PLAT-12` are left alone). A filter or dashboard whose name does
-not hold the key gets ` (PLATR)` appended, since the original may still exist beside it.
+`PLAT` becomes `PLATR`). A filter or dashboard whose name does not hold the key gets ` (PLATR)` appended,
+since the original may still exist beside it. Filters whose JQL names issues (`key = PLAT-12`), their
+boards and the dashboards wait for the issues (`finish`), so the restored keys can be put in.
 
 Each object is looked up in the target before anything is created (filters and dashboards by name, boards by
 name in the target project, role members by accountId or group), so a second run creates nothing. What Jira's
@@ -28,6 +29,11 @@ BOARD_FILTER_JQL = "project = {key} ORDER BY Rank ASC"
 
 
 # --- what belongs to the project, and how it reads in the target ------------------------------------
+
+
+def _issue_key(key: str) -> re.Pattern[str]:
+    """An issue key of the project in JQL (PLAT-12)."""
+    return re.compile(rf"(?<![\w.-]){re.escape(key)}-\d+(?![\w-])", re.IGNORECASE)
 
 
 def _token(key: str) -> re.Pattern[str]:
@@ -185,6 +191,7 @@ class ConfigurationRestore:
         self.me = ""
         self.key = self.project_id = ""
         self._configs: dict[str, dict[str, Any]] = {}
+        self.issue_map: dict[str, str] = {}  # original issue key -> restored key (known in `finish`)
 
     def _config(self, board_id: str) -> dict[str, Any]:
         """A target board's configuration (filter, columns), read once."""
@@ -206,8 +213,33 @@ class ConfigurationRestore:
         target_boards = self._existing_boards()  # first: a board that exists keeps its own filter
         self._filters()
         self._boards(target_boards)
-        self._dashboards()
         self._roles()
+
+    def finish(self, mapping: dict[str, str]) -> None:
+        """After the issues: filters whose JQL names issues of the project (with the restored keys; Jira
+        refuses a filter on an issue that does not exist), their boards, then the dashboards (whose gadget
+        settings may name those filters)."""
+        self.issue_map = mapping
+        self._filters(deferred=True)
+        self._boards({}, deferred=True)
+        self._dashboards()
+
+    def _names_issues(self, f: dict[str, Any]) -> bool:
+        return bool(_issue_key(self.backup.key).search(f.get("jql") or ""))
+
+    def _board_waits(self, board: dict[str, Any]) -> bool:
+        """Whether a board's filter names issues, so the board is made after them."""
+        old = str((self.backup.board_config.get(board["id"], {}).get("filter") or {}).get("id"))
+        return any(str(f["id"]) == old and self._names_issues(f) for f in self.backup.filters)
+
+    def filter_jql(self, jql: str) -> str:
+        """A filter's JQL in the target: the project key rewritten, issue keys mapped to the restored ones."""
+        found = _issue_key(self.backup.key)
+
+        def restored(m: re.Match[str]) -> str:
+            return self.issue_map.get(m.group(0).upper(), m.group(0))
+
+        return found.sub(restored, self.jql(jql))
 
     # --- share permissions ----------------------------------------------------------------------
     def _shares(self, shares: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
@@ -266,14 +298,15 @@ class ConfigurationRestore:
         found = self.client.paged("/rest/api/3/filter/search?expand=jql,owner", "values", 100)
         return {str(f["id"]): f for f in found}
 
-    def _filters(self) -> None:
-        if all(str(f["id"]) in self.map["filters"] for f in self.backup.filters):
+    def _filters(self, deferred: bool = False) -> None:
+        wanted = [f for f in self.backup.filters if self._names_issues(f) == deferred]
+        if all(str(f["id"]) in self.map["filters"] for f in wanted):
             return  # none, or only those of boards that exist
         target = self._target_filters()
         by_name: dict[tuple[str, str], dict[str, Any]] = {
             (f["name"].lower(), (f.get("owner") or {}).get("accountId", "")): f for f in target.values()
         }
-        for f in sorted(self.backup.filters, key=lambda f: int(f["id"])):
+        for f in sorted(wanted, key=lambda f: int(f["id"])):
             old = str(f["id"])
             what = f"filter {f['name']}"
             if old in self.map["filters"]:  # the filter of a board that exists in the target
@@ -297,9 +330,14 @@ class ConfigurationRestore:
                     self._filter_owner(new, owner, what)
             else:
                 self.journal.start(f"filter:{old}")
+                jql = self.filter_jql(f.get("jql") or "")
+                if left := sorted(set(_issue_key(self.backup.key).findall(jql))):
+                    self.tally.lose(
+                        f"{what}: names {', '.join(left)}, not restored by this run: left as they are"
+                    )
                 body = {
                     "name": name,
-                    "jql": self.jql(f.get("jql") or ""),
+                    "jql": jql,
                     "description": f.get("description") or "",
                     "sharePermissions": self._shares(f.get("sharePermissions") or [], what),
                     "editPermissions": self._shares(f.get("editPermissions") or [], what),
@@ -366,8 +404,10 @@ class ConfigurationRestore:
                 self._board_filter_jql(new, self.backup.board_config.get(board["id"], {}), name)
         return target
 
-    def _boards(self, target: dict[str, dict[str, Any]]) -> None:
+    def _boards(self, target: dict[str, dict[str, Any]], deferred: bool = False) -> None:
         for board in sorted(self.backup.boards, key=lambda b: b["id"]):
+            if self._board_waits(board) != deferred:
+                continue
             old = str(board["id"])
             name = self.name(board["name"], suffix=False)
             config = self.backup.board_config.get(board["id"], {})
@@ -649,13 +689,20 @@ def _share_kinds(shares: list[dict[str, Any]], old_id: str, new_id: str) -> set[
 
 
 def compare_configuration(
-    client: JiraClient, backup: Backup, key: str, mapping: dict[str, dict[str, str]], same_project: bool
+    client: JiraClient,
+    backup: Backup,
+    key: str,
+    mapping: dict[str, dict[str, str]],
+    same_project: bool,
+    issues: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Compare the restored boards, filters, dashboards and role members with the backup."""
+    """Compare the restored boards, filters, dashboards and role members with the backup (`issues`: the
+    run's old -> new issue keys, which a filter's JQL names)."""
     project_id = str(client.get_json(f"/rest/api/3/project/{key}")["id"])
 
     def jql(text: str) -> str:
-        return rewrite_jql(text, backup.key, key, backup.id, project_id)
+        out = rewrite_jql(text, backup.key, key, backup.id, project_id)
+        return _issue_key(backup.key).sub(lambda m: (issues or {}).get(m.group(0).upper(), m.group(0)), out)
 
     report: dict[str, Any] = {
         "boards": {"identical": 0, "changed": []},

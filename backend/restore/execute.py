@@ -170,6 +170,7 @@ class Restorer:
         self.fresh: set[str] = set()  # originals created by this run: nothing of theirs is in the site yet
         self.own_project = False  # this journal created the target project
         self._found: dict[str, str | None] = {}  # original key -> key in the site (links outside the set)
+        self.config_restore: ConfigurationRestore | None = None  # boards, filters, dashboards, roles
 
     # --- project and configuration ----------------------------------------------------------------
 
@@ -265,7 +266,7 @@ class Restorer:
                 users.append(_all_users(self.client))
             return users[0]
 
-        ConfigurationRestore(
+        self.config_restore = ConfigurationRestore(
             self.client,
             ConfigurationBackup(self.repo, self.entries, self.plan.project),
             self.journal,
@@ -274,7 +275,8 @@ class Restorer:
             same_project=key == self.plan.source_project,
             may_change=self.own_project or self.plan.request.overwrite,
             users=target_users,
-        ).run(key)
+        )
+        self.config_restore.run(key)
 
     def _sprints(self, key: str) -> dict[int, int]:
         """Map backed-up sprints to the target board's sprints by name, creating the missing ones."""
@@ -775,6 +777,8 @@ class Restorer:
             if configuration_wanted(self.plan.request):
                 self._boards_filters_dashboards_roles(project)
             if self.plan.request.parts <= {"configuration"}:  # --only configuration: no issue is touched
+                if self.config_restore is not None:
+                    self.config_restore.finish({})
                 return self.result
             site = _target_site(self.client, project)
             site.sprints = self._sprints(project)
@@ -803,6 +807,8 @@ class Restorer:
                         self.tally.item_error(k, e)
             if "links" in self.plan.request.parts and not self.stop.is_set():
                 self._links()
+            if self.config_restore is not None and not self.stop.is_set():
+                self.config_restore.finish(dict(self.result.mapping))  # filters naming restored issues
             self.result.stopped = self.stop.is_set()
         except RestoreError:
             raise

@@ -262,6 +262,7 @@ def _configuration(
         result.target_project,
         result.configuration,
         result.target_project == plan.source_project,
+        result.mapping,
     )
     report["not_compared"] += [
         "gadget settings outside dashboard item properties (legacy gadget preferences: the REST API has none)",

@@ -51,6 +51,14 @@ def configured(tmp_path, monkeypatch):
                 ],
             },
         )
+        c.post_json(  # names issues: made after them in a restore, with their new keys
+            "/rest/api/3/filter",
+            {
+                "name": "PLAT watch list",
+                "jql": "key in (PLAT-2, PLAT-3) ORDER BY key",
+                "sharePermissions": [{"type": "project", "project": {"id": plat["id"]}}],
+            },
+        )
         board = c.post_json(
             "/rest/agile/1.0/board",
             {
@@ -123,6 +131,7 @@ def test_boards_filters_dashboards_and_role_members_come_back_in_a_new_project(c
     assert {"config/role-actors", "site/filters", "site/dashboards"} <= set(snapshot.entries)
     status, out = configured.restore("--project", "--new-project", "PLATR", "--dry-run")
     assert status == 0 and "boards: 2" in out and "dashboards: 1" in out and "role members: 4" in out
+    assert "filters: 3" in out
     assert "columns cannot be set" in out
     _lose_everything(configured)
 
@@ -139,6 +148,9 @@ def test_boards_filters_dashboards_and_role_members_come_back_in_a_new_project(c
     shares = {(s["type"], (s.get("project") or {}).get("key")) for s in triage["sharePermissions"]}
     assert shares == {("project", "PLATR"), ("group", None)}
     assert c.get_json(f"/rest/api/3/filter/{configured.triage_filter}")["jql"] == TRIAGE_JQL  # left alone
+    (watch,) = c.paged("/rest/api/3/filter/search?filterName=PLATR%20watch%20list", "values", 100)
+    m = out["mapping"]
+    assert watch["jql"] == f"key in ({m['PLAT-2']}, {m['PLAT-3']}) ORDER BY key"
     main = c.get_json(f"/rest/agile/1.0/board/{boards['PLATR board']['id']}/configuration")
     assert (
         c.get_json(f"/rest/api/3/filter/{main['filter']['id']}")["jql"] == "project = PLATR ORDER BY Rank ASC"
@@ -168,7 +180,7 @@ def test_boards_filters_dashboards_and_role_members_come_back_in_a_new_project(c
     # The report compares what it can and says what it cannot.
     report = out["fidelity"]["configuration"]
     assert report["boards"]["identical"] == 1 and [x for x in report["boards"]["changed"] if "columns" in x]
-    assert report["filters"]["changed"] == [] and report["filters"]["identical"] >= 2
+    assert report["filters"]["changed"] == [] and report["filters"]["identical"] == 3
     assert report["dashboards"] == {"identical": 1, "changed": []}
     assert report["role members"]["identical"] == 3 and report["role members"]["not in target"] == [
         configured.leaves
