@@ -61,11 +61,12 @@ def small_repo(storage: Storage, password: str = "first password") -> Repository
     params=[
         "local",
         pytest.param("azure", marks=pytest.mark.azurite),
-        pytest.param("s3", marks=pytest.mark.s3),
+        pytest.param("s3", marks=[pytest.mark.s3, pytest.mark.slow]),
     ]
 )
 def storage(request, tmp_path, monkeypatch) -> Storage:
-    """A fresh storage: a local folder, an Azurite container or a bucket on the moto S3 server."""
+    """A fresh storage: a local folder, an Azurite container or a bucket on the moto S3 server (slow: the
+    recovery test, tests/backend/test_recovery_passphrase.py, already works on S3 in `make test`)."""
     if request.param == "local":
         return open_storage(f"file://{tmp_path}/repo")
     if request.param == "azure":
