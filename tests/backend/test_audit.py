@@ -7,8 +7,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -91,10 +93,26 @@ class Browser:
         return self.http.get(self.backend.url + path, timeout=30, **kw)
 
 
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory) -> Path:
+    """An SQLite database migrated once; each test copies it (the migrations take seconds, a copy none)."""
+    from backend.db import migrate
+
+    path = tmp_path_factory.mktemp("audit-db") / "migrated.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+def copied(migrated: Path, folder: Path) -> str:
+    """The URL of a fresh copy of the migrated database in `folder`."""
+    shutil.copy(migrated, folder / "backend.db")
+    return f"sqlite:///{folder}/backend.db"
+
+
 @pytest.fixture
-def stack(tmp_path, issuer, sandbox_site) -> Iterator[Backend]:
+def stack(tmp_path, issuer, sandbox_site, migrated) -> Iterator[Backend]:
     """A backend behind one trusted proxy, a tenant on the sandbox site with its token, an admin and a viewer."""
-    backend = make_backend(tmp_path, issuer, trusted_proxies=1)
+    backend = make_backend(tmp_path, issuer, copied(migrated, tmp_path), trusted_proxies=1)
     try:
         backend.install(TENANT, sandbox_site.url)
         backend.install(OTHER, sandbox_site.url)
@@ -301,10 +319,14 @@ def test_a_secret_never_reaches_the_log_or_its_exports(stack):
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_the_table_refuses_update_and_delete_and_the_chain_holds(dialect, tmp_path, issuer, sandbox_site):
+def test_the_table_refuses_update_and_delete_and_the_chain_holds(
+    dialect, tmp_path, issuer, sandbox_site, migrated
+):
     from tests.backend.conftest import _postgres_url
 
-    b = make_backend(tmp_path, issuer, _postgres_url() if dialect == "postgres" else None)
+    b = make_backend(
+        tmp_path, issuer, _postgres_url() if dialect == "postgres" else copied(migrated, tmp_path)
+    )
     try:
         b.install(TENANT, sandbox_site.url)
         b.call("POST", f"/api/v1/organisations/{TENANT}/plans", TENANT, json=plan_body("Platform"))
@@ -330,36 +352,43 @@ def event_dicts(b: Backend) -> list[dict]:
     return [{c: getattr(e, c) for c in (*chain.HASHED, "prev_hash", "hash")} for e in events(b)]
 
 
-def test_the_hash_chain_finds_an_edited_row_and_a_cut_end(sqlite_backend, sandbox_site, monkeypatch, capsys):
+def test_the_hash_chain_finds_an_edited_row_and_a_cut_end(
+    tmp_path, issuer, migrated, sandbox_site, monkeypatch, capsys
+):
     from keepstone.cli import main
 
-    b = sqlite_backend
-    monkeypatch.setenv("KEEPSTONE_DATABASE_URL", b.config.database_url)
-    b.install(TENANT, sandbox_site.url)
-    for name in ("One", "Two", "Three"):
-        b.call("POST", f"/api/v1/organisations/{TENANT}/plans", TENANT, json=plan_body(name))
-    assert chain.verify(event_dicts(b)).ok
-    assert main(["backend", "audit", "verify"]) == 0
-    out = capsys.readouterr().out
-    head = out.split("hash ")[-1].strip()
-    assert head == events(b)[-1].hash and f"intact: {len(events(b))} events" in out
+    b = make_backend(tmp_path, issuer, copied(migrated, tmp_path))
+    try:
+        monkeypatch.setenv("KEEPSTONE_DATABASE_URL", b.config.database_url)
+        b.install(TENANT, sandbox_site.url)
+        for name in ("One", "Two", "Three"):
+            b.call("POST", f"/api/v1/organisations/{TENANT}/plans", TENANT, json=plan_body(name))
+        assert chain.verify(event_dicts(b)).ok
+        assert main(["backend", "audit", "verify"]) == 0
+        out = capsys.readouterr().out
+        head = out.split("hash ")[-1].strip()
+        assert head == events(b)[-1].hash and f"intact: {len(events(b))} events" in out
 
-    engine = b.app.extensions["keepstone"].db.engine
-    with engine.begin() as conn:  # someone with the database's keys cuts the newest event
-        conn.execute(text("DROP TRIGGER audit_events_no_delete"))
-        conn.execute(text("DELETE FROM audit_events WHERE seq = :s"), {"s": events(b)[-1].seq})
-    assert main(["backend", "audit", "verify"]) == 0  # a cut end alone leaves a valid chain...
-    assert main(["backend", "audit", "verify", "--head", head]) == 1  # ...but not the head kept elsewhere
-    assert "no longer in the chain" in capsys.readouterr().err
+        engine = b.app.extensions["keepstone"].db.engine
+        with engine.begin() as conn:  # someone with the database's keys cuts the newest event
+            conn.execute(text("DROP TRIGGER audit_events_no_delete"))
+            conn.execute(text("DELETE FROM audit_events WHERE seq = :s"), {"s": events(b)[-1].seq})
+        assert main(["backend", "audit", "verify"]) == 0  # a cut end alone leaves a valid chain...
+        assert main(["backend", "audit", "verify", "--head", head]) == 1  # ...but not the head kept elsewhere
+        assert "no longer in the chain" in capsys.readouterr().err
 
-    target = events(b)[1].seq
-    with engine.begin() as conn:  # and edits a row
-        conn.execute(text("DROP TRIGGER audit_events_no_update"))
-        conn.execute(text("UPDATE audit_events SET target_name = 'Innocent' WHERE seq = :s"), {"s": target})
-    verdict = chain.verify(event_dicts(b))
-    assert not verdict.ok and verdict.broken_seq == target and "content" in verdict.reason
-    assert main(["backend", "audit", "verify"]) == 1
-    assert f"BROKEN at event {target}" in capsys.readouterr().err
+        target = events(b)[1].seq
+        with engine.begin() as conn:  # and edits a row
+            conn.execute(text("DROP TRIGGER audit_events_no_update"))
+            conn.execute(
+                text("UPDATE audit_events SET target_name = 'Innocent' WHERE seq = :s"), {"s": target}
+            )
+        verdict = chain.verify(event_dicts(b))
+        assert not verdict.ok and verdict.broken_seq == target and "content" in verdict.reason
+        assert main(["backend", "audit", "verify"]) == 1
+        assert f"BROKEN at event {target}" in capsys.readouterr().err
+    finally:
+        stop_backend(b)
 
 
 def test_filters_paging_and_exports_return_exactly_the_filtered_events(stack):
@@ -475,10 +504,10 @@ def test_the_sso_hand_off_is_recorded_for_its_organisation(stack):
     assert only_new(b, sso.seq).action == "sso.failed"
 
 
-def test_the_command_line_records_forget_with_a_service_database(tmp_path, monkeypatch):
+def test_the_command_line_records_forget_with_a_service_database(tmp_path, monkeypatch, migrated):
     from keepstone.cli import main
 
-    url = f"sqlite:///{tmp_path}/service.db"
+    url = copied(migrated, tmp_path)
     monkeypatch.setenv("KEEPSTONE_REPO_PASSWORD", "repo-password")
     repo = f"file://{tmp_path}/repo"
     assert main(["init", "--repo", repo]) == 0
@@ -588,14 +617,14 @@ def chain_of(dbs: list, writers: list[str], others: list) -> None:
 
 @pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 @pytest.mark.parametrize("processes", [False, pytest.param(True, marks=pytest.mark.slow)])
-def test_writers_in_parallel_extend_one_chain_without_a_fork(dialect, processes, tmp_path):
+def test_writers_in_parallel_extend_one_chain_without_a_fork(dialect, processes, tmp_path, migrated):
     import subprocess
     import sys
 
     from backend.db import Database, migrate
     from tests.backend.conftest import _postgres_url
 
-    url = _postgres_url() if dialect == "postgres" else f"sqlite:///{tmp_path}/chain.db"
+    url = _postgres_url() if dialect == "postgres" else copied(migrated, tmp_path)
     migrate(url)
     dbs = [Database(url), Database(url)]  # two engines: two pools, as two workers of the service would have
     # other processes at once share no lock with these threads: the unique seq and retries keep one chain
