@@ -48,14 +48,14 @@ def locked(endpoint: str, bucket: str, retention: Retention) -> S3Storage:
 
 
 def write_snapshots(repo: Repository, days: int) -> list[str]:
-    """`days` snapshots of one project: 10 items shared by all, 10 new items each (incompressible)."""
+    """`days` snapshots of one project: 6 items shared by all, 6 new items each (incompressible)."""
     rng = random.Random(days)
-    shared = {f"issues/ABC-{i}": rng.randbytes(2000) for i in range(10)}
+    shared = {f"issues/ABC-{i}": rng.randbytes(700) for i in range(6)}
     ids = []
     for day in range(days):
         w = repo.start_snapshot("ABC", "https://acme.example")
         for name, data in (
-            shared | {f"issues/ABC-{100 * (day + 1) + i}": rng.randbytes(2000) for i in range(10)}
+            shared | {f"issues/ABC-{100 * (day + 1) + i}": rng.randbytes(700) for i in range(6)}
         ).items():
             w.add_bytes(name, data, "issue")
         ids.append(w.commit())
@@ -98,7 +98,7 @@ def test_forget_and_prune_on_an_object_locked_replica_skip_what_is_retained_then
 ):
     bucket = f"lock{uuid.uuid4().hex[:12]}"
     storage = locked(s3_server, bucket, Retention("governance", timedelta(hours=1)))
-    repo = Repository.init(storage, PASSWORD, pack_size=8 * 1024)
+    repo = Repository.init(storage, PASSWORD, pack_size=3 * 1024)
     ids = write_snapshots(repo, 3)
     newest = read_back(repo, ids[-1])
     stray = "f" * 64  # a pack in no index, as an interrupted backup leaves one
