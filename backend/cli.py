@@ -26,6 +26,9 @@ def add_commands(sub) -> None:
     from backend.audit.cli import add_commands as add_audit_commands
 
     add_audit_commands(sub_backend)  # keepstone backend audit verify
+    from backend.catalog.cli import add_commands as add_catalog_commands
+
+    add_catalog_commands(sub_backend)  # keepstone backend catalog rebuild
 
 
 def serve(args: argparse.Namespace) -> int:

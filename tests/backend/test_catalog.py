@@ -4,10 +4,14 @@ history and its version at a moment, forgotten snapshots leave, and a rebuild gi
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from backend.backup import BackupSpec, run_backup
 from backend.catalog import QueryError, issue_at, issue_history, search, sync
@@ -142,3 +146,26 @@ def test_a_run_feeds_the_catalog_and_the_api_answers_from_it(backend, sandbox_si
     other = "56565656-2222-4333-8444-555555555555"
     assert backend.call("GET", f"{base}/search", other, params={"q": summary}).status_code == 404
     assert backend.call("GET", f"{base}/search", params={"q": summary}).status_code == 401
+
+    # The catalog is a cache: emptied, `keepstone backend catalog rebuild` brings back the same rows.
+    db = backend.app.extensions["keepstone"].db
+    kept = _rows(db)
+    with db.session() as s:
+        s.execute(delete(CatalogIssue))
+        s.execute(delete(CatalogSnapshot))
+        s.commit()
+    env = {
+        **os.environ,
+        "KEEPSTONE_DATABASE_URL": backend.config.database_url,
+        "KEEPSTONE_SECRET_KEY": backend.config.secret_key,
+        "KEEPSTONE_DATA_DIR": str(backend.config.data_dir),
+    }
+    cli = [sys.executable, "-m", "keepstone.cli", "backend", "catalog", "rebuild"]
+    done = subprocess.run([*cli, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [(r["state"], r["snapshots"]) for r in report["repositories"]] == [("rebuilt", 3)]
+    assert _rows(db) == kept
+    unknown = subprocess.run([*cli, "--org", other], env=env, capture_output=True, text=True, timeout=120)
+    assert unknown.returncode == 2 and f"no organisation {other}" in unknown.stderr
+    assert _rows(db) == kept
