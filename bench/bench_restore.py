@@ -33,7 +33,7 @@ import requests
 from backend.backup import BackupSpec, run_backup
 from backend.jira import JiraClient, JiraCredentials
 from backend.repository import Repository
-from backend.restore.configuration import Backup as ConfigurationBackup
+from backend.restore.config_objects import Backup as ConfigurationBackup
 from backend.restore.execute import BULK, Restorer, media_refs
 from backend.restore.journal import Journal
 from backend.restore.plan import RestoreRequest, build_plan, link_set

@@ -1,12 +1,8 @@
 """Restore a project's boards, filters, dashboards and project role members (part `configuration`).
 
-What belongs to the project: its boards (the backup's `config/boards` and `config/board-configuration`),
-the filters those boards show, filters whose JQL names the project or that are shared with it, dashboards
-shared with it (all from the backup's `site/filters` and `site/dashboards`), and the members of its roles
-(`config/role-actors`). Into another project key, JQL and names are rewritten to the new key (the token
-`PLAT` becomes `PLATR`). A filter or dashboard whose name does not hold the key gets ` (PLATR)` appended,
-since the original may still exist beside it. Filters whose JQL names issues (`key = PLAT-12`), their
-boards and the dashboards wait for the issues (`finish`), so the restored keys can be put in.
+What belongs to the project and how its names and JQL read in the target: `config_objects.py`; the report's
+comparison: `configuration_report.py`. Filters whose JQL names issues (`key = PLAT-12`), their boards and the
+dashboards wait for the issues (`finish`), so the restored keys can be put in.
 
 Each object is looked up in the target before anything is created (filters and dashboards by name, boards by
 name in the target project, role members by accountId or group), so a second run creates nothing. What Jira's
@@ -21,143 +17,18 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from backend.jira import JiraClient, JiraError, JiraNotFound
-from backend.repository import Repository
+from backend.jira import JiraClient, JiraError
+from backend.restore.config_objects import (
+    BOARD_FILTER_JQL,
+    Backup,
+    columns_of,
+    columns_text,
+    issue_key_pattern,
+    map_ids,
+    rewrite_jql,
+    target_name,
+)
 from backend.restore.journal import Journal
-
-BOARD_FILTER_JQL = "project = {key} ORDER BY Rank ASC"
-
-
-# --- what belongs to the project, and how it reads in the target ------------------------------------
-
-
-def _issue_key(key: str) -> re.Pattern[str]:
-    """An issue key of the project in JQL (PLAT-12)."""
-    return re.compile(rf"(?<![\w.-]){re.escape(key)}-\d+(?![\w-])", re.IGNORECASE)
-
-
-def _token(key: str) -> re.Pattern[str]:
-    """The project key as a JQL token: not part of a longer word or of an issue key (PLAT-12)."""
-    return re.compile(rf"(?<![\w.-]){re.escape(key)}(?![\w-])", re.IGNORECASE)
-
-
-def rewrite_jql(jql: str, old_key: str, new_key: str, old_id: str = "", new_id: str = "") -> str:
-    """JQL of the source project rewritten to the target: its key (and `project = <id>`) replaced."""
-    if old_key.upper() == new_key.upper() and old_id == new_id:
-        return jql
-    out = _token(old_key).sub(new_key, jql)
-    if old_id and new_id:
-        out = re.sub(
-            rf"(\bproject\s*(?:=|!=)\s*\"?){re.escape(old_id)}\b", rf"\g<1>{new_id}", out, flags=re.I
-        )
-    return out
-
-
-def mentions(jql: str, key: str) -> bool:
-    return bool(_token(key).search(jql or ""))
-
-
-def _shared_with(item: dict[str, Any], project_id: str) -> bool:
-    return any(
-        str((s.get("project") or {}).get("id")) == str(project_id)
-        for s in (item.get("sharePermissions") or []) + (item.get("editPermissions") or [])
-    )
-
-
-class Backup:
-    """The configuration objects of the backed-up project, read from its snapshot."""
-
-    def __init__(self, repo: Repository, entries: dict[str, Any], project: dict[str, Any]) -> None:
-        def read(name: str) -> Any:
-            return repo.read_json(entries[name]) if name in entries else None
-
-        self.key, self.id = project["key"], str(project["id"])
-        self.boards: list[dict[str, Any]] = read("config/boards") or []
-        configs = read("config/board-configuration") or []
-        self.board_config = {c["id"]: c for c in configs}
-        self.has_roles = "config/roles" in entries
-        self.roles: list[dict[str, Any]] | None = read("config/role-actors")
-        site_filters = read("site/filters") or []
-        board_filters = {str((c.get("filter") or {}).get("id")) for c in configs}
-        self.filters = [
-            f
-            for f in site_filters
-            if str(f["id"]) in board_filters
-            or mentions(f.get("jql", ""), self.key)
-            or _shared_with(f, self.id)
-        ]
-        self.missing_filters = sorted(board_filters - {str(f["id"]) for f in site_filters} - {"None"})
-        self.dashboards = [d for d in read("site/dashboards") or [] if _shared_with(d, self.id)]
-
-    def role_members(self) -> int:
-        return sum(len(r.get("actors") or []) for r in self.roles or [])
-
-    def counts(self) -> dict[str, int]:
-        out = {"boards": len(self.boards), "filters": len(self.filters), "dashboards": len(self.dashboards)}
-        if self.roles is not None:
-            out["role members"] = self.role_members()
-        return out
-
-    def notes(self) -> list[str]:
-        out = []
-        if self.boards:
-            out.append(
-                "board columns cannot be set through Jira's REST API: where a restored board's columns differ "
-                "from the backup (config/board-configuration) they are listed, to be set in the board's settings"
-            )
-        if self.dashboards:
-            out.append(
-                "dashboard gadgets come back with their default settings (gadget settings are not backed up)"
-            )
-        if self.has_roles and self.roles is None:
-            out.append(
-                "project role members: this backup holds the roles' names only (made before members were)"
-            )
-        return out
-
-
-def target_name(name: str, old_key: str, new_key: str, same_project: bool, suffix: bool = True) -> str:
-    """An object's name in the target: the key rewritten; else ` (NEWKEY)` appended (`suffix`), since the
-    original may still exist beside it."""
-    if same_project:
-        return name
-    renamed = _token(old_key).sub(new_key, name)
-    return renamed if renamed != name or not suffix else f"{name} ({new_key})"
-
-
-def map_ids(value: Any, filters: dict[str, str], old_project: str, new_project: str) -> Any:
-    """Gadget settings with restored filter ids and the project id mapped (whole values, or `filter-ID`
-    and `project-ID`); anything else as it was."""
-    if isinstance(value, dict):
-        return {k: map_ids(v, filters, old_project, new_project) for k, v in value.items()}
-    if isinstance(value, list):
-        return [map_ids(v, filters, old_project, new_project) for v in value]
-    if isinstance(value, str):
-        prefix, _, ident = value.rpartition("-")
-        if prefix in ("", "filter") and ident in filters:
-            return f"{prefix}-{filters[ident]}" if prefix else filters[ident]
-        if prefix in ("", "project") and ident == old_project and new_project:
-            return f"{prefix}-{new_project}" if prefix else new_project
-    return value
-
-
-def wanted(request: Any) -> bool:
-    """Boards, filters, dashboards and role members are the project's: restored with the whole project
-    (`--project`, part configuration) or when configuration alone is asked for, not with a few issues."""
-    return "configuration" in request.parts and (request.whole_project or request.parts <= {"configuration"})
-
-
-def columns_of(config: dict[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
-    """A board's columns as (name, status ids) in order."""
-    return [
-        (c.get("name", ""), tuple(str(s.get("id")) for s in c.get("statuses") or []))
-        for c in (config.get("columnConfig") or {}).get("columns") or []
-    ]
-
-
-def _columns_text(columns: list[tuple[str, tuple[str, ...]]]) -> str:
-    return " | ".join(f"{name} [{', '.join(ids)}]" for name, ids in columns)
-
 
 # --- the restore ------------------------------------------------------------------------------------
 
@@ -225,7 +96,7 @@ class ConfigurationRestore:
         self._dashboards()
 
     def _names_issues(self, f: dict[str, Any]) -> bool:
-        return bool(_issue_key(self.backup.key).search(f.get("jql") or ""))
+        return bool(issue_key_pattern(self.backup.key).search(f.get("jql") or ""))
 
     def _board_waits(self, board: dict[str, Any]) -> bool:
         """Whether a board's filter names issues, so the board is made after them."""
@@ -234,7 +105,7 @@ class ConfigurationRestore:
 
     def filter_jql(self, jql: str) -> str:
         """A filter's JQL in the target: the project key rewritten, issue keys mapped to the restored ones."""
-        found = _issue_key(self.backup.key)
+        found = issue_key_pattern(self.backup.key)
 
         def restored(m: re.Match[str]) -> str:
             return self.issue_map.get(m.group(0).upper(), m.group(0))
@@ -331,7 +202,7 @@ class ConfigurationRestore:
             else:
                 self.journal.start(f"filter:{old}")
                 jql = self.filter_jql(f.get("jql") or "")
-                if left := sorted(set(_issue_key(self.backup.key).findall(jql))):
+                if left := sorted(set(issue_key_pattern(self.backup.key).findall(jql))):
                     self.tally.lose(
                         f"{what}: names {', '.join(left)}, not restored by this run: left as they are"
                     )
@@ -469,7 +340,7 @@ class ConfigurationRestore:
         if now != backed:
             self.tally.lose(
                 f"board {name}: columns cannot be set through Jira's REST API; set them in the board's "
-                f"settings as backed up (snapshot entry config/board-configuration): {_columns_text(backed)}"
+                f"settings as backed up (snapshot entry config/board-configuration): {columns_text(backed)}"
             )
 
     # --- dashboards -----------------------------------------------------------------------------
@@ -669,169 +540,3 @@ def board_for_sprint(sprint: dict[str, Any], boards: dict[str, str]) -> int | No
     """The target board a backed-up sprint belongs on (its origin board, restored), if known."""
     new = boards.get(str(sprint.get("originBoardId")))
     return int(new) if new is not None else None
-
-
-def _read_or_none(client: JiraClient, path: str) -> Any:
-    try:
-        return client.get_json(path)
-    except (JiraNotFound, JiraError):
-        return None
-
-
-def _share_kinds(shares: list[dict[str, Any]], old_id: str, new_id: str) -> set[tuple[str, str]]:
-    """Share permissions by meaning: type and project (the source project's read as the target's)."""
-    out = set()
-    for s in shares or []:
-        pid = str((s.get("project") or {}).get("id") or "")
-        kind = "authenticated" if s.get("type") == "loggedin" else str(s.get("type"))
-        out.add((kind, new_id if pid == old_id else pid))
-    return out
-
-
-def compare_configuration(
-    client: JiraClient,
-    backup: Backup,
-    key: str,
-    mapping: dict[str, dict[str, str]],
-    same_project: bool,
-    issues: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """Compare the restored boards, filters, dashboards and role members with the backup (`issues`: the
-    run's old -> new issue keys, which a filter's JQL names)."""
-    project_id = str(client.get_json(f"/rest/api/3/project/{key}")["id"])
-
-    def jql(text: str) -> str:
-        out = rewrite_jql(text, backup.key, key, backup.id, project_id)
-        return _issue_key(backup.key).sub(lambda m: (issues or {}).get(m.group(0).upper(), m.group(0)), out)
-
-    report: dict[str, Any] = {
-        "boards": {"identical": 0, "changed": []},
-        "filters": {"identical": 0, "changed": []},
-        "dashboards": {"identical": 0, "changed": []},
-        "role members": {"identical": 0, "missing": [], "not in target": []},
-    }
-    filters = {str(f["id"]): f for f in backup.filters}
-    for f_old, f_new in sorted((mapping.get("filters") or {}).items()):
-        f, now = filters.get(f_old), _read_or_none(client, f"/rest/api/3/filter/{f_new}")
-        if f is None:
-            continue
-        diffs = []
-        if now is None:
-            diffs.append("not in the target")
-        else:
-            if now.get("jql") != jql(f.get("jql") or ""):
-                diffs.append(f"jql {now.get('jql')!r} (backup, rewritten: {jql(f.get('jql') or '')!r})")
-            wanted = _share_kinds(f.get("sharePermissions") or [], backup.id, project_id)
-            if f_old != f_new and _share_kinds(now.get("sharePermissions") or [], "", "") != wanted:
-                diffs.append("share permissions")
-            if f_old != f_new and _owner(now) != _owner(f):
-                diffs.append(f"owner {_owner(now)} (backup: {_owner(f)})")
-        _tally(report["filters"], f["name"], diffs)
-    boards = {str(b["id"]): b for b in backup.boards}
-    for b_old, b in sorted(boards.items()):
-        b_new = (mapping.get("boards") or {}).get(b_old)
-        config = backup.board_config.get(b["id"], {})
-        now = _read_or_none(client, f"/rest/agile/1.0/board/{b_new}/configuration") if b_new else None
-        diffs = []
-        if now is None:
-            diffs.append("not restored")
-        else:
-            if now.get("name") != target_name(b["name"], backup.key, key, same_project, suffix=False):
-                diffs.append(f"name {now.get('name')!r}")
-            if now.get("type") != b.get("type"):
-                diffs.append(f"type {now.get('type')}")
-            backed_filter = filters.get(str((config.get("filter") or {}).get("id")))
-            shown = _read_or_none(client, f"/rest/api/3/filter/{(now.get('filter') or {}).get('id')}")
-            if backed_filter is not None and (shown or {}).get("jql") != jql(backed_filter.get("jql") or ""):
-                diffs.append("filter jql")
-            if columns_of(now) != columns_of(config):
-                diffs.append("columns (Jira's REST API cannot set them)")
-        _tally(report["boards"], b["name"], diffs)
-    dashboards = {str(d["id"]): d for d in backup.dashboards}
-    for d_old, d_new in sorted((mapping.get("dashboards") or {}).items()):
-        d = dashboards.get(d_old)
-        now = _read_or_none(client, f"/rest/api/3/dashboard/{d_new}")
-        if d is None:
-            continue
-        diffs = []
-        if now is None:
-            diffs.append("not in the target")
-        else:
-            gadgets = (_read_or_none(client, f"/rest/api/3/dashboard/{d_new}/gadget") or {}).get(
-                "gadgets"
-            ) or []
-
-            def layout(items: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
-                return {
-                    (
-                        g.get("title"),
-                        g.get("moduleKey"),
-                        g.get("uri"),
-                        g["position"]["row"],
-                        g["position"]["column"],
-                    )
-                    for g in items
-                }
-
-            if layout(gadgets) != layout(d.get("gadgets") or []):
-                diffs.append("gadgets")
-            at = {(g["position"]["row"], g["position"]["column"]): g for g in gadgets}
-            for g in d.get("gadgets") or []:
-                twin = at.get((g["position"]["row"], g["position"]["column"]))
-                for name, value in (g.get("properties") or {}).items():
-                    path = f"/rest/api/3/dashboard/{d_new}/items/{(twin or {}).get('id')}/properties/{name}"
-                    now_value = (_read_or_none(client, path) or {}).get("value") if twin else None
-                    if now_value != map_ids(value, mapping.get("filters") or {}, backup.id, project_id):
-                        diffs.append(f"gadget {g.get('title')}: setting {name}")
-            wanted = _share_kinds(d.get("sharePermissions") or [], backup.id, project_id)
-            if d_old != d_new and _share_kinds(now.get("sharePermissions") or [], "", "") != wanted:
-                diffs.append("share permissions")
-            if d_old != d_new and _owner(now) != _owner(d):
-                diffs.append(f"owner {_owner(now)} (backup: {_owner(d)})")
-        _tally(report["dashboards"], d["name"], diffs)
-    if backup.roles is not None:
-        roles = client.get_json(f"/rest/api/3/project/{key}/role")
-        users: set[str] | None = None
-        r = report["role members"]
-        for role in backup.roles:
-            url = roles.get(role.get("name"))
-            actors = (_read_or_none(client, str(url)) or {}).get("actors") or [] if url else []
-            have = {(a.get("actorUser") or {}).get("accountId") for a in actors} | {
-                (a.get("actorGroup") or {}).get("name") for a in actors
-            }
-            for actor in role.get("actors") or []:
-                who = (actor.get("actorUser") or {}).get("accountId") or (actor.get("actorGroup") or {}).get(
-                    "name"
-                )
-                if who in have:
-                    r["identical"] += 1
-                    continue
-                if "actorUser" in actor:
-                    if users is None:
-                        users = _site_users(client)
-                    if who not in users:
-                        r["not in target"].append(who)
-                        continue
-                r["missing"].append(f"{role.get('name')}: {who}")
-    return report
-
-
-def _owner(item: dict[str, Any]) -> str | None:
-    return (item.get("owner") or {}).get("accountId")
-
-
-def _tally(part: dict[str, Any], name: str, diffs: list[str]) -> None:
-    if diffs:
-        part["changed"].append(f"{name}: {', '.join(diffs)}")
-    else:
-        part["identical"] += 1
-
-
-def _site_users(client: JiraClient) -> set[str]:
-    users, start = set(), 0
-    while True:
-        page = client.get_json("/rest/api/3/users/search", startAt=start, maxResults=1000)
-        users |= {u["accountId"] for u in page}
-        if len(page) < 1000:
-            return users
-        start += len(page)

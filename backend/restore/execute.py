@@ -20,9 +20,9 @@ from typing import Any
 
 from backend.jira import JiraClient, JiraError, JiraNotFound
 from backend.repository import Repository
-from backend.restore.configuration import Backup as ConfigurationBackup
+from backend.restore.config_objects import Backup as ConfigurationBackup
+from backend.restore.config_objects import wanted as configuration_wanted
 from backend.restore.configuration import ConfigurationRestore, board_for_sprint
-from backend.restore.configuration import wanted as configuration_wanted
 from backend.restore.journal import Journal
 from backend.restore.mapping import (
     ATTACHMENTS_PROPERTY,

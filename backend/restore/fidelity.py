@@ -11,7 +11,8 @@ from typing import Any
 
 from backend.jira import JiraClient, JiraNotFound
 from backend.repository import Repository
-from backend.restore.configuration import Backup, compare_configuration, wanted
+from backend.restore.config_objects import Backup, wanted
+from backend.restore.configuration_report import compare_configuration
 from backend.restore.execute import NOTE_ID, RestoreResult, _first_text, media_refs
 from backend.restore.mapping import (
     ATTACHMENTS_PROPERTY,

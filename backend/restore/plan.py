@@ -165,7 +165,7 @@ def build_plan(repo: Repository, request: RestoreRequest) -> RestorePlan:
         )
     if "links" in request.parts:
         counts["links"] = len(link_set(planned.values()))
-    from backend.restore.configuration import Backup, wanted
+    from backend.restore.config_objects import Backup, wanted
 
     if wanted(request):
         config = Backup(repo, entries, project)
