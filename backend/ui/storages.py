@@ -80,6 +80,7 @@ REASON_TEXT = {
     "unreachable": "Name resolution or network: the storage could not be reached",
     "not_allowed": "Not allowed by this service's rules",
     "mismatch": "The storage answered something else than was written",
+    "not_enforced": "Immutability is not enforced by this storage",
     "storage_error": "Permission or storage error",
     "unreadable_credentials": "The stored credentials cannot be decrypted",
 }
@@ -377,6 +378,7 @@ def _probe(org: Organisation, record: StorageRecord | None, data: dict, checked:
         checked["location"],
         org.cloud_id,
         creds or {},
+        st.immutability_settings(data.get("immutability")),
     )
     return st.probe(target, svc.config).to_dict()
 
