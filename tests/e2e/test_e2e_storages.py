@@ -146,7 +146,31 @@ def test_a_storage_added_and_tested_a_wrong_secret_shows_the_reason(stack, brows
     assert "Connection works" in page.locator("#probe-result").inner_text()
     assert stored(stack)[0]["region"] == "West Europe"
 
+    # in use by a plan, it cannot be deleted; once the plan moves away it can
+    plan = api(
+        stack,
+        "POST",
+        f"/api/v1/organisations/{TENANT}/plans",
+        json={"name": "Nightly", "schedule": {"days": ["mon"], "hour": 3}, "storage_id": record["id"]},
+    )
+    page.goto(stack.url + "/storages")
+    row = page.locator(f"tr[data-storage='{record['id']}']")
+    assert "Nightly" in row.inner_text() and "(primary)" in row.inner_text()
+    row.get_by_role("link", name="Delete Azure primary").click()
+    refusal = page.locator("#in-use")
+    assert "cannot be deleted" in refusal.inner_text() and "Nightly" in refusal.inner_text()
+    assert page.get_by_role("button", name="Delete storage").count() == 0
+    both_widths(page, "storage-delete-refused")
+    assert [s["id"] for s in stored(stack)] == [record["id"]]
+    api(stack, "PATCH", f"/api/v1/plans/{plan['id']}", json={"storage_id": None})
+    page.reload()
+    with page.expect_navigation(url=re.compile(r"/storages\?org=")):
+        page.get_by_role("button", name="Delete storage").click()
+    assert "deleted" in page.locator("#flash").inner_text()
+    assert stored(stack) == []
 
+
+@pytest.mark.slow  # tests/backend/test_storage_pages.py checks the same refusals without a browser
 def test_a_bad_storage_form_stores_nothing_and_shows_errors_beside_fields(stack, browser_page):
     page = browser_page
     sign_in(page, stack)
@@ -176,80 +200,7 @@ def test_a_bad_storage_form_stores_nothing_and_shows_errors_beside_fields(stack,
     assert axe(page) == []
 
 
-def test_a_storage_in_use_cannot_be_deleted(stack, browser_page):
-    page = browser_page
-    used = api(
-        stack,
-        "POST",
-        f"/api/v1/organisations/{TENANT}/storages",
-        json={"name": "Primary folder", "kind": "local", "location": {"path": "primary"}},
-    )
-    spare = api(
-        stack,
-        "POST",
-        f"/api/v1/organisations/{TENANT}/storages",
-        json={"name": "Spare folder", "kind": "local", "location": {"path": "spare"}},
-    )
-    plan = api(
-        stack,
-        "POST",
-        f"/api/v1/organisations/{TENANT}/plans",
-        json={"name": "Nightly", "schedule": {"days": ["mon"], "hour": 3}, "storage_id": used["id"]},
-    )
-    sign_in(page, stack)
-    page.goto(stack.url + "/storages")
-    row = page.locator(f"tr[data-storage='{used['id']}']")
-    assert "Nightly" in row.inner_text() and "(primary)" in row.inner_text()
-    row.get_by_role("link", name="Delete Primary folder").click()
-    refusal = page.locator("#in-use")
-    assert "cannot be deleted" in refusal.inner_text() and "Nightly" in refusal.inner_text()
-    assert page.get_by_role("button", name="Delete storage").count() == 0
-    both_widths(page, "storage-delete-refused")
-    assert any(s["id"] == used["id"] for s in stored(stack))
-    # the unused one goes
-    page.goto(stack.url + f"/storages/{spare['id']}/delete")
-    with page.expect_navigation(url=re.compile(r"/storages\?org=")):
-        page.get_by_role("button", name="Delete storage").click()
-    assert "deleted" in page.locator("#flash").inner_text()
-    assert [s["id"] for s in stored(stack)] == [used["id"]]
-    assert api(stack, "GET", f"/api/v1/plans/{plan['id']}")["storage_id"] == used["id"]
-
-
-def test_the_run_detail_page_shows_a_finished_runs_projects_and_log(stack, browser_page):
-    page = browser_page
-    plan = api(
-        stack,
-        "POST",
-        f"/api/v1/organisations/{TENANT}/plans",
-        json={
-            "name": "Platform",
-            "schedule": {"days": ["mon"], "hour": 3},
-            "spec": {"projects": {"mode": "selected", "keys": ["PLAT"]}, "data": {"attachments": False}},
-        },
-    )
-    started = api(stack, "POST", f"/api/v1/organisations/{TENANT}/runs", json={"plan_id": plan["id"]})
-    run = stack.backend.wait_for_run(TENANT, started["id"])
-    assert run["state"] == "succeeded", run
-    sign_in(page, stack)
-    page.goto(stack.url + "/runs")
-    page.locator(f"tr[data-run='{run['id']}']").get_by_role("link", name="Platform").click()
-    page.wait_for_url(re.compile(rf"/runs/{run['id']}$"))
-    assert "succeeded" in page.locator("#run-summary").inner_text().lower()
-    assert "Backup now" in page.locator("#run-summary").inner_text()
-    row = page.locator("#projects tr[data-project='PLAT']")
-    assert row.get_attribute("data-status") == "ok" and "12 issues" in row.inner_text()
-    assert run["projects"][0]["snapshot_id"][:8] in row.inner_text()
-    levels = page.locator("#log li").evaluate_all("els => els.map(e => e.dataset.level)")
-    assert levels and set(levels) <= {"info", "warning", "error", "debug"}
-    assert "PLAT" in page.locator("#log").inner_text()
-    assert page.locator("#live").get_attribute("data-live") == "off"  # finished: no polling
-    both_widths(page, "run-detail")
-    other_org_run = stack.backend.call("POST", f"/api/v1/organisations/{SECOND}/runs", SECOND, json={}).json()
-    assert page.request.get(stack.url + f"/runs/{other_org_run['id']}").status == 200  # a member of both
-    assert page.request.get(stack.url + "/runs/run_aaaaaaaaaaaaaaaaaaaa").status == 404
-
-
-def test_the_rotation_preview_and_a_project_in_two_plans(stack, browser_page):
+def test_a_finished_runs_detail_page_the_rotation_preview_and_a_project_in_two_plans(stack, browser_page):
     page = browser_page
     plan = api(
         stack,
@@ -266,8 +217,27 @@ def test_the_rotation_preview_and_a_project_in_two_plans(stack, browser_page):
     for _ in range(2):
         started = api(stack, "POST", f"/api/v1/organisations/{TENANT}/runs", json={"plan_id": plan["id"]})
         run = stack.backend.wait_for_run(TENANT, started["id"])
+        assert run["state"] == "succeeded", run
         snapshots.append(run["projects"][0]["snapshot_id"])
     sign_in(page, stack)
+
+    # the run detail page, from the runs list
+    page.goto(stack.url + "/runs")
+    page.locator(f"tr[data-run='{run['id']}']").get_by_role("link", name="Platform").click()
+    page.wait_for_url(re.compile(rf"/runs/{run['id']}$"))
+    assert "succeeded" in page.locator("#run-summary").inner_text().lower()
+    assert "Backup now" in page.locator("#run-summary").inner_text()
+    row = page.locator("#projects tr[data-project='PLAT']")
+    assert row.get_attribute("data-status") == "ok" and "12 issues" in row.inner_text()
+    assert snapshots[1][:8] in row.inner_text()
+    levels = page.locator("#log li").evaluate_all("els => els.map(e => e.dataset.level)")
+    assert levels and set(levels) <= {"info", "warning", "error", "debug"}
+    assert "rotation unlimited" in page.locator("#log").inner_text()
+    assert page.locator("#live").get_attribute("data-live") == "off"  # finished: no polling
+    both_widths(page, "run-detail")
+    assert page.request.get(stack.url + "/runs/run_aaaaaaaaaaaaaaaaaaaa").status == 404
+
+    # a project in two plans, and what a rotation would keep
     page.goto(stack.url + "/plans")
     row = page.locator(f"tr[data-plan='{plan['id']}']")
     assert "PLAT also in “Default plan”" in row.inner_text()  # the default plan backs up every project
