@@ -7,8 +7,10 @@ as a streamed download.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify, request, stream_with_context
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError, fields
 
 from backend.api.common import page_args, sequence_cursor
 from backend.audit import query as aq
@@ -19,6 +21,64 @@ from backend.services import services
 
 bp = Blueprint("audit", __name__)
 FORMATS = ("csv", "json")
+
+
+class AuditActor(Schema):
+    kind = fields.String(required=True, metadata={"description": "user | connector | cli | anonymous"})
+    id = fields.String(required=True, metadata={"description": "email, jira:<accountId>, connector or cli"})
+    name = fields.String(required=True)
+
+
+class AuditTarget(Schema):
+    id = fields.String(required=True, metadata={"description": "a public id (pln_..., stg_...) or an email"})
+    name = fields.String(required=True)
+
+
+class AuditEventOut(Schema):
+    """One audit event (backend/audit/query.py event_json)."""
+
+    seq = fields.Integer(required=True, metadata={"description": "the event's place in the hash chain"})
+    time = fields.DateTime(required=True)
+    organisation = fields.String(required=True, allow_none=True)
+    actor = fields.Nested(AuditActor, required=True)
+    address = fields.String(required=True)
+    action = fields.String(required=True, metadata={"example": "plan.update"})
+    target = fields.Nested(AuditTarget, required=True)
+    changes = fields.Dict(
+        required=True, metadata={"description": "field -> {before, after}; a secret is only '(changed)'"}
+    )
+    details = fields.Dict(required=True)
+    hash = fields.String(required=True)
+
+
+class AuditList(Schema):
+    items = fields.List(fields.Nested(AuditEventOut), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+def openapi_parameters(param: Any) -> list[dict[str, Any]]:
+    """The filters and the format, as OpenAPI parameters (`param` is backend/api/openapi.py's _param)."""
+    text = {"type": "string", "maxLength": 255}
+    return [
+        param("actor", "query", text, "part of the actor's email, account id or name"),
+        param(
+            "action",
+            "query",
+            {"type": "string", "maxLength": 64},
+            "an action, or a family (plan: every plan.*)",
+        ),
+        param("target", "query", text, "a target's public id, or part of its name"),
+        param("from", "query", {"type": "string", "maxLength": 40}, "a date (YYYY-MM-DD) or an ISO time"),
+        param(
+            "to", "query", {"type": "string", "maxLength": 40}, "a date (the whole day counts) or an ISO time"
+        ),
+        param(
+            "format",
+            "query",
+            {"type": "string", "enum": list(FORMATS)},
+            "the whole filtered log as a download",
+        ),
+    ]
 
 
 def filters_of_request() -> dict:

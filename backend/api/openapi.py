@@ -311,6 +311,27 @@ def build() -> dict[str, Any]:
             "get": _op("A run's log lines, oldest first", "LogList", params=[RUN, *_page(1000)])
         },
     }
+    from backend.api.audit import AuditEventOut, AuditList, openapi_parameters  # the audit log (issue 16)
+
+    spec.components.schema("AuditEventOut", schema=AuditEventOut)
+    spec.components.schema("AuditList", schema=AuditList)
+    audit = _op(
+        "The audit log, newest first (admins)",
+        "AuditList",
+        params=[CLOUD, *openapi_parameters(_param), *_page(500)],
+    )
+    audit["responses"]["200"]["content"] |= {
+        "text/csv": {"schema": {"type": "string"}},  # format=csv; format=json: an array of AuditEventOut
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {"$ref": "#/components/schemas/AuditList"},
+                    {"type": "array", "items": {"$ref": "#/components/schemas/AuditEventOut"}},
+                ]
+            }
+        },
+    }
+    paths[f"{org}/audit"] = {"get": audit}
     for path, operations in paths.items():
         spec.path(path=f"/api/v1{path}", operations=operations)
     doc = spec.to_dict()
