@@ -397,7 +397,7 @@ def probe(target: Target, config: Config) -> ProbeResult:
                             "immutability",
                             "not_enforced",
                             "immutability",
-                            f"{EXPLAIN['not_enforced']}: {note}",
+                            note,
                         )
                         failed.immutability = checked
                         return failed
