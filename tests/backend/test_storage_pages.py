@@ -10,7 +10,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from backend.db.models import StorageRecord
+from backend.db.models import Organisation, Plan, Run, StorageRecord
 from tests.backend.conftest import Backend, make_backend, stop_backend
 from tests.backend.test_roles import Member, add_member
 
@@ -98,3 +98,26 @@ def test_another_organisations_storage_and_run_are_not_there(backend):
     assert admin.page("/storages/stg_aaaaaaaaaaaaaaaaaaaa/edit").status_code == 404
     assert admin.form(f"/storages/{theirs['id']}/delete").status_code == 404
     assert count(backend) == 1
+
+
+def test_an_active_runs_page_rereads_itself_and_a_finished_one_does_not(backend):
+    with backend.app.extensions["keepstone"].db.session() as s:
+        org = s.scalar(select(Organisation).where(Organisation.cloud_id == TENANT))
+        plan = s.scalar(select(Plan).where(Plan.organisation_id == org.id))
+        active = Run(
+            organisation_id=org.id,
+            plan_id=plan.id,
+            trigger="schedule",
+            state="running",
+            progress={"projects_done": 1, "projects_total": 3},
+        )
+        done = Run(organisation_id=org.id, plan_id=plan.id, trigger="manual", state="failed", error="boom")
+        s.add_all([active, done])
+        s.commit()
+        ids = active.public_id, done.public_id
+    viewer = Member(backend, "viewer@example.com")
+    running = viewer.page(f"/runs/{ids[0]}").text
+    assert 'data-live="on"' in running and "Running: 1 of 3 projects done." in running
+    assert "Schedule" in running
+    finished = viewer.page(f"/runs/{ids[1]}").text
+    assert 'data-live="off"' in finished and "boom" in finished and "Backup now" in finished
