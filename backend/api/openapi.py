@@ -15,6 +15,7 @@ from flask import Blueprint, jsonify
 from marshmallow import Schema, fields
 
 from backend.api.accounts import AccountIn, AccountOut
+from backend.api.members import InvitationIn, InvitationList, InvitationOut, MemberList, MemberOut, RoleIn
 from backend.api.organisations import OrganisationIn, OrganisationList, OrganisationOut, StatusOut
 from backend.api.plans import PlanIn, PlanList, PlanOut, SpecField
 from backend.api.recovery import RecoveryIn, RecoveryOut
@@ -90,6 +91,7 @@ def _error(description: str) -> dict[str, Any]:
 
 READ_ERRORS = {
     "401": _error("no or invalid credentials (checked before anything else)"),
+    "403": _error("the caller's role in the organisation is below the route's (backend/auth/roles.py)"),
     "404": _error("not there, or not yours: the same answer"),
     "422": _error("a query parameter breaks its schema; `fields` names it"),
 }
@@ -166,6 +168,12 @@ def build() -> dict[str, Any]:
         StatusOut,
         AccountIn,
         AccountOut,
+        MemberOut,
+        MemberList,
+        RoleIn,
+        InvitationIn,
+        InvitationOut,
+        InvitationList,
         PlanIn,
         PlanOut,
         PlanList,
@@ -332,6 +340,56 @@ def build() -> dict[str, Any]:
         },
     }
     paths[f"{org}/audit"] = {"get": audit}
+    member = _param(
+        "member_id", "path", {"type": "string", "pattern": PATTERN.pattern}, "a member's id (mbr_...)"
+    )
+    invitation = _param(
+        "invitation_id",
+        "path",
+        {"type": "string", "pattern": PATTERN.pattern},
+        "an invitation's id (inv_...)",
+    )
+    last_admin = {"409": _error("the last admin of the organisation cannot be demoted or removed")}
+    paths |= {
+        f"{org}/account/check": {
+            "post": _op(
+                "Check now: the stored token against Jira's /myself, recorded", "AccountOut", params=[CLOUD]
+            )
+        },
+        f"{org}/members": {"get": _op("Members and their roles", "MemberList", params=[CLOUD])},
+        f"{org}/members/{{member_id}}": {
+            "patch": _op(
+                "Change a member's role (kept from now on)",
+                "MemberOut",
+                body="RoleIn",
+                params=[CLOUD, member],
+                extra=last_admin,
+            ),
+            "delete": {
+                "summary": "Remove a member",
+                "parameters": [CLOUD, member],
+                "responses": {"204": {"description": "removed"}} | READ_ERRORS | last_admin,
+            },
+        },
+        f"{org}/invitations": {
+            "get": _op("Open invitations (never their tokens)", "InvitationList", params=[CLOUD]),
+            "post": _op(
+                "Invite a local user: the one-time token and link are in this answer only (7 days)",
+                "InvitationOut",
+                "201",
+                body="InvitationIn",
+                params=[CLOUD],
+                extra={"409": _error("the email is a member already")},
+            ),
+        },
+        f"{org}/invitations/{{invitation_id}}": {
+            "delete": {
+                "summary": "Withdraw an open invitation (its link stops working)",
+                "parameters": [CLOUD, invitation],
+                "responses": {"204": {"description": "withdrawn"}} | READ_ERRORS,
+            }
+        },
+    }
     for path, operations in paths.items():
         spec.path(path=f"/api/v1{path}", operations=operations)
     doc = spec.to_dict()

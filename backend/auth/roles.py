@@ -18,8 +18,9 @@
 - Where it is checked: the API's guard (backend/api/__init__.py) after authorising the tenant and the
   objects in the URL (404 first, then 403); `init_app`'s hook for every other route, after the session's
   CSRF check. The organisation is the one the URL's object (plan_id, run_id, storage_id) belongs to, else
-  the page's current one (?org=, the switcher). Templates get `may("ui.edit_plan")` to hide what the role
-  may not do. tests/backend/test_roles.py walks app.url_map: a route without a rule fails it.
+  the page's current one (?org=, the switcher): so a page's view must look up any other object it names
+  in that same current organisation (as backend/ui/settings.py does), or add its URL parameter to
+  OBJECTS in backend/auth/access.py. Templates get `may("ui.edit_plan")` to hide what the role may not do. tests/backend/test_roles.py walks app.url_map: a route without a rule fails it.
 """
 
 from __future__ import annotations
