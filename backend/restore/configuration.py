@@ -81,19 +81,29 @@ class ConfigurationRestore:
         self.key = key
         self.project_id = str(self.client.get_json(f"/rest/api/3/project/{key}")["id"])
         self.me = self.client.myself()["accountId"]
-        target_boards = self._existing_boards()  # first: a board that exists keeps its own filter
-        self._filters()
-        self._boards(target_boards)
-        self._roles()
+        target_boards = (
+            self._part("boards", self._existing_boards) or {}
+        )  # a board that exists keeps its filter
+        self._part("filters", self._filters)
+        self._part("boards", self._boards, target_boards)
+        self._part("role members", self._roles)
+
+    def _part(self, name: str, step: Callable[..., Any], *args: Any) -> Any:
+        """One part; a read Jira refuses (no permission to see roles, say) is recorded and the rest goes on."""
+        try:
+            return step(*args)
+        except JiraError as e:
+            self.tally.item_error(f"configuration: {name}", e)
+            return None
 
     def finish(self, mapping: dict[str, str]) -> None:
         """After the issues: filters whose JQL names issues of the project (with the restored keys; Jira
         refuses a filter on an issue that does not exist), their boards, then the dashboards (whose gadget
         settings may name those filters)."""
         self.issue_map = mapping
-        self._filters(deferred=True)
-        self._boards({}, deferred=True)
-        self._dashboards()
+        self._part("filters", self._filters, True)
+        self._part("boards", self._boards, {}, True)
+        self._part("dashboards", self._dashboards)
 
     def _names_issues(self, f: dict[str, Any]) -> bool:
         return bool(issue_key_pattern(self.backup.key).search(f.get("jql") or ""))

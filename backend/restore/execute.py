@@ -62,7 +62,10 @@ class RestoreResult:
     def status(self) -> str:
         if self.stopped:
             return "stopped"
-        return "failed" if self.errors and not self.mapping else "partial" if self.errors else "ok"
+        if not self.errors:
+            return "ok"
+        done = self.mapping or self.created or self.skipped  # something came back (or was there already)
+        return "partial" if done else "failed"
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "status": self.status}

@@ -3,6 +3,8 @@ backed up, the project deleted, restored into a new project key over real HTTP, 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from backend.backup import BackupSpec, run_backup
@@ -201,3 +203,17 @@ def test_only_configuration_into_the_original_project_puts_back_role_members_and
     assert out["created"] == {"role members": 1}, out["created"]
     assert configured.stays in _actors(c, "PLAT", "Developers")[0]
     assert out["skipped"]["boards"] == 2 and out["skipped"]["dashboards"] == 1
+
+
+def test_a_part_jira_refuses_is_named_and_the_rest_goes_on(configured):
+    c = configured.client
+    c.request("DELETE", _role_path(c, "PLAT", "Developers"), params={"user": configured.stays})
+    fault = {"path": r"^/rest/api/3/project/PLAT/role$", "status": 403, "count": 1, "method": "GET"}
+    c.request("POST", "/_sandbox/faults", json=fault)
+    status, out = configured.restore("--project", "--original", "--only", "configuration", "--json")
+    result = json.loads(out)
+    assert status == 1 and result["status"] == "partial"
+    assert [e for e in result["errors"] if e.startswith("configuration: role members")]
+    assert result["skipped"]["boards"] == 2 and result["skipped"]["dashboards"] == 1  # the others went on
+    c.request("DELETE", "/_sandbox/faults")
+    assert configured.stays not in _actors(c, "PLAT", "Developers")[0]
