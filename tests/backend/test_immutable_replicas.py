@@ -112,6 +112,13 @@ def test_forget_and_prune_on_an_object_locked_replica_skip_what_is_retained_then
     line = first.summary()[0]
     assert "2 of them still under retention" in line and "a later forget removes them" in line, line
     assert len(repo.snapshots()) == 3
+    url = f"s3://{bucket}/repo?endpoint_url={s3_server}&immutability=governance&retain=1h"
+    monkeypatch.setenv("KEEPSTONE_REPO_PASSWORD", PASSWORD)
+    capsys.readouterr()
+    assert keepstone_main(["forget", "--keep-last", "1", "--json", "--repo", url]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["removed"] == [] and {r["id"] for r in out["retained"]} == set(ids[:2]), out
+    assert all(datetime.fromisoformat(r["until"]) > datetime.now(UTC) for r in out["retained"])
 
     # Once the retention ends (all but the stray pack's), the same forget removes them.
     expire_all_but(s3_server, bucket, stray)
@@ -131,8 +138,6 @@ def test_forget_and_prune_on_an_object_locked_replica_skip_what_is_retained_then
     assert read_back(repo, ids[-1]) == newest
 
     # The CLI says the same in --json, and the repository still checks clean.
-    url = f"s3://{bucket}/repo?endpoint_url={s3_server}&immutability=governance&retain=1h"
-    monkeypatch.setenv("KEEPSTONE_REPO_PASSWORD", PASSWORD)
     capsys.readouterr()
     assert keepstone_main(["prune", "--json", "--max-unused", "0%", "--repo", url]) == 0
     out = json.loads(capsys.readouterr().out)
