@@ -108,9 +108,9 @@ class Smtp:
         raise AssertionError(f"{len(self.inbox.messages)} emails arrived, {n} expected")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def smtp(tls_cert) -> Iterator[Smtp]:  # noqa: F811 (the fixture imported above)
-    """aiosmtpd with STARTTLS required before AUTH (a self-signed certificate for 127.0.0.1), one a module."""
+    """aiosmtpd with STARTTLS required before AUTH (a self-signed certificate for 127.0.0.1), one for the package."""
     cert, key = tls_cert
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
@@ -156,7 +156,7 @@ def notify_backend(tmp_path, issuer, smtp: Smtp | None, cert: str, **config: Any
 
 @dataclass
 class Org:
-    """An organisation of its own for one test (installed on the module's site, with the admin's token)."""
+    """An organisation of its own for one test (installed on the shared site, with the admin's token)."""
 
     cloud_id: str
 
@@ -165,16 +165,16 @@ class Org:
         return f"/api/v1/organisations/{self.cloud_id}/notifications"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def site() -> Iterator[RunningServer]:
-    """A small site for this module's tests (a test that breaks it with faults clears them)."""
+    """A small site for these tests (a test that breaks it with faults clears them)."""
     with start_sandbox(projects=2, issues_per_project=10, seed=11) as s:
         yield s
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def backend(tmp_path_factory, issuer, smtp, tls_cert, site) -> Iterator[Backend]:  # noqa: F811
-    """One backend a module with SMTP and webhooks wired; each test works in an organisation of its own."""
+    """One backend for these tests with SMTP and webhooks wired; each test works in an organisation of its own."""
     b = notify_backend(tmp_path_factory.mktemp("notify"), issuer, smtp, tls_cert[0])
     b.site = site  # type: ignore[attr-defined]
     yield b
@@ -194,12 +194,3 @@ def org(backend) -> Org:
     )
     assert r.status_code == 200, r.text
     return Org(cloud_id)
-
-
-@pytest.fixture
-def plain_backend(tmp_path, issuer, tls_cert) -> Iterator[Backend]:  # noqa: F811
-    """A backend without SMTP and without a Jira site (for refusals)."""
-    b = notify_backend(tmp_path, issuer, None, tls_cert[0])
-    yield b
-    b.app.extensions["keepstone_notify"].stop()
-    stop_backend(b)

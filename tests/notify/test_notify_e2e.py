@@ -102,35 +102,42 @@ def test_add_a_webhook_send_a_test_and_see_it_delivered(ui_stack, browser_page, 
     page.goto(stack.url + f"/notifications/{stored[0]['id']}/edit")
     shoot(page, "1280-notifications-edit")
     problems["edit"] = axe(page)
+    page.get_by_role("checkbox", name=re.compile("On success")).uncheck()
+    page.get_by_role("radio", name="Slack incoming webhook").check()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save channel").click()
+    assert "saved" in page.locator("#flash").inner_text()
+    edited = channels(stack)[0]
+    assert edited["events"] == ["failure"] and edited["format"] == "slack" and edited["has_secret"]
     assert {k: v for k, v in problems.items() if v} == {}
 
 
-def test_a_viewer_sees_channels_but_cannot_change_or_test_them(ui_stack, receiver):
-    stack = ui_stack
-    stack.backend.config.webhook_http_hosts = "127.0.0.1"
-    made = stack.backend.call(
+def test_a_viewer_sees_channels_but_cannot_change_or_test_them(backend, org, receiver):
+    """Without a browser: the page's HTML and its forms, as a member with the viewer role."""
+    made = backend.call(
         "POST",
-        f"/api/v1/organisations/{TENANT}/notifications/channels",
-        TENANT,
+        f"{org.base}/channels",
+        org.cloud_id,
         json={"name": "Hook", "kind": "webhook", "url": receiver.url},
     )
     assert made.status_code == 201, made.text
-    add_member_only(stack.backend, "vera@example.com", [TENANT], "Vera Viewer")
-    with stack.backend.app.extensions["keepstone"].db.session() as s:
-        user = s.scalar(select(User).where(User.email == "vera@example.com"))
+    email = f"vera-{org.cloud_id[:8]}@example.com"
+    add_member_only(backend, email, [org.cloud_id], "Vera Viewer")
+    with backend.app.extensions["keepstone"].db.session() as s:
+        user = s.scalar(select(User).where(User.email == email))
         s.scalar(select(Membership).where(Membership.user_id == user.id)).role = "viewer"
         s.commit()
     browser = requests.Session()
     token = (
-        browser.get(stack.url + "/login", timeout=10).text.split('name="csrf_token" value="')[1].split('"')[0]
+        browser.get(backend.url + "/login", timeout=10)
+        .text.split('name="csrf_token" value="')[1]
+        .split('"')[0]
     )
     r = browser.post(
-        stack.url + "/login",
-        data={"email": "vera@example.com", "password": PASSWORD, "csrf_token": token},
-        timeout=10,
+        backend.url + "/login", data={"email": email, "password": PASSWORD, "csrf_token": token}, timeout=10
     )
     assert r.status_code == 200
-    listing = browser.get(stack.url + "/notifications", timeout=10)
+    listing = browser.get(backend.url + "/notifications", timeout=10)
     assert listing.status_code == 200 and "Hook" in listing.text
     assert "Send test" not in listing.text and "Add channel" not in listing.text
     token = listing.text.split('name="csrf_token" value="')[1].split('"')[0]
@@ -141,13 +148,19 @@ def test_a_viewer_sees_channels_but_cannot_change_or_test_them(ui_stack, receive
         "/notifications/new",
     ):
         r = browser.post(
-            stack.url + path, data={"csrf_token": token, "name": "x", "kind": "webhook"}, timeout=10
+            backend.url + path, data={"csrf_token": token, "name": "x", "kind": "webhook"}, timeout=10
         )
         assert r.status_code == 403, (path, r.status_code)
-    assert browser.get(stack.url + f"/notifications/{channel_id}/edit", timeout=10).status_code == 403
-    assert receiver.hits == [] and len(channels(stack)) == 1
+    assert browser.get(backend.url + f"/notifications/{channel_id}/edit", timeout=10).status_code == 403
+    # the API refuses the same member's writes (a session needs the CSRF token, which it has)
+    api = f"/api/v1/organisations/{org.cloud_id}/notifications/channels/{channel_id}/test"
+    r = browser.post(backend.url + api, headers={"X-CSRFToken": token}, timeout=10)
+    assert r.status_code == 403, r.text
+    assert browser.get(backend.url + f"/api/v1/organisations/{org.cloud_id}/notifications", timeout=10).ok
+    assert receiver.hits == []
 
 
+@pytest.mark.slow  # the same path without a browser: tests/notify/test_notify_runs.py
 def test_a_failed_run_sends_one_mail_to_the_channel_added_on_the_page(ui_stack, browser_page, smtp, tls_cert):
     page, stack = browser_page, ui_stack
     config = stack.backend.config
