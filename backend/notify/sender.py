@@ -16,7 +16,9 @@ import random
 import secrets
 import threading
 import time
+import weakref
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import and_, func, or_, select, update
@@ -50,9 +52,11 @@ def backoff(config: Config, attempts: int, retry_after: float | None = None) -> 
 
 
 class Sender:
-    def __init__(self, config: Config, db: Database) -> None:
+    def __init__(self, config: Config, db: Database, owner: Any = None) -> None:
         self.config = config
         self.db = db
+        # The app this sender serves, weakly: once nothing else holds the app, the thread ends by itself.
+        self._owner = weakref.ref(owner) if owner is not None else None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -77,6 +81,8 @@ class Sender:
     def _loop(self) -> None:
         failures = 0
         while not self._stop.is_set():
+            if self._owner is not None and self._owner() is None:
+                return
             self._wake.clear()  # before looking: a wake during the look is not lost
             try:
                 self.run_once()
@@ -239,7 +245,7 @@ class Sender:
 
 def init_app(app: Flask, config: Config, db: Database) -> Sender:
     """Make this process's sender (app.extensions['keepstone_notify']); start it unless turned off."""
-    sender = Sender(config, db)
+    sender = Sender(config, db, owner=app)
     app.extensions["keepstone_notify"] = sender
     if config.notify_sender:
         sender.start()
