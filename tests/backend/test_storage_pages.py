@@ -4,6 +4,7 @@ organisation's storage or run is a 404 like one that does not exist."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,8 @@ from sqlalchemy import func, select
 from backend.db.models import Organisation, Plan, Run, StorageRecord
 from tests.backend.conftest import Backend, make_backend, stop_backend
 from tests.backend.test_roles import Member, add_member
+from tests.backend.test_storages import s3_client
+from tests.storage.servers import s3_auth_server  # noqa: F401  (the `s3_server_with_auth` fixture)
 
 TENANT = "13131313-2222-4333-8444-555555555555"
 OTHER = "14141414-2222-4333-8444-555555555555"
@@ -20,7 +23,7 @@ OTHER = "14141414-2222-4333-8444-555555555555"
 
 @pytest.fixture
 def backend(tmp_path, issuer, sandbox_site) -> Iterator[Backend]:
-    b = make_backend(tmp_path, issuer)
+    b = make_backend(tmp_path, issuer, storage_http_hosts="127.0.0.1")  # moto's S3 server on loopback
     b.install(TENANT, sandbox_site.url)
     b.install(OTHER, sandbox_site.url)
     for role in ("viewer", "operator", "admin"):
@@ -121,3 +124,54 @@ def test_an_active_runs_page_rereads_itself_and_a_finished_one_does_not(backend)
     assert "Schedule" in running
     finished = viewer.page(f"/runs/{ids[1]}").text
     assert 'data-live="off"' in finished and "boom" in finished and "Backup now" in finished
+
+
+@pytest.mark.s3
+def test_an_s3_storage_tested_from_its_form_names_the_reason_and_keeps_its_secret(
+    backend, s3_server_with_auth
+):
+    s3 = s3_server_with_auth
+    bucket = f"ui-{uuid.uuid4().hex[:10]}"
+    s3_client(s3).create_bucket(Bucket=bucket)
+    admin = Member(backend, "admin@example.com")
+    form = {
+        "name": "Moto",
+        "kind": "s3",
+        "endpoint": s3.endpoint,
+        "bucket": bucket,
+        "s3_prefix": "acme",
+        "signing_region": "us-east-1",
+        "access_key_id": s3.access_key_id,
+        "secret_access_key": "not-the-secret",
+        "immutability_mode": "none",
+    }
+    wrong = submit(admin, "/storages/new", action="test", **form)
+    assert wrong.status_code == 200 and "Authentication" in wrong.text
+    assert 'id="err-secret_access_key"' in wrong.text and "not-the-secret" not in wrong.text
+    missing = submit(
+        admin,
+        "/storages/new",
+        action="test",
+        **{**form, "bucket": "no-such-bucket", "secret_access_key": s3.secret_access_key},
+    )
+    assert "Missing container or bucket" in missing.text and 'id="err-bucket"' in missing.text
+    good = submit(
+        admin, "/storages/new", action="test", **{**form, "secret_access_key": s3.secret_access_key}
+    )
+    assert "Connection works" in good.text and count(backend) == 0  # a test stores nothing
+    saved = submit(
+        admin, "/storages/new", action="save", **{**form, "secret_access_key": s3.secret_access_key}
+    )
+    assert saved.status_code == 303 and count(backend) == 1
+    [record] = backend.call("GET", f"/api/v1/organisations/{TENANT}/storages", TENANT).json()["items"]
+    edit = admin.page(f"/storages/{record['id']}/edit").text
+    assert s3.secret_access_key not in edit and s3.access_key_id not in edit
+    assert "saved, enter a new one to replace" in edit
+    # blank secrets keep the stored ones: the saved storage still connects
+    kept = submit(
+        admin,
+        f"/storages/{record['id']}/edit",
+        action="test",
+        **{**form, "access_key_id": "", "secret_access_key": ""},
+    )
+    assert "Connection works" in kept.text
