@@ -86,19 +86,10 @@ def _answer(row: RecoveryKeyRecord | None, outcomes: list | None = None) -> dict
     }
 
 
-@bp.get("/organisations/<cloud_id>/recovery-passphrase")
-@least_role("viewer")
-def get_recovery(cloud_id: str):
-    with services().db.session() as s:
-        org = organisation(s, cloud_id)
-        return jsonify(_answer(s.get(RecoveryKeyRecord, org.id)))
-
-
-@bp.put("/organisations/<cloud_id>/recovery-passphrase")
-@least_role("admin", "set the recovery passphrase")
-def put_recovery(cloud_id: str):
+def set_passphrase(cloud_id: str, data: dict) -> dict:
+    """Store the recovery key of a validated RecoveryIn body and add its wrap everywhere (the API's PUT and
+    the Settings page's form); the answer."""
     svc = services()
-    data = load(RecoveryIn())
     key = RecoveryKey.from_passphrase(data["passphrase"])
     with svc.db.session() as s:
         org = organisation(s, cloud_id)
@@ -107,19 +98,18 @@ def put_recovery(cloud_id: str):
         if row is None:
             row = RecoveryKeyRecord(organisation_id=org.id)
             s.add(row)
-        row.fingerprint, row.label, row.public = key.fingerprint, data["label"], key.to_dict()
+        row.fingerprint, row.label, row.public = key.fingerprint, data.get("label", ""), key.to_dict()
         row.set_at = datetime.now(UTC)
         s.commit()
     outcomes = recovery.apply_everywhere(svc.db, svc.config, cloud_id)
     with svc.db.session() as s:
         row = s.get(RecoveryKeyRecord, organisation(s, cloud_id).id)
         _audit("recovery.set", cloud_id, before, row, outcomes)
-        return jsonify(_answer(row, outcomes))
+        return _answer(row, outcomes)
 
 
-@bp.delete("/organisations/<cloud_id>/recovery-passphrase")
-@least_role("admin", "remove the recovery passphrase")
-def delete_recovery(cloud_id: str):
+def remove_passphrase(cloud_id: str) -> dict:
+    """Forget the recovery key and remove its wraps everywhere; the answer."""
     svc = services()
     with svc.db.session() as s:
         org = organisation(s, cloud_id)
@@ -130,4 +120,29 @@ def delete_recovery(cloud_id: str):
             s.commit()
     outcomes = recovery.apply_everywhere(svc.db, svc.config, cloud_id)
     _audit("recovery.remove", cloud_id, before, None, outcomes)
-    return jsonify(_answer(None, outcomes))
+    return _answer(None, outcomes)
+
+
+def status(cloud_id: str) -> dict:
+    """Whether a recovery passphrase is set (no repository is opened)."""
+    with services().db.session() as s:
+        return _answer(s.get(RecoveryKeyRecord, organisation(s, cloud_id).id))
+
+
+@bp.put("/organisations/<cloud_id>/recovery-passphrase")
+@least_role("admin", "set the recovery passphrase")
+def put_recovery(cloud_id: str):
+    data = load(RecoveryIn())
+    return jsonify(set_passphrase(cloud_id, data))
+
+
+@bp.delete("/organisations/<cloud_id>/recovery-passphrase")
+@least_role("admin", "remove the recovery passphrase")
+def delete_recovery(cloud_id: str):
+    return jsonify(remove_passphrase(cloud_id))
+
+
+@bp.get("/organisations/<cloud_id>/recovery-passphrase")
+@least_role("viewer")
+def get_recovery(cloud_id: str):
+    return jsonify(status(cloud_id))
