@@ -114,7 +114,7 @@ RULES: dict[str, Rule] = {
     "ui.snapshots": _rule("viewer"),
     "ui.restore": _rule("viewer"),
     "ui.notifications": _rule("viewer"),
-    "ui.audit": _rule("viewer"),
+    "ui.audit": _rule("admin", "see the audit log"),  # declared on the view too (backend/ui/audit.py)
 }
 
 

@@ -95,7 +95,7 @@ def plans():
             return page("no_org.html", s, title="Plans")
         items = sorted(org.plans, key=lambda p: (not p.is_default, p.name.lower()))
         last = _last_runs(s, [p.id for p in items])
-        site, _ = pf.site_projects(s, org) if len(items) > 1 else ([], "")
+        site, _ = pf.site_projects(s, org, quick=True) if len(items) > 1 else ([], "")
         also = coverage.of_plans(items, site or None)  # projects in two plans: shown, allowed
         rows = []
         for plan in items:
