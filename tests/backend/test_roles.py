@@ -318,3 +318,44 @@ def test_the_connector_acts_as_admin_of_its_tenant(stack):
         == 200
     )
     assert backend.call("GET", f"/api/v1/plans/{stack['plan']}", OTHER).status_code == 404
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one(backend, sandbox_site):
+    """The last-admin rule holds under a race: the check is inside the UPDATE (and a row lock on PostgreSQL)."""
+    import threading
+
+    backend.install(TENANT, sandbox_site.url)
+    add_member(backend, "a@example.com", "admin")
+    add_member(backend, "b@example.com", "admin")
+    a, b = Member(backend, "a@example.com"), Member(backend, "b@example.com")
+    ids = {m["email"]: m["id"] for m in a.api("GET", f"/organisations/{TENANT}/members").json()["items"]}
+    for _ in range(5):
+        barrier, answers = threading.Barrier(2), {}
+
+        def demote(me: Member, other: str, barrier=barrier, answers=answers) -> None:
+            barrier.wait()
+            path = f"/organisations/{TENANT}/members/{ids[other]}"
+            answers[other] = me.api("PATCH", path, json={"role": "viewer"}).status_code
+
+        threads = [
+            threading.Thread(target=demote, args=(a, "b@example.com")),
+            threading.Thread(target=demote, args=(b, "a@example.com")),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # One wins; the other is refused as the last admin (409) or, already demoted, as a viewer (403).
+        assert sorted(answers.values()) in ([200, 403], [200, 409]), answers
+        with backend.app.extensions["keepstone"].db.session() as s:
+            assert (
+                s.scalar(select(func.count()).select_from(Membership).where(Membership.role == "admin")) == 1
+            )
+        winner = a if answers["b@example.com"] == 200 else b
+        loser = "b@example.com" if winner is a else "a@example.com"
+        assert (
+            winner.api(
+                "PATCH", f"/organisations/{TENANT}/members/{ids[loser]}", json={"role": "admin"}
+            ).status_code
+            == 200
+        )
