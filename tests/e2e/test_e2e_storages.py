@@ -129,7 +129,7 @@ def test_a_storage_added_and_tested_a_wrong_secret_shows_the_reason(stack, brows
     assert "Azure Blob" in row.inner_text() and "Empty: no backup yet" in row.inner_text()
     assert "No plan" in row.inner_text() and "azurite (loopback)" in row.inner_text()
     assert AZURITE_KEY not in page.content()
-    both_widths(page, "storages")
+    both_widths(page, "storages-list")
 
     # the secret is never shown again; saving without typing it keeps it
     row.get_by_role("link", name="Edit Azure primary").click()
