@@ -84,14 +84,14 @@ def test_add_a_webhook_send_a_test_and_see_it_delivered(ui_stack, browser_page, 
     hits = receiver.wait_for(1)
     assert len(hits) == 1 and signing.verify(secret, hits[0].headers, hits[0].body)
     assert hits[0].json()["event"] == "test"
-    shoot(page, "1280-notifications")
+    shoot(page, "1280-notifications-channel")
     problems["list"] = axe(page)
 
     # both pages at 375 px
     page.set_viewport_size(NARROW)
     for path, name in (
-        ("/notifications", "notifications"),
-        ("/notifications/new?kind=email", "notifications-new"),
+        ("/notifications", "notifications-channel"),
+        ("/notifications/new?kind=email", "notifications-new-email"),
     ):
         page.goto(stack.url + path)
         shoot(page, f"375-{name}")
