@@ -33,6 +33,7 @@ from backend.notify.channels import (
     ChannelRefused,
     check_email,
     check_webhook_url,
+    masked_url,
     new_secret,
     seal_secret,
 )
@@ -123,7 +124,11 @@ class ChannelOut(Schema):
     name = fields.String(required=True)
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
     recipients = fields.List(fields.String(), required=True)
-    url = fields.String(required=True, allow_none=True)
+    url = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "shortened to scheme, host and first segment: the rest is often a secret"},
+    )
     format = fields.String(required=True)
     has_secret = fields.Boolean(required=True)
     events = fields.List(fields.String(), required=True)
@@ -169,7 +174,7 @@ def channel_json(c: NotificationChannel, last: NotificationMessage | None, plans
         "name": c.name,
         "kind": c.kind,
         "recipients": [a for a in c.address.split(",") if a] if email else [],
-        "url": None if email else c.address,
+        "url": None if email else masked_url(c.address),
         "format": c.format,
         "has_secret": bool(c.secret_sealed),
         "events": list(c.events or []),
@@ -339,6 +344,8 @@ def update_channel(cloud_id: str, channel_id: str):
         org = organisation(s, cloud_id)
         channel = channel_of(s, org, channel_id)
         data = load(ChannelIn(), partial=True)
+        if data.get("url") == masked_url(channel.address):
+            del data["url"]  # the shortened URL an answer showed: keep the stored one
         data.setdefault("kind", channel.kind)
         ChannelIn()._by_kind(data, partial=True)  # the kind's rules, with the stored kind
         with s.no_autoflush:

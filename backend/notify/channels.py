@@ -83,6 +83,17 @@ def check_webhook_url(url: str, config: Config) -> str:
     return url
 
 
+def masked_url(url: str) -> str:
+    """A webhook URL as answers show it: scheme, host and the first path segment. The rest of a Slack or
+    Teams URL (and any query) is the credential itself, so it is never sent back, not even to admins."""
+    parts = urlsplit(url)
+    segments = [s for s in parts.path.split("/") if s]
+    path = "/" + segments[0] if segments else ""
+    if len(segments) > 1:
+        path += "/…"
+    return f"{parts.scheme}://{parts.netloc}{path}" + ("?…" if parts.query else "")
+
+
 def address_refusal(url: str, config: Config) -> str | None:
     """At delivery: why this URL may not be contacted now (its name resolves to a private address), or None."""
     host = (urlsplit(url).hostname or "").lower()

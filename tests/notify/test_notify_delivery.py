@@ -296,3 +296,20 @@ def test_a_message_left_sending_by_a_dead_process_is_delivered_after_its_lease(b
     backend.app.extensions["keepstone_notify"].wake()
     last = wait_state(backend, org, channel["id"], "delivered")
     assert last["attempts"] == 1 and len(receiver.wait_for(1)) == 1
+
+
+def test_a_webhook_url_is_never_answered_whole(backend, org):
+    """A Slack or Teams URL's path is its credential: answers show its start only (nothing is sent here)."""
+    url = "https://hooks.slack.com/services/T0AAAA/B0BBBB/s3cr3tT0k3n"
+    made = add_webhook(backend, org, url, format="slack", events=[])
+    assert made["url"] == "https://hooks.slack.com/services/…"
+    path = f"{org.base}/channels/{made['id']}"
+    for answer in (backend.call("GET", org.base, org.cloud_id), backend.call("GET", path, org.cloud_id)):
+        assert "s3cr3t" not in answer.text
+    r = backend.call("PATCH", path, org.cloud_id, json={"url": made["url"], "name": "Slack"})
+    assert r.status_code == 200 and r.json()["name"] == "Slack"
+    with backend.app.extensions["keepstone"].db.session() as s:
+        stored = s.scalar(
+            select(NotificationChannel.address).where(NotificationChannel.public_id == made["id"])
+        )
+    assert stored == url  # the shortened URL sent back kept the whole one
