@@ -466,12 +466,17 @@ def test_only_admins_see_the_audit_log(stack):
     b = stack
     viewer = Browser(b)
     viewer.login("vic@example.com")
+    assert (
+        'href="/plans"' in (nav := viewer.get("/plans", params={"org": TENANT}).text)
+        and 'href="/audit"' not in nav
+    )
     assert viewer.get("/audit", params={"org": TENANT}).status_code == 403
     assert viewer.get("/audit/export.csv", params={"org": TENANT}).status_code == 403
     assert viewer.get(f"/api/v1/organisations/{TENANT}/audit").status_code == 403
     admin = Browser(b)
     admin.login("ada@example.com")
     assert admin.get("/audit", params={"org": TENANT}).status_code == 200
+    assert 'href="/audit"' in admin.get("/plans", params={"org": TENANT}).text
     assert admin.get(f"/api/v1/organisations/{TENANT}/audit").status_code == 200
     # another organisation's log is not there, for the page's ?org= or the API
     assert admin.get(f"/api/v1/organisations/{OTHER}/audit").status_code == 404
