@@ -358,7 +358,16 @@ def forget(
         marks = repo.keep_marks()
         candidates = [Candidate(s.id, s.project, snapshot_time(s), s.id in marks) for s in infos]
         result = ForgetResult(policy, decide(policy, candidates, tz, archived), dry_run)
-        if not dry_run:
+        if dry_run:  # say what an immutable storage would keep (no request on the others)
+            for verdict in result.forgotten:
+                try:
+                    until = repo.storage.retained_until("snapshots", verdict.id)
+                except NotFound:
+                    until = None
+                if until is not None:
+                    stamp = until.isoformat(timespec="seconds")
+                    result.retained.append({"id": verdict.id, "project": verdict.project, "until": stamp})
+        else:
             for verdict in sorted(result.forgotten, key=lambda v: v.time.astimezone(UTC)):
                 try:
                     repo.forget(verdict.id)

@@ -105,7 +105,9 @@ def test_forget_and_prune_on_an_object_locked_replica_skip_what_is_retained_then
     storage.save("data", stray, b"a pack nothing lists")
     policy = Policy.from_dict({"scheme": "custom", "keep_last": 1})
 
-    # Forget: the snapshot files are locked, so the forgotten ones are skipped, and said.
+    # Forget: the snapshot files are locked, so the forgotten ones are skipped, and said (a dry run too).
+    preview = forget(repo, policy, UTC, dry_run=True)
+    assert {r["id"] for r in preview.retained} == set(ids[:2]) and preview.removed == []
     first = forget(repo, policy, UTC)
     assert {v.id for v in first.forgotten} == set(ids[:2])
     assert first.removed == [] and {r["id"] for r in first.retained} == set(ids[:2])
