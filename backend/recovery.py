@@ -13,6 +13,7 @@ then (keys.upgrade_legacy: same wrap, no data rewritten).
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from backend.storage import Storage, StorageError, open_storage
 log = logging.getLogger(__name__)
 SERVICE_LABEL = "service"
 MIN_PASSPHRASE = 12
+PARALLEL = 4  # repositories brought up to date at once by apply_everywhere
 
 
 @dataclass(frozen=True)
@@ -85,51 +87,57 @@ def bring_up_to_date(repo: Repository, recovery: tuple[RecoveryKey, str] | None)
         return set_recovery(repo, key, label)
 
 
+def _apply(where: Where, config: Config, password: str, wanted, cloud_id: str) -> dict[str, Any]:
+    """Bring one repository up to date; its line of the answer."""
+    line: dict[str, Any] = {
+        "repository": where.name,
+        "state": "updated",
+        "added": 0,
+        "removed": 0,
+        "message": "",
+    }
+    secrets = where.target.secrets() if where.target else []
+    try:
+        if where.kind == "storage" and where.target is None:
+            raise ValueError("its credentials cannot be decrypted with this secret key: set them again")
+        storage = where.open(config)
+        try:
+            repo = Repository.open(storage, password)
+        except RepositoryError as e:
+            if "no repository" not in str(e):
+                raise
+            return {
+                **line,
+                "state": "empty",
+                "message": "no repository yet: it gets the wrap when a run creates it",
+            }
+        changed = bring_up_to_date(repo, wanted)
+        line.update(added=len(changed["added"]), removed=len(changed["removed"]))
+        if not changed["added"] and not changed["removed"]:
+            line["state"] = "unchanged"
+    except RepositoryLocked as e:
+        line.update(state="postponed", message=f"{e}; the next run that opens it updates it")
+    except (StorageError, RepositoryError, WrongPassword, storages.LocationRefused, ValueError) as e:
+        text = e.message if isinstance(e, storages.LocationRefused) else str(e)
+        message = f"{text}; the next run that opens it updates it"
+        line.update(state="failed", message=storages.redact(message, secrets))
+        log.warning("recovery key not applied", extra={"cloud_id": cloud_id, "repository": where.name})
+    return line
+
+
 def apply_everywhere(db: Database, config: Config, cloud_id: str) -> list[dict[str, Any]]:
-    """Bring every repository of the organisation up to date with its recovery key; one line each."""
+    """Bring every repository of the organisation up to date with its recovery key; one line each, in
+    the order of `repositories`. A few at a time: a slow or unreachable storage does not hold up the rest."""
     with db.session() as s:
         org = s.scalar(select(Organisation).where(Organisation.cloud_id == cloud_id))
         assert org is not None
         wanted = current(s, org.id)
         places = repositories(s, org, config)
     password = vault.repository_password(config.secret_key, cloud_id)
-    out = []
-    for where in places:
-        line: dict[str, Any] = {
-            "repository": where.name,
-            "state": "updated",
-            "added": 0,
-            "removed": 0,
-            "message": "",
-        }
-        secrets = where.target.secrets() if where.target else []
-        try:
-            if where.kind == "storage" and where.target is None:
-                raise ValueError("its credentials cannot be decrypted with this secret key: set them again")
-            storage = where.open(config)
-            try:
-                repo = Repository.open(storage, password)
-            except RepositoryError as e:
-                if "no repository" not in str(e):
-                    raise
-                line.update(
-                    state="empty", message="no repository yet: it gets the wrap when a run creates it"
-                )
-                out.append(line)
-                continue
-            changed = bring_up_to_date(repo, wanted)
-            line.update(added=len(changed["added"]), removed=len(changed["removed"]))
-            if not changed["added"] and not changed["removed"]:
-                line["state"] = "unchanged"
-        except RepositoryLocked as e:
-            line.update(state="postponed", message=f"{e}; the next run that opens it updates it")
-        except (StorageError, RepositoryError, WrongPassword, storages.LocationRefused, ValueError) as e:
-            text = e.message if isinstance(e, storages.LocationRefused) else str(e)
-            message = f"{text}; the next run that opens it updates it"
-            line.update(state="failed", message=storages.redact(message, secrets))
-            log.warning("recovery key not applied", extra={"cloud_id": cloud_id, "repository": where.name})
-        out.append(line)
-    return out
+    if not places:
+        return []
+    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(places))) as pool:
+        return list(pool.map(lambda where: _apply(where, config, password, wanted, cloud_id), places))
 
 
 def keep_up_to_date(db: Database, repo: Repository, cloud_id: str) -> None:
