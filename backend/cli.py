@@ -22,6 +22,12 @@ def add_commands(sub) -> None:
     u = sub_backend.add_parser("create-user", help="create a local user of the management UI")
     u.add_argument("email")
     u.add_argument("--org", action="append", default=[], help="cloudId of an organisation the user may see")
+    u.add_argument(
+        "--role",
+        choices=("viewer", "operator", "admin"),
+        default="admin",
+        help="the user's role in each --org (default admin; see docs/security.md#roles)",
+    )
     u.set_defaults(func=create_user)
     from backend.audit.cli import add_commands as add_audit_commands
 
@@ -73,7 +79,7 @@ def create_user(args: argparse.Namespace) -> int:
             s.add(user)
             s.flush()
             for org in orgs:
-                s.add(Membership(user_id=user.id, organisation_id=org.id))
+                s.add(Membership(user_id=user.id, organisation_id=org.id, role=args.role))
             s.commit()
     except IntegrityError:  # created by someone else in between
         return _fail(f"a user {email} already exists; nothing was changed")

@@ -359,3 +359,52 @@ def test_two_admins_demoting_each_other_at_once_leave_one(backend, sandbox_site)
             ).status_code
             == 200
         )
+
+
+def test_create_user_gives_the_role_asked_for(tmp_path, issuer, sandbox_site):
+    import os
+    import subprocess
+    import sys
+
+    backend = make_backend(tmp_path, issuer)
+    CLI = (sys.executable, "-m", "keepstone.cli", "backend")
+    try:
+        backend.install(TENANT, sandbox_site.url)
+        env = {
+            **os.environ,
+            "KEEPSTONE_DATABASE_URL": backend.config.database_url,
+            "KEEPSTONE_DATA_DIR": str(tmp_path / "data"),
+            "KEEPSTONE_SECRET_KEY": backend.config.secret_key,
+            "KEEPSTONE_USER_PASSWORD": PASSWORD,
+        }
+        made = subprocess.run(
+            [*CLI, "create-user", "op@example.com", "--org", TENANT, "--role", "operator"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert made.returncode == 0, made.stderr
+        bad = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "keepstone.cli",
+                "backend",
+                "create-user",
+                "x@example.com",
+                "--role",
+                "owner",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert bad.returncode == 2 and "invalid choice: 'owner'" in bad.stderr
+        op = Member(backend, "op@example.com")
+        assert op.api("POST", f"/organisations/{TENANT}/runs", json={}).status_code == 202
+        plan = op.api("GET", f"/organisations/{TENANT}/plans").json()["items"][0]["id"]
+        assert op.api("PATCH", f"/plans/{plan}", json={"name": "x"}).status_code == 403
+    finally:
+        stop_backend(backend)
