@@ -26,12 +26,13 @@ def record_cli(
         return None
     if "://" not in repo:
         repo = "file://" + os.path.abspath(repo)
+    import socket
+
     from backend.audit.changes import redact_url
     from backend.audit.log import append
-    from backend.db import Database, migrate
+    from backend.db import Database
 
-    try:
-        migrate(url)
+    try:  # the service migrates its database; the command line only appends to it
         db = Database(url)
         try:
             return append(
@@ -41,7 +42,7 @@ def record_cli(
                 actor_kind="cli",
                 actor="cli",
                 actor_name=os.environ.get("USER", ""),
-                address="local",
+                address=f"cli@{socket.gethostname()}",
                 target_id=redact_url(repo),
                 target_name="repository",
                 details=details or {},

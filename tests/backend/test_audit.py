@@ -5,8 +5,10 @@ the hash chain finds tampering, and filters, paging and exports return exactly t
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -477,6 +479,20 @@ def test_only_admins_see_the_audit_log(stack):
     admin.login("ada@example.com")
     assert admin.get("/audit", params={"org": TENANT}).status_code == 200
     assert 'href="/audit"' in admin.get("/plans", params={"org": TENANT}).text
+    # 50 a page, newest first; Older events goes on from the last one shown, Newest comes back
+    from backend.audit.log import append
+
+    for n in range(60):
+        append(
+            b.app.extensions["keepstone"].db, action="plan.update", cloud_id=TENANT, target_name=f"Bulk {n}"
+        )
+    first = admin.get("/audit", params={"org": TENANT}).text
+    seqs = [int(x) for x in re.findall(r'data-seq="(\d+)"', first)]
+    assert len(seqs) == 50 and seqs == sorted(seqs, reverse=True) and "Bulk 59" in first
+    older = html.unescape(re.search(r'href="([^"]*before=[^"]*)"', first).group(1))
+    second = admin.get(older).text
+    rest = [int(x) for x in re.findall(r'data-seq="(\d+)"', second)]
+    assert rest and max(rest) == seqs[-1] - 1 and "Newest" in second
     assert admin.get(f"/api/v1/organisations/{TENANT}/audit").status_code == 200
     # another organisation's log is not there, for the page's ?org= or the API
     assert admin.get(f"/api/v1/organisations/{OTHER}/audit").status_code == 404
