@@ -202,6 +202,15 @@ def test_a_bad_storage_form_stores_nothing_and_shows_errors_beside_fields(stack,
 
 def test_a_finished_runs_detail_page_the_rotation_preview_and_a_project_in_two_plans(stack, browser_page):
     page = browser_page
+    primary, replica = (
+        api(
+            stack,
+            "POST",
+            f"/api/v1/organisations/{TENANT}/storages",
+            json={"name": name, "kind": "local", "location": {"path": path}},
+        )
+        for name, path in (("Primary folder", "primary"), ("Replica folder", "replica"))
+    )
     plan = api(
         stack,
         "POST",
@@ -211,6 +220,8 @@ def test_a_finished_runs_detail_page_the_rotation_preview_and_a_project_in_two_p
             "schedule": {"days": ["mon"], "hour": 3},
             "spec": {"projects": {"mode": "selected", "keys": ["PLAT"]}, "data": {"attachments": False}},
             "rotation": {"scheme": "unlimited"},
+            "storage_id": primary["id"],
+            "replica_ids": [replica["id"]],
         },
     )
     snapshots = []
@@ -236,6 +247,18 @@ def test_a_finished_runs_detail_page_the_rotation_preview_and_a_project_in_two_p
     assert page.locator("#live").get_attribute("data-live") == "off"  # finished: no polling
     both_widths(page, "run-detail")
     assert page.request.get(stack.url + "/runs/run_aaaaaaaaaaaaaaaaaaaa").status == 404
+    replica_row = page.locator(f"#replicas tr[data-replica='{replica['id']}']")
+    assert "ok" in replica_row.inner_text().lower() and "0 snapshots" in replica_row.inner_text()
+
+    # the storages hold what the runs wrote: two snapshots on the primary, copied to the replica
+    page.goto(stack.url + "/storages")
+    first = page.locator(f"tr[data-storage='{primary['id']}']")
+    second = page.locator(f"tr[data-storage='{replica['id']}']")
+    assert "2 snapshots" in first.inner_text() and "Platform (primary)" in first.inner_text()
+    assert "Not a replica" in first.inner_text()
+    assert "2 snapshots" in second.inner_text() and "Platform (replica)" in second.inner_text()
+    assert re.search(r"Platform: ok\s+lag 0 snapshots", second.inner_text(), re.I), second.inner_text()
+    both_widths(page, "storages-in-use")
 
     # a project in two plans, and what a rotation would keep
     page.goto(stack.url + "/plans")
