@@ -525,26 +525,31 @@ def test_the_sso_hand_off_is_recorded_for_its_organisation(stack):
     assert only_new(b, sso.seq).action == "sso.failed"
 
 
-def test_the_command_line_records_forget_with_a_service_database(tmp_path, monkeypatch, migrated):
+def test_the_command_line_records_forget_and_prune_with_a_service_database(tmp_path, monkeypatch, migrated):
     from keepstone.cli import main
 
     url = copied(migrated, tmp_path)
     monkeypatch.setenv("KEEPSTONE_REPO_PASSWORD", "repo-password")
     repo = f"file://{tmp_path}/repo"
     assert main(["init", "--repo", repo]) == 0
-    assert (
-        main(["forget", "--repo", repo, "--keep-last", "1"]) == 0
-    )  # no database: nothing recorded, no error
+    # without a service database nothing is recorded, and nothing fails
+    assert main(["forget", "--repo", repo, "--keep-last", "1"]) == 0
     monkeypatch.setenv("KEEPSTONE_DATABASE_URL", url)
     assert main(["forget", "--repo", repo, "--keep-last", "1", "--dry-run"]) == 0  # a dry run changes nothing
+    assert main(["prune", "--repo", repo, "--dry-run"]) == 0
     assert main(["forget", "--repo", repo, "--keep-last", "1"]) == 0
+    assert main(["prune", "--repo", repo]) == 0
     from backend.db import Database
 
     db = Database(url)
     with db.session() as s:
-        found = list(s.scalars(select(AuditEvent)))
+        found = list(s.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
     db.engine.dispose()
-    assert [(e.action, e.actor_kind, e.target_id) for e in found] == [("forget", "cli", repo)]
+    assert [(e.action, e.actor_kind, e.target_id) for e in found] == [
+        ("forget", "cli", repo),
+        ("prune", "cli", repo),
+    ]
+    assert found[0].address.startswith("cli@") and "summary" in found[1].details
     assert "repo-password" not in json.dumps([e.details for e in found])
 
 
