@@ -25,6 +25,7 @@ from backend.db.models import AuditEvent, Membership, Organisation, User
 from tests.backend.conftest import Backend, make_backend, stop_backend
 from tests.backend.test_sessions import csrf_of
 from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, ROOT
+from tests.restore.conftest import backed as backed  # the fixture: a project backed up
 
 TENANT = "a0d17000-1111-4222-8333-444444444444"
 OTHER = "b0d17000-1111-4222-8333-444444444444"
@@ -665,3 +666,23 @@ def test_writers_in_parallel_extend_one_chain_without_a_fork(dialect, processes,
     finally:
         for db in dbs:
             db.engine.dispose()
+
+
+@pytest.mark.slow  # a backup first; forget and prune show the same path quickly
+def test_a_restore_from_the_command_line_is_recorded_when_it_starts(backed, monkeypatch, migrated, tmp_path):
+    url = copied(migrated, tmp_path)
+    monkeypatch.setenv("KEEPSTONE_DATABASE_URL", url)
+    status, out = backed.restore("--issues", "PLAT-5", "--original", "--dry-run")
+    assert status == 0, out
+    status, out = backed.restore("--issues", "PLAT-5", "--original")
+    assert status == 0, out
+    from backend.db import Database
+
+    db = Database(url)
+    with db.session() as s:
+        found = list(s.scalars(select(AuditEvent)))
+    db.engine.dispose()
+    assert [(e.action, e.target_id) for e in found] == [
+        ("restore.start", backed.repo_url)
+    ]  # the dry run: none
+    assert found[0].details == {"snapshot": backed.snapshot_id, "site": backed.site.url}
