@@ -404,18 +404,6 @@ def runs():
 
 
 LATER: dict[str, dict[str, Any]] = {
-    "snapshots": {
-        "title": "Snapshots",
-        "lead": "This page will list every snapshot of every project, by plan and storage, with what it holds; browse an issue "
-        "as it was and compare two snapshots.",
-        "now": "The engine's command line lists and opens snapshots of a repository today.",
-        "commands": [
-            "keepstone snapshots --repo file:///backups/acme",
-            "keepstone show ABC-12 --repo file:///backups/acme",
-            "keepstone diff ABC-12 1a2b3c4d 5e6f7a8b --repo file:///backups/acme",
-        ],
-        "link": ("ui.runs", "See which runs wrote snapshots"),
-    },
     "restore": {
         "title": "Restore",
         "lead": "This page will restore single issues, a whole project or configuration objects from a snapshot, into the "
@@ -437,12 +425,6 @@ def _later(name: str):
         cloud_id = org.cloud_id if org else "{cloud_id}"
         info["commands"] = [c.replace("{cloud_id}", cloud_id) for c in info["commands"]]
         return page("later.html", s, org, info=info)
-
-
-@bp.get("/snapshots")
-@member
-def snapshots():
-    return _later("snapshots")
 
 
 @bp.get("/restore")
