@@ -1,6 +1,6 @@
 """The Audit page in a real browser (Debian chromium + Playwright) against the real backend: change a plan
 in its form, see the event with its field diff on /audit, filter, download the CSV; screenshots at 1280
-and 375 px, each checked with axe-core."""
+and 375 px (and dark), each checked with axe-core."""
 
 from __future__ import annotations
 
@@ -61,3 +61,8 @@ def test_a_changed_plan_shows_on_audit_with_its_diff_and_downloads_as_csv(ui_sta
     page.goto(f"{stack.url}/audit")
     assert axe(page) == [], axe(page)
     shoot(page, "audit-375")
+    page.set_viewport_size(WIDE)
+    page.emulate_media(color_scheme="dark")
+    page.reload()
+    assert axe(page) == [], axe(page)
+    shoot(page, "audit-1280-dark")
