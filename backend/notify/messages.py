@@ -32,7 +32,7 @@ def link(public_url: str, path: str, **query: str) -> str:
     return public_url.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:
@@ -71,7 +71,7 @@ def run_document(org: Any, plan: Any, run: Any, projects: list[Any], event: str,
         f"Projects: {counts['projects']} ({counts['projects_ok']} ok, {counts['projects_warning']} with "
         f"warnings, {counts['projects_failed']} failed)",
         f"Issues: {counts['issues']}, attachments: {counts['attachments']}, Jira requests: {counts['requests']}",
-        f"Started: {_iso(run.started) or '-'}, finished: {_iso(run.finished) or '-'} (UTC)",
+        f"Started: {iso(run.started) or '-'}, finished: {iso(run.finished) or '-'} (UTC)",
         "",
         f"Open the run: {url}",
     ]
@@ -86,8 +86,8 @@ def run_document(org: Any, plan: Any, run: Any, projects: list[Any], event: str,
             "id": run.public_id,
             "state": run.state,
             "trigger": run.trigger,
-            "started": _iso(run.started),
-            "finished": _iso(run.finished),
+            "started": iso(run.started),
+            "finished": iso(run.finished),
             "url": url,
         },
         "reason": reason,
@@ -100,7 +100,7 @@ def run_document(org: Any, plan: Any, run: Any, projects: list[Any], event: str,
     }
 
 
-def test_document(org: Any, channel: Any, public_url: str) -> dict:
+def test_message(org: Any, channel: Any, public_url: str) -> dict:
     """A test message: says which channel it came through."""
     org_name = org.display_name or org.site_url
     url = link(public_url, "/notifications", org=org.cloud_id)

@@ -113,7 +113,7 @@ def enqueue_run(s: Session, config: Config, run_id: int) -> int:
 def enqueue_test(s: Session, config: Config, channel: NotificationChannel) -> NotificationMessage:
     """A test message for one channel (committed by the caller)."""
     org = s.get(Organisation, channel.organisation_id)
-    doc = messages.test_document(org, channel, config.public_url)
+    doc = messages.test_message(org, channel, config.public_url)
     return _add(s, channel, "test", f"test:{secrets.token_hex(8)}", doc)  # tried at once by the caller
 
 
@@ -172,7 +172,7 @@ def enqueue_digests(db: Database, config: Config, now: datetime | None = None) -
                         "plan_id": plan.public_id,
                         "run_id": run.public_id,
                         "state": run.state,
-                        "finished": messages._iso(_aware(run.finished)),
+                        "finished": messages.iso(_aware(run.finished)),
                         "reason": (run.error or "")[:300],
                     }
                 )
