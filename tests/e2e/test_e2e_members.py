@@ -89,6 +89,7 @@ def test_a_viewer_who_cannot_edit(ui_stack, browser_page):
 
 def test_an_admin_invites_and_the_invitee_joins(ui_stack, browser_page):
     page, stack = browser_page, ui_stack
+    add_with_role(stack, VIEWER, "viewer", "Vera Viewer")  # a second member: role select and Remove shown
     page.set_viewport_size(WIDE)
     sign_in(page, stack)
     page.get_by_role("navigation", name="Keepstone").get_by_role("link", name="Settings").click()
@@ -99,6 +100,10 @@ def test_an_admin_invites_and_the_invitee_joins(ui_stack, browser_page):
     link = page.locator("#invite-link pre").inner_text().strip()
     assert re.fullmatch(rf"{re.escape(stack.url)}/invite/[A-Za-z0-9_-]{{43}}", link), link
     assert "grace@example.com" in page.locator("#invitations").inner_text()
+    vera = page.locator("#members tr", has_text="Vera Viewer")
+    assert vera.get_by_label("Role of Vera Viewer", exact=True).input_value() == "viewer"
+    ada = page.locator("#members tr", has_text="Ada Lovelace")
+    assert ada.locator("select").count() == 0 and "the last admin" in ada.inner_text()
     clean(page)
     shoot(page, "settings-members-1280")
     page.set_viewport_size(NARROW)
