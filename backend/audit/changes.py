@@ -269,6 +269,11 @@ def install() -> None:
     channel = getattr(models, "NotificationChannel", None)  # the notifications slice's table
     if channel is not None:
         TRACKED[channel] = Tracked("notification", "public_id", "name", origin_only=frozenset({"address"}))
+    recovery = getattr(models, "RecoveryKeyRecord", None)  # the recovery passphrase: only its fingerprint
+    if recovery is not None:
+        TRACKED[recovery] = Tracked(
+            "recovery", "fingerprint", "label", frozenset({"organisation_id", "public", "set_at"})
+        )
     invitation = getattr(models, "Invitation", None)  # the members slice's table, when it is there
     if invitation is not None:
         TRACKED[invitation] = Tracked(

@@ -26,7 +26,17 @@ from backend.audit.log import append
 log = logging.getLogger("keepstone.audit")
 SAFE = {"GET", "HEAD", "OPTIONS"}
 # Most important first: a request that changed several rows is recorded as a change of the first kind.
-PRIORITY = ["organisation", "plan", "storage", "member", "invitation", "account", "user"]
+PRIORITY = [
+    "organisation",
+    "plan",
+    "storage",
+    "member",
+    "invitation",
+    "account",
+    "recovery",
+    "notification",
+    "user",
+]
 ACTIONS = {
     ("plan", "create"): "plan.create",
     ("plan", "update"): "plan.update",
@@ -44,6 +54,9 @@ ACTIONS = {
     ("user", "create"): "user.create",
     ("user", "update"): "user.update",
     ("user", "delete"): "user.delete",
+    ("recovery", "create"): "recovery.set",
+    ("recovery", "update"): "recovery.set",
+    ("recovery", "delete"): "recovery.remove",
     ("organisation", "create"): "organisation.install",
     ("organisation", "update"): "organisation.update",
 }
@@ -68,6 +81,7 @@ ENDPOINTS: dict[str, tuple[Callable[[int], str | None], str | None]] = {
     "ui.check_now": (_by_status("token.check"), None),
     "ui.test_storage": (_by_status("storage.test"), None),
     "ui.test_channel_page": (_by_status("notification.test"), None),
+    "api.notifications.test_channel": (_by_status("notification.test"), None),
     "api.organisations.suspend": (_by_status("organisation.suspend"), "organisation"),
 }
 # Endpoints recorded only when they committed a tracked change (a plan form's "Check plan" stores
@@ -91,6 +105,10 @@ QUIET = {
     "ui.invite",
     "ui.withdraw_invitation",
     "ui.accept_invitation_post",
+    "ui.set_recovery",
+    "ui.remove_recovery",
+    "api.recovery.put_recovery",
+    "api.recovery.delete_recovery",
 }
 
 

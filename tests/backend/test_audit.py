@@ -32,6 +32,8 @@ OTHER = "b0d17000-1111-4222-8333-444444444444"
 PASSWORD = "audit-password-Zq81!never-logged"
 S3_SECRET = "audit-s3-secret-8c1f2e9b-first"
 S3_SECRET_NEW = "audit-s3-secret-77aa01dd-second"
+WEBHOOK_SECRET = "audit-webhook-signing-secret-5e1d"
+WEBHOOK_PATH_SECRET = "audit0path0secret0c9f3a"
 PROXIED = "203.0.113.77"  # the client address behind the one trusted proxy
 
 
@@ -307,6 +309,21 @@ def test_a_secret_never_reaches_the_log_or_its_exports(stack):
         "api_token": {"before": "(changed)", "after": "(changed)"}
     }
 
+    # a webhook: its signing secret only "(changed)", its URL (a Slack webhook's path is a secret) its origin
+    mark = token.seq
+    hook_url = "https://hooks.slack.com/services/T000/B000/" + WEBHOOK_PATH_SECRET
+    channel = b.call(
+        "POST",
+        f"/api/v1/organisations/{TENANT}/notifications/channels",
+        TENANT,
+        json={"name": "Ops", "kind": "webhook", "url": hook_url, "format": "slack", "secret": WEBHOOK_SECRET},
+    )
+    assert channel.status_code == 201, channel.text
+    made = only_new(b, mark)
+    assert (made.action, made.target_name) == ("notification.create", "Ops")
+    assert made.changes["address"]["after"] == "https://hooks.slack.com/…"
+    assert made.changes["secret_sealed"]["after"] == "(changed)"
+
     browser = Browser(b)
     browser.login("ada@example.com", PASSWORD + "-typo")
     browser.login("ada@example.com")
@@ -316,7 +333,7 @@ def test_a_secret_never_reaches_the_log_or_its_exports(stack):
         b.call("GET", f"/api/v1/organisations/{TENANT}/audit", TENANT, params={"format": "csv"}).text,
     ]
     assert "storage.update" in exports[0] and "token.set" in exports[1] and "signin.failed" in exports[2]
-    for secret in (S3_SECRET, S3_SECRET_NEW, ADMIN_TOKEN, PASSWORD):
+    for secret in (S3_SECRET, S3_SECRET_NEW, ADMIN_TOKEN, PASSWORD, WEBHOOK_SECRET, WEBHOOK_PATH_SECRET):
         assert secret not in table_text(b)
         assert all(secret not in text_ for text_ in exports)
 
