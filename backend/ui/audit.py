@@ -35,6 +35,8 @@ ACTION_FAMILIES = [
     ("prune", "Prune"),
     ("signin", "Sign-ins"),
     ("sso", "Jira hand-offs (SSO)"),
+    ("notification", "Notifications"),
+    ("recovery", "Recovery passphrase"),
     ("organisation", "Organisation"),
 ]
 LOZENGE = {
