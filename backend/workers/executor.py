@@ -28,7 +28,7 @@ class CeleryRunExecutor:
         return self.app.send_task(name, args=list(args), queue=queue_name())
 
     def ping(self) -> str:
-        """"ok" when the broker accepts a connection, else why not (for /healthz)."""
+        """Say "ok" when the broker accepts a connection, else why not (for /healthz)."""
         try:
             with self.app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, timeout=2)
