@@ -265,6 +265,7 @@ def test_more_features_url_signs_in_once_and_only_while_fresh(installed, monkeyp
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["tenant"] == installed.info()["cloudId"] and claims["aud"] == "keepstone-backend-sso"
     assert claims["sub"] == _atlassian_admin(installed)  # the FIT's principal
+    assert claims["jira_admin"] is True  # from the Forge admin page: an admin member in the backend
     sso = requests.post(
         installed.backend.url + "/sso",
         data={"token": token},

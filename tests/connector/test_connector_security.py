@@ -442,6 +442,7 @@ def test_sso_token_has_the_seam_4_shape(installed):
     assert claims["aud"] == "keepstone-backend-sso" and claims["iss"] == "keepstone-connector"
     assert claims["tenant"] == installed.info()["cloudId"] and claims["sub"] == "5b10admin"
     assert 0 < claims["exp"] - claims["iat"] <= 60 and claims["jti"]
+    assert claims["jira_admin"] is True  # the panel is a Jira admin page: the backend makes an admin member
 
 
 def test_replayed_sso_token_is_refused(installed):
