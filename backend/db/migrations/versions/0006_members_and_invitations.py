@@ -18,11 +18,16 @@ down_revision = "0005"
 
 def upgrade() -> None:
     with op.batch_alter_table("memberships", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("source", sa.String(length=16), nullable=False, server_default="manual"))
+        batch_op.add_column(
+            sa.Column("source", sa.String(length=16), nullable=False, server_default="manual")
+        )
         batch_op.add_column(sa.Column("public_id", sa.String(length=32), nullable=True))
         batch_op.add_column(
             sa.Column(
-                "created", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.current_timestamp()
+                "created",
+                sa.DateTime(timezone=True),
+                nullable=False,
+                server_default=sa.func.current_timestamp(),
             )
         )
     memberships = sa.table("memberships", sa.column("id", sa.Integer), sa.column("public_id", sa.String))
