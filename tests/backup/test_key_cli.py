@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from backend.repository import Repository, WrongPassword
+from backend.repository.keys import list_keys
+from backend.storage.local import LocalStorage
 from tests.backup.test_cli_errors import fingerprint
 from tests.conftest import ROOT
 
@@ -74,7 +77,8 @@ def test_key_add_passwd_remove_through_real_processes_rewrite_no_data(legacy, tm
     assert done.returncode == 0, done.stderr
     added = json.loads(done.stdout)
     assert added["added"]["label"] == "ops" and added["upgraded"]["kind"] == "password"  # the legacy key
-    listed = {k["id"]: k for k in keys_of(url, ops)}
+    opened = Repository.open(LocalStorage(folder), "ops password")
+    listed = {k.id: k.to_dict() for k in list_keys(opened)}
     assert set(listed) == {added["added"]["id"], added["upgraded"]["id"]}
     assert listed[added["added"]["id"]]["current"] and not listed[added["upgraded"]["id"]]["current"]
 
@@ -93,7 +97,8 @@ def test_key_add_passwd_remove_through_real_processes_rewrite_no_data(legacy, tm
     done = keepstone("key", "remove", added["upgraded"]["id"][:8], "--repo", url, password="ops password 2")
     assert done.returncode == 0, done.stderr
     assert f"removed key {added['upgraded']['id'][:8]}" in done.stdout
-    assert keepstone("key", "list", "--repo", url, "--password-file", str(secret)).returncode == 1
+    with pytest.raises(WrongPassword):
+        Repository.open(LocalStorage(folder), LEGACY_PASSWORD)
     assert data_files(folder) == data  # every pack, index, snapshot and the config: same names, same bytes
     checked = keepstone("check", "--repo", url, "--read-data", "--json", password="ops password 2")
     assert checked.returncode == 0 and json.loads(checked.stdout)["ok"], checked.stdout
