@@ -133,6 +133,11 @@ class ChannelOut(Schema):
     has_secret = fields.Boolean(required=True)
     events = fields.List(fields.String(), required=True)
     plan_ids = fields.List(fields.String(), required=True)
+    scope = fields.String(
+        required=True,
+        validate=validate.OneOf(("organisation", "plans")),
+        metadata={"description": "plans: only runs of plan_ids count (none, once all of them are deleted)"},
+    )
     enabled = fields.Boolean(required=True)
     created = fields.DateTime(required=True)
     last_delivery = fields.Nested(DeliveryOut, required=True, allow_none=True)
@@ -179,6 +184,7 @@ def channel_json(c: NotificationChannel, last: NotificationMessage | None, plans
         "has_secret": bool(c.secret_sealed),
         "events": list(c.events or []),
         "plan_ids": [p for p in c.plans or [] if p in plans],  # a deleted plan drops out
+        "scope": "plans" if c.plans else "organisation",
         "enabled": c.enabled,
         "created": iso(c.created),
         "last_delivery": delivery_json(last),

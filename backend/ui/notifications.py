@@ -97,7 +97,7 @@ def form_of(channel: NotificationChannel) -> MultiDict:
             "recipients": ", ".join(data["recipients"]),
             "url": data["url"] or "",
             "format": data["format"],
-            "scope": "selected" if data["plan_ids"] else "all",
+            "scope": "selected" if data["scope"] == "plans" else "all",
         }
     )
     if data["enabled"]:

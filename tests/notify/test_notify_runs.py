@@ -77,3 +77,45 @@ def test_a_failed_run_sends_one_email_and_one_signed_webhook_with_the_reason_and
     assert channels[email["id"]]["last_delivery"]["state"] == "delivered"
     assert channels[hook["id"]]["last_delivery"]["status"] == "HTTP 200"
     assert channels[quiet["id"]]["last_delivery"] is None  # its rule wants successes only
+
+
+def test_a_channel_for_one_plan_hears_only_of_that_plan(backend, org, receiver):
+    plans_url = f"/api/v1/organisations/{org.cloud_id}/plans"
+    default = backend.call("GET", plans_url, org.cloud_id).json()["items"][0]
+    made = backend.call(
+        "POST",
+        plans_url,
+        org.cloud_id,
+        json={"name": "Nightly", "schedule": {"days": ["mon"], "hour": 3, "time_zone": "UTC"}},
+    )
+    assert made.status_code == 201, made.text
+    nightly = made.json()
+    scoped = add_channel(
+        backend,
+        org,
+        {"name": "Nightly only", "kind": "webhook", "url": receiver.url, "events": ["success", "failure"],
+         "plan_ids": [nightly["id"]]},
+    )  # fmt: skip
+    assert scoped["scope"] == "plans" and scoped["plan_ids"] == [nightly["id"]]
+    for plan in (default, nightly):
+        started = backend.call(
+            "POST", f"/api/v1/organisations/{org.cloud_id}/runs", org.cloud_id, json={"plan_id": plan["id"]}
+        )
+        assert backend.wait_for_run(org.cloud_id, started.json()["id"])["state"] == "succeeded"
+    hits = receiver.wait_for(1)
+    time.sleep(1.0)
+    assert len(receiver.hits) == 1 and hits[0].json()["plan"]["id"] == nightly["id"]
+    assert hits[0].json()["event"] == "success"
+    # its plan deleted, a channel says so (and hears of no plan) rather than seeming to cover all
+    spare = backend.call(
+        "POST",
+        plans_url,
+        org.cloud_id,
+        json={"name": "Spare", "schedule": {"days": ["tue"], "hour": 4, "time_zone": "UTC"}},
+    ).json()
+    body = {"name": "Spare only", "kind": "webhook", "url": receiver.url, "plan_ids": [spare["id"]]}
+    orphan = add_channel(backend, org, body)
+    gone = backend.call("DELETE", f"/api/v1/plans/{spare['id']}", org.cloud_id)
+    assert gone.status_code == 204, gone.text
+    after = backend.call("GET", f"{org.base}/channels/{orphan['id']}", org.cloud_id).json()
+    assert after["scope"] == "plans" and after["plan_ids"] == []
