@@ -90,13 +90,20 @@ class Cluster:
     def db(self) -> Database:
         return self.backend.app.extensions["keepstone"].db
 
-    def start_workers(self, n: int, concurrency: int = 1) -> list[Worker]:
+    def start_workers(self, n: int, concurrency: int = 1, pool: str = "threads") -> list[Worker]:
         started = []
         for _ in range(n):
             i = len(self.workers)
             log = self.tmp / f"worker{i}.jsonl"
             proc = subprocess.Popen(
-                [sys.executable, "-m", "keepstone.cli", "worker", f"--concurrency={concurrency}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "keepstone.cli",
+                    "worker",
+                    f"--concurrency={concurrency}",
+                    f"--pool={pool}",
+                ],
                 cwd=ROOT,
                 env={**self.env, "KEEPSTONE_LOG_FILE": str(log)},
                 stdout=subprocess.DEVNULL,
