@@ -378,13 +378,18 @@ def runs():
         org = _org_or_none(s)
         if org is None:
             return page("no_org.html", s, title="Runs")
-        items = list(
-            s.scalars(select(Run).where(Run.organisation_id == org.id).order_by(Run.id.desc()).limit(50))
-        )
+        from backend.ui import run_filters
+
+        plans = sorted(org.plans, key=lambda p: p.name.lower())
+        wanted = run_filters.parse(request.args, plans, org.time_zone)
+        items: list[Run] = []
+        if not wanted.errors:  # a wrong filter lists nothing, rather than everything unfiltered
+            query = select(Run).where(Run.organisation_id == org.id).order_by(Run.id.desc()).limit(50)
+            items = list(s.scalars(wanted.apply(query)))
         for run in items:
             list(run.projects)
         active = [r for r in items if r.state in ACTIVE]
-        return page(
+        answer = page(
             "runs.html",
             s,
             org,
@@ -394,7 +399,12 @@ def runs():
             duration=duration,
             results=results,
             when=lambda d: pf.when(d, org.time_zone),
+            plans=plans,
+            filters=wanted,
+            states=run_filters.STATES,
+            triggers=run_filters.TRIGGERS,
         )
+        return answer, 422 if wanted.errors else 200
 
 
 # --- the pages still to build ----------------------------------------------------------------------------
