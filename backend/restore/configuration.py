@@ -81,9 +81,8 @@ class ConfigurationRestore:
         self.key = key
         self.project_id = str(self.client.get_json(f"/rest/api/3/project/{key}")["id"])
         self.me = self.client.myself()["accountId"]
-        target_boards = (
-            self._part("boards", self._existing_boards) or {}
-        )  # a board that exists keeps its filter
+        # Boards that exist first: such a board keeps its own filter, which then needs no copy.
+        target_boards = self._part("boards", self._existing_boards) or {}
         self._part("filters", self._filters)
         self._part("boards", self._boards, target_boards)
         self._part("role members", self._roles)
