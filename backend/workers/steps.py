@@ -60,6 +60,10 @@ def start(service: RunService, send: Send, run_id: int) -> None:
         return
     with service.db.session() as s:
         selected = s.get(WorkRun, run_id) is not None
+    if not selected and lease.cancel_requested(service.db, run_id):
+        service._log(run_id, "run cancelled before it started: nothing was backed up")
+        service._finish(run_id, "cancelled", "cancelled before it started")
+        return
     if not selected:
         repo = service.open_or_fail(ctx)  # made here once if new: project tasks never race to create it
         if repo is None:

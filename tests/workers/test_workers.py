@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import redis
 import requests
 
 from backend import vault
@@ -209,5 +210,35 @@ def test_a_run_the_broker_cannot_take_ends_failed_with_the_reason(tmp_path, issu
         assert run["state"] == "failed" and "could not be queued" in run["error"], run
         again = b.call("POST", f"/api/v1/organisations/{TENANT}/runs", TENANT, json={})
         assert again.status_code == 202, "the failed run does not block the plan"
+    finally:
+        stop_backend(b)
+
+
+def test_a_run_cancelled_before_its_start_task_ends_cancelled_and_sends_nothing(
+    tmp_path, issuer, sandbox_site
+):
+    from backend.db.models import Run
+    from backend.workers import steps
+    from tests.backend.conftest import make_backend, stop_backend
+    from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN
+
+    queue = f"keepstone-test-unread-{time.monotonic_ns()}"  # nobody takes it: the step runs here
+    b = make_backend(tmp_path, issuer, executor="celery", broker_url=broker_url("redis"))
+    try:
+        b.install(TENANT, sandbox_site.url)
+        body = {"email": ADMIN_EMAIL, "api_token": ADMIN_TOKEN}
+        assert b.call("PUT", f"/api/v1/organisations/{TENANT}/account", TENANT, json=body).status_code == 200
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("KEEPSTONE_QUEUE", queue)
+            started = b.call("POST", f"/api/v1/organisations/{TENANT}/runs", TENANT, json={}).json()
+        assert b.call("POST", f"/api/v1/runs/{started['id']}/cancel", TENANT).status_code in (200, 202)
+        svc = b.app.extensions["keepstone"]
+        with svc.db.session() as s:
+            run_pk = s.query(Run.id).filter(Run.public_id == started["id"]).scalar()
+        sent: list = []
+        steps.start(svc.runs, lambda *a: sent.append(a), run_pk)
+        run = b.call("GET", f"/api/v1/runs/{started['id']}", TENANT).json()
+        assert run["state"] == "cancelled" and run["projects"] == [] and sent == [], (run, sent)
+        redis.Redis.from_url(broker_url("redis")).delete(queue)
     finally:
         stop_backend(b)
