@@ -192,7 +192,7 @@ def test_a_failed_run_sends_one_mail_to_the_channel_added_on_the_page(ui_stack, 
     run_row = page.locator("#runs tbody tr").first
     assert run_row.get_attribute("data-state") == "failed"
     run_id = run_row.get_attribute("data-run")
-    rcpts, mail = smtp.wait_for(before + 1)[before]
+    rcpts, mail = smtp.wait_for(before + 1, timeout=60)[before]
     assert sorted(rcpts) == ["lead@example.com", "team@example.com"]
     assert mail["Subject"].startswith("Backup failed: ") and "Acme Engineering" in mail["Subject"]
     text = mail.get_payload(decode=True).decode()
