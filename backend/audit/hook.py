@@ -84,6 +84,7 @@ ENDPOINTS: dict[str, tuple[Callable[[int], str | None], str | None]] = {
     "api.notifications.test_channel": (_by_status("notification.test"), None),
     "api.organisations.suspend": (_by_status("organisation.suspend"), "organisation"),
 }
+SIGN_IN = {"ui.login_post", "sso.sso"}  # the only endpoints whose anonymous callers are recorded
 # Endpoints recorded only when they committed a tracked change (a plan form's "Check plan" stores
 # nothing; a refused delete redirects with a message; a repeated install changes nothing).
 QUIET = {
@@ -282,9 +283,11 @@ def event_of(response: Response) -> dict[str, Any] | None:
         action = None
     if action is None:
         return None
+    who = actor_of_request()
+    if who["actor_kind"] == "anonymous" and not found and request.endpoint not in SIGN_IN:
+        return None  # refused before anything happened (sent to the sign-in page, a stale session)
     _names(found)
     primary = _primary(found, kind) if (kind or not listed) else None
-    who = actor_of_request()
     if (
         primary is not None
         and action == "plan.update"
