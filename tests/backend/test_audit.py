@@ -522,6 +522,12 @@ def test_only_admins_see_the_audit_log(stack):
     second = admin.get(older).text
     rest = [int(x) for x in re.findall(r'data-seq="(\d+)"', second)]
     assert rest and max(rest) == seqs[-1] - 1 and "Newest" in second
+    # a name a spreadsheet would run as a formula is exported as text
+    append(
+        b.app.extensions["keepstone"].db, action="plan.create", cloud_id=TENANT, target_name="=HYPERLINK(1)"
+    )
+    exported = admin.get("/audit/export.csv", params={"org": TENANT, "target": "hyperlink"}).text
+    assert [r["target_name"] for r in csv.DictReader(io.StringIO(exported))] == ["'=HYPERLINK(1)"]
     assert admin.get(f"/api/v1/organisations/{TENANT}/audit").status_code == 200
     # another organisation's log is not there, for the page's ?org= or the API
     assert admin.get(f"/api/v1/organisations/{OTHER}/audit").status_code == 404
