@@ -17,6 +17,7 @@ from backend.config import Config
 from backend.db import Database, migrate
 from backend.health import bp as health_bp
 from backend.notify import init_app as init_notify
+from backend.restores import RestoreService
 from backend.runs import RunService, make_executor
 from backend.services import Services
 from backend.ui import views as ui
@@ -53,6 +54,8 @@ def create_app(config: Config | None = None) -> Flask:
     runs = RunService(config, db, make_executor(config))  # threads here, or Celery workers
     svc = Services(config, db, TokenVerifier(config.connector_jwks_url, config.connector_issuer), runs)
     app.extensions["keepstone"] = svc
+    svc.restores = RestoreService(config, db)  # restores from the UI; a restart resumes the unfinished
+    svc.restores.resume_unfinished()
     init_notify(app, config, db)  # the notification sender (backend/notify), a thread in this process
     errors.init_app(app)
     sessions.init_app(app)

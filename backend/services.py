@@ -12,6 +12,7 @@ from backend.config import Config
 from backend.db import Database
 
 if TYPE_CHECKING:
+    from backend.restores import RestoreService
     from backend.runs import RunService
     from backend.scheduler import PlanScheduler
 
@@ -23,6 +24,7 @@ class Services:
     tokens: TokenVerifier
     runs: RunService
     scheduler: PlanScheduler | None = None
+    restores: RestoreService | None = None
 
 
 def services() -> Services:

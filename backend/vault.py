@@ -42,3 +42,8 @@ def repository_password(secret_key: str, cloud_id: str) -> str:
     return base64.b64encode(
         hmac.new(_key(secret_key, b"repositories"), cloud_id.encode(), hashlib.sha256).digest()
     ).decode()
+
+
+def jira_token(secret_key: str, sealed: str, cloud_id: str) -> str:
+    """An organisation's Jira API token, unsealed (its context binds it to that organisation)."""
+    return unseal(secret_key, sealed, f"jira-token:{cloud_id}")

@@ -39,15 +39,15 @@ def _nest() -> None:
     from backend.api import members  # members, roles and invitations (issue 16, Accounts and roles)
 
     api.register_blueprint(members.bp)
+    from backend.api import notifications  # channels and rules (issue 16, Notifications)
+
+    api.register_blueprint(notifications.bp)
     from backend.api import recovery  # the recovery passphrase (issue 13, Keys)
 
     api.register_blueprint(recovery.bp)
     from backend.api import catalog  # search and issue history from the snapshot catalog (issue 17)
 
     api.register_blueprint(catalog.bp)
-    from backend.api import notifications  # channels and rules (issue 16, Notifications)
-
-    api.register_blueprint(notifications.bp)
 
 
 _nest()

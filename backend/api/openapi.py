@@ -15,6 +15,7 @@ from flask import Blueprint, jsonify
 from marshmallow import Schema, fields
 
 from backend.api.accounts import AccountIn, AccountOut
+from backend.api.catalog import HistoryOut, SearchOut
 from backend.api.members import InvitationIn, InvitationList, InvitationOut, MemberList, MemberOut, RoleIn
 from backend.api.organisations import OrganisationIn, OrganisationList, OrganisationOut, StatusOut
 from backend.api.plans import PlanIn, PlanList, PlanOut, SpecField
@@ -154,6 +155,36 @@ def _op(
     return op
 
 
+def _catalog_paths(org: str) -> dict[str, Any]:
+    """Search and issue history from the snapshot catalog (backend/api/catalog.py)."""
+    query = _param("q", "query", {"type": "string", "minLength": 1, "maxLength": 200}, "a word or phrase")
+    query["required"] = True
+    limit = _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 200}, "most hits")
+    key = _param(
+        "key",
+        "path",
+        {"type": "string", "pattern": r"^[A-Z][A-Z0-9_]{0,63}-[1-9][0-9]{0,17}$"},
+        "an issue key",
+    )
+    at = _param("at", "query", {"type": "string", "format": "date-time"}, "a moment with its UTC offset")
+    return {
+        f"{org}/search": {
+            "get": _op(
+                "Which snapshots held a phrase (summary, description, comments)",
+                "SearchOut",
+                params=[CLOUD, query, limit],
+            )
+        },
+        f"{org}/issues/{{key}}/history": {
+            "get": _op(
+                "An issue across the snapshots, and its version at a moment",
+                "HistoryOut",
+                params=[CLOUD, key, at],
+            )
+        },
+    }
+
+
 @cache
 def build() -> dict[str, Any]:
     """The whole document (built once per process: it depends only on the code)."""
@@ -187,6 +218,8 @@ def build() -> dict[str, Any]:
         StorageTestOut,
         RecoveryIn,
         RecoveryOut,
+        SearchOut,
+        HistoryOut,
     ):
         spec.components.schema(schema.__name__, schema=schema)
     spec.components.security_scheme(
@@ -319,27 +352,6 @@ def build() -> dict[str, Any]:
             "get": _op("A run's log lines, oldest first", "LogList", params=[RUN, *_page(1000)])
         },
     }
-    from backend.api.audit import AuditEventOut, AuditList, openapi_parameters  # the audit log (issue 16)
-
-    spec.components.schema("AuditEventOut", schema=AuditEventOut)
-    spec.components.schema("AuditList", schema=AuditList)
-    audit = _op(
-        "The audit log, newest first (admins)",
-        "AuditList",
-        params=[CLOUD, *openapi_parameters(_param), *_page(500)],
-    )
-    audit["responses"]["200"]["content"] |= {
-        "text/csv": {"schema": {"type": "string"}},  # format=csv; format=json: an array of AuditEventOut
-        "application/json": {
-            "schema": {
-                "oneOf": [
-                    {"$ref": "#/components/schemas/AuditList"},
-                    {"type": "array", "items": {"$ref": "#/components/schemas/AuditEventOut"}},
-                ]
-            }
-        },
-    }
-    paths[f"{org}/audit"] = {"get": audit}
     member = _param(
         "member_id", "path", {"type": "string", "pattern": PATTERN.pattern}, "a member's id (mbr_...)"
     )
@@ -390,6 +402,28 @@ def build() -> dict[str, Any]:
             }
         },
     }
+    paths |= _catalog_paths(org)
+    from backend.api.audit import AuditEventOut, AuditList, openapi_parameters  # the audit log (issue 16)
+
+    spec.components.schema("AuditEventOut", schema=AuditEventOut)
+    spec.components.schema("AuditList", schema=AuditList)
+    audit = _op(
+        "The audit log, newest first (admins)",
+        "AuditList",
+        params=[CLOUD, *openapi_parameters(_param), *_page(500)],
+    )
+    audit["responses"]["200"]["content"] |= {
+        "text/csv": {"schema": {"type": "string"}},  # format=csv; format=json: an array of AuditEventOut
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {"$ref": "#/components/schemas/AuditList"},
+                    {"type": "array", "items": {"$ref": "#/components/schemas/AuditEventOut"}},
+                ]
+            }
+        },
+    }
+    paths[f"{org}/audit"] = {"get": audit}
     for path, operations in paths.items():
         spec.path(path=f"/api/v1{path}", operations=operations)
     doc = spec.to_dict()

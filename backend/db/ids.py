@@ -13,6 +13,7 @@ import secrets
 PREFIXES = {"plan": "pln", "run": "run", "storage": "stg"}
 PREFIXES.update({"member": "mbr", "invitation": "inv"})  # accounts and roles (issue 16)
 PREFIXES.update({"channel": "chn"})  # notification channels (issue 16)
+PREFIXES.update({"restore": "rst"})  # restores started from the management UI (issue 17)
 _BODY = 20
 PATTERN = re.compile(rf"^[a-z]{{3}}_[a-z2-7]{{{_BODY}}}$")
 

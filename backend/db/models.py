@@ -434,3 +434,31 @@ class CatalogText(Base):
     summary: Mapped[str] = mapped_column(Text, default="")
     description: Mapped[str] = mapped_column(Text, default="")
     comments: Mapped[str] = mapped_column(Text, default="")
+
+
+# --- Restores from the management UI (issue 17): a background task each (migration 0013; backend/restores.py)
+
+
+class RestoreJob(Base):
+    """One restore started in the UI: what (`request`, a RestoreRequest as JSON) from which catalogued
+    snapshot, its state and progress, and at the end its result (counts, errors, key map, fidelity report).
+    Its journal (backend/restore/journal.py) lives in the data folder under the job's id, so a restore
+    interrupted by a restart of the service resumes where it stopped."""
+
+    __tablename__ = "restore_jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: new_id("restore"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    snapshot_id: Mapped[str] = mapped_column(String(64))
+    project: Mapped[str] = mapped_column(String(64))
+    request: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    # queued | running | succeeded | partial | failed | cancelled
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    started: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished: Mapped[datetime | None] = mapped_column(nullable=True)
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,5 +1,4 @@
-"""The management pages: plans (list, create, edit, duplicate, enable/disable, delete, Backup now), runs,
-and honest empty states for what is not built yet.
+"""The management pages: plans (list, create, edit, duplicate, enable/disable, delete, Backup now) and runs.
 
 Every page and action is behind the session login (`member`), then authorised like the API: plans are
 looked up scoped to the session's organisations (`plan_of`), the organisation comes from that same list.
@@ -407,40 +406,7 @@ def runs():
         return answer, 422 if wanted.errors else 200
 
 
-# --- the pages still to build ----------------------------------------------------------------------------
-
-
 # Settings (members, invitations, the Jira account): backend/ui/settings.py
-
-
-LATER: dict[str, dict[str, Any]] = {
-    "restore": {
-        "title": "Restore",
-        "lead": "This page will restore single issues, a whole project or configuration objects from a snapshot, into the "
-        "same project or a new one, with a report of what Jira could not set.",
-        "now": "Restores run from the engine's command line today.",
-        "commands": [
-            "keepstone restore --repo file:///backups/acme --snapshot 1a2b3c4d --project --new-project ABCR \\\n"
-            "    --site https://acme.atlassian.net --email admin@acme.com --report",
-        ],
-        "link": None,
-    },
-}
-
-
-def _later(name: str):
-    with services().db.session() as s:
-        org = _org_or_none(s)
-        info = dict(LATER[name])
-        cloud_id = org.cloud_id if org else "{cloud_id}"
-        info["commands"] = [c.replace("{cloud_id}", cloud_id) for c in info["commands"]]
-        return page("later.html", s, org, info=info)
-
-
-@bp.get("/restore")
-@member
-def restore():
-    return _later("restore")
 
 
 from backend.ui import notifications as notifications  # noqa: E402

@@ -19,17 +19,15 @@ from flask import Response, abort, request, stream_with_context, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend import storages
 from backend.auth.roles import least_role
 from backend.catalog import QueryError, issue_history, search
-from backend.db.models import CatalogIssue, CatalogSnapshot, Organisation, Plan
+from backend.catalog.locate import repository_of
+from backend.db.models import CatalogIssue, CatalogSnapshot, Organisation
 from backend.repository import Repository, RepositoryError
 from backend.restore.diff import diff
 from backend.services import services
-from backend.storage import StorageError, open_storage
 from backend.ui import plan_form as pf
 from backend.ui.adf import render
-from backend.ui.repositories import open_repository
 from backend.ui.shell import current_org, member, organisations, page
 from backend.ui.storages import size
 from backend.ui.views import bp
@@ -163,30 +161,7 @@ def snapshot_issues(project: str, snapshot_id: str):
 
 
 def _repository(s: Session, org: Organisation, snap: CatalogSnapshot) -> Repository | None:
-    """The repository that holds the snapshot: its plan's primary first, else any primary of the org."""
-    config = services().config
-    plans = [s.get(Plan, snap.plan_id)] if snap.plan_id else []
-    plans += [p for p in org.plans if p.id != snap.plan_id]
-    seen = set()
-    for plan in plans:
-        if plan is None:
-            continue
-        where = plan.storage.public_id if plan.storage is not None else plan.storage_url
-        if where in seen:
-            continue
-        seen.add(where)
-        try:
-            if plan.storage is not None:
-                target = storages.target_of(plan.storage, config, org.cloud_id)
-                storage = storages.open_target(target, config)
-            else:
-                storage = open_storage(plan.storage_url)
-            repo = open_repository(storage, config.secret_key, org.cloud_id)
-        except (StorageError, RepositoryError, ValueError):
-            continue
-        if repo is not None and repo.config.get("id") == snap.repository:
-            return repo
-    return None
+    return repository_of(s, services().config, org, snap)
 
 
 def _read(repo: Repository, snapshot, name: str) -> Any:

@@ -48,7 +48,8 @@
           Array.prototype.forEach.call(fresh.children, function (child, i) {
             if (child === freshStatus) return;
             var old = current.children[i];
-            if (old && old !== status) old.replaceWith(child.cloneNode(true));
+            if (old && old !== status && !old.hasAttribute("data-keep")) old.replaceWith(child.cloneNode(true)); // data-keep: a form being filled in
+            else if (!old) current.appendChild(child.cloneNode(true)); // a finished page shows more
           });
           if (status && freshStatus) {
             status.className = freshStatus.className;

@@ -221,6 +221,8 @@ def stop_backend(b: Backend) -> None:
     b.server.stop()
     svc = b.app.extensions["keepstone"]
     svc.runs.executor.shutdown()
+    if svc.restores is not None:
+        svc.restores.shutdown()
     svc.db.engine.dispose()
 
 
@@ -232,6 +234,8 @@ def backend(request, tmp_path, issuer) -> Iterator[Backend]:
     b.server.stop()
     svc = b.app.extensions["keepstone"]
     svc.runs.executor.shutdown()
+    if svc.restores is not None:
+        svc.restores.shutdown()
     svc.db.engine.dispose()
 
 
