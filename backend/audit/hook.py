@@ -82,6 +82,7 @@ ENDPOINTS: dict[str, tuple[Callable[[int], str | None], str | None]] = {
     "ui.test_storage": (_by_status("storage.test"), None),
     "ui.test_channel_page": (_by_status("notification.test"), None),
     "api.notifications.test_channel": (_by_status("notification.test"), None),
+    "ui.restore_cancel": (_by_status("restore.cancel"), None),
     "api.organisations.suspend": (_by_status("organisation.suspend"), "organisation"),
 }
 SIGN_IN = {"ui.login_post", "sso.sso"}  # the only endpoints whose anonymous callers are recorded
@@ -106,6 +107,7 @@ QUIET = {
     "ui.invite",
     "ui.withdraw_invitation",
     "ui.accept_invitation_post",
+    "ui.restore_post",  # its dry run stores nothing; a restore it starts is recorded by the view (restore.start)
     "ui.set_recovery",
     "ui.remove_recovery",
     "api.recovery.put_recovery",
@@ -247,10 +249,15 @@ def _view_target(s: Any) -> tuple[str, str, int | None]:
                 return str(args[param])[:64], "", None
             name = obj.plan.name if isinstance(obj, Run) else obj.name
             return obj.public_id, name, obj.organisation_id
+    other = next((str(v)[:64] for k, v in args.items() if k.endswith("_id") and k != "cloud_id"), None)
     if "cloud_id" in args:
         org = s.scalar(select(Organisation).where(Organisation.cloud_id == str(args["cloud_id"])[:64]))
+        if (
+            other
+        ):  # an object the audit does not name (a channel, a restore job): its id, in the URL's organisation
+            return other, "", org.id if org else None
         return str(args["cloud_id"])[:64], (org.display_name if org else ""), org.id if org else None
-    return "", "", None
+    return other or "", "", None
 
 
 def _response_json(response: Response) -> dict[str, Any]:
