@@ -41,6 +41,7 @@ from backend.repository.copy import copy as copy_snapshots
 from backend.repository.copy import missing as missing_snapshots
 from backend.repository.copy import stored_bytes
 from backend.repository.retention import Policy, PolicyError, forget
+from backend.run_meter import MeteredBudget
 from backend.storage import Storage, StorageError, open_storage
 
 log = logging.getLogger(__name__)
@@ -118,11 +119,15 @@ class RunService:
 
     # --- starting ---------------------------------------------------------------------------------
 
-    def start(self, plan_id: int, trigger: str) -> int:
-        """Create a queued run and hand it to the executor; AlreadyRunning if the plan has an active run."""
+    def start(self, plan_id: int, trigger: str, projects: list[str] | None = None) -> int:
+        """Create a queued run and hand it to the executor; AlreadyRunning if the plan has an active run.
+
+        `projects` limits the run to those keys of the plan (Retry failed projects); None: the plan's own."""
         with self.db.session() as s:
             plan = s.get(Plan, plan_id)
             run = Run(organisation_id=plan.organisation_id, plan_id=plan_id, trigger=trigger)
+            if projects:
+                run.progress = {"only": list(projects)}
             s.add(run)
             s.flush()
             try:
@@ -241,6 +246,8 @@ class RunService:
                 token = vault.unseal(self.config.secret_key, account.token_sealed, f"jira-token:{cloud_id}")
                 creds = JiraCredentials(account.site_url, account.email, token)
             spec_raw, storage_url = dict(plan.spec), plan.storage_url
+            if run.progress.get("only"):  # a retry: these projects only, the plan's other settings kept
+                spec_raw["projects"] = {"mode": "selected", "keys": list(run.progress["only"])}
             rotation, time_zone = dict(plan.rotation or {}), org.time_zone or "UTC"
             owner = {"plan": plan.public_id, "run": run.public_id}
             plan_row_id = plan.id
@@ -291,7 +298,9 @@ class RunService:
         return None
 
     def client_of(self, ctx: RunContext) -> JiraClient:
-        return JiraClient(ctx.creds, pool_size=max(4, ctx.spec.max_workers * 2))
+        client = JiraClient(ctx.creds, pool_size=max(4, ctx.spec.max_workers * 2))
+        client.budget = MeteredBudget(client.budget)  # the run's requests and 429s, for its progress
+        return client
 
     def record_selected(
         self, run_id: int, keys: list[str], missing: list[ProjectResult], also: list[Any] | None = None
@@ -333,7 +342,7 @@ class RunService:
                 client,
                 repo,
                 ctx.spec,
-                progress=self._progress(run_id, cancel),
+                progress=self._progress(run_id, cancel, client.budget),
                 cancel=cancel,
                 on_selected=lambda keys, missing: self.record_selected(run_id, keys, missing),
                 on_result=lambda r: self._record(run_id, r),
@@ -618,7 +627,7 @@ class RunService:
         with self.db.session() as s:
             return bool(s.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
 
-    def _progress(self, run_id: int, cancel: threading.Event):
+    def _progress(self, run_id: int, cancel: threading.Event, meter: Any = None):
         last = [0.0]
         lock = threading.Lock()
 
@@ -634,12 +643,18 @@ class RunService:
                 # (read-modify-write across processes: the row locked first)
                 s.execute(select(Run.id).where(Run.id == run_id).with_for_update())
                 run = s.get(Run, run_id)
+                key = str(event.get("project"))
+                each = dict(run.progress.get("projects") or {})  # per project: done of total, since when
+                mine = each.get(key) or {"started": time.time()}
+                each[key] = {**mine, "done": event.get("done", 0), "total": event.get("total", 0)}
                 run.progress = {
                     **run.progress,
                     "project": event.get("project"),
                     "phase": "fetching",
                     "issues_done": event.get("done", 0),
                     "issues_total": event.get("total", 0),
+                    "projects": each,
+                    **(meter.reading() if isinstance(meter, MeteredBudget) else {}),
                 }
                 s.commit()
                 if run.cancel_requested:

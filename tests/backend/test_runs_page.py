@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from backend.db.models import Membership, Organisation, Plan, Run, User
+from backend.db.models import Membership, Organisation, Plan, ProjectRun, Run, RunLog, User
 from tests.backend.conftest import Backend, make_backend, stop_backend
 from tests.backend.test_sessions import PASSWORD, add_local_user, csrf_of
+from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN
 
 TENANT = "11111111-2222-4333-8444-555555555555"
 
@@ -81,6 +82,11 @@ def seed(backend: Backend) -> dict[str, str]:
         return ids
 
 
+def run_count(backend: Backend) -> int:
+    with backend.app.extensions["keepstone"].db.session() as s:
+        return s.scalar(select(func.count()).select_from(Run))
+
+
 def listed(page: str) -> list[str]:
     return re.findall(r'<tr data-run="(run_[a-z0-9]+)"', page)
 
@@ -136,3 +142,135 @@ def test_another_organisations_plan_is_not_a_filter(seeded):
     r = http.get(site.url + "/runs", params={"plan": foreign, "org": TENANT}, timeout=10)
     assert r.status_code == 422 and listed(r.text) == []
     assert ids["new-ok"] not in r.text
+
+
+def finished_run(
+    backend: Backend, statuses: dict[str, str], warnings: dict[str, list[str]] | None = None
+) -> str:
+    """A finished run of the default plan with a row per project (seeded, as the engine leaves them)."""
+    with backend.app.extensions["keepstone"].db.session() as s:
+        org = s.scalar(select(Organisation).where(Organisation.cloud_id == TENANT))
+        plan = next(p for p in org.plans if p.is_default)
+        now = datetime.now(UTC)
+        run = Run(organisation_id=org.id, plan_id=plan.id, trigger="manual", state="partial")
+        run.created = run.started = now - timedelta(minutes=2)
+        run.finished = now
+        s.add(run)
+        s.flush()
+        for key, status in statuses.items():
+            s.add(
+                ProjectRun(
+                    run_id=run.id,
+                    project=key,
+                    status=status,
+                    counts={"issues": 4, "fetched": 4, "attachment_bytes": 3 * 1024 * 1024},
+                    warnings=(warnings or {}).get(key, []),
+                    errors=["Jira: 500 on search"] if status == "failed" else [],
+                )
+            )
+        lines = [
+            ("info", "backing up 2 projects"),
+            ("warning", "attachment 7 skipped"),
+            ("error", "Jira: 500"),
+        ]
+        lines += [("info", f"page {i} read") for i in range(5)]
+        for level, message in lines:
+            s.add(RunLog(run_id=run.id, level=level, message=message, project="PLAT"))
+        s.commit()
+        return run.public_id
+
+
+def test_the_log_filters_by_level_and_text_and_downloads_as_text(seeded):
+    site, _, http = seeded
+    run_id = finished_run(site, {"PLAT": "failed"})
+
+    def lines(**args) -> list[str]:
+        r = http.get(f"{site.url}/runs/{run_id}", params=args, timeout=10)
+        assert r.status_code == 200, r.text
+        return [html.unescape(m) for m in re.findall(r'<span class="text">([^<]*)</span>', r.text)]
+
+    assert len(lines()) == 8
+    assert lines(level="error") == ["Jira: 500"]
+    assert lines(level="warning") == ["attachment 7 skipped", "Jira: 500"]
+    assert lines(q="PAGE 3") == ["page 3 read"]
+    assert lines(q="100%") == []  # a LIKE wildcard is a plain character
+    bad = http.get(f"{site.url}/runs/{run_id}", params={"level": "loud"}, timeout=10)
+    assert bad.status_code == 422 and 'id="err-level"' in bad.text and 'class="text"' not in bad.text
+
+    text = http.get(f"{site.url}/runs/{run_id}/log.txt", params={"level": "warning"}, timeout=10)
+    assert text.status_code == 200 and text.headers["Content-Type"].startswith("text/plain")
+    assert f"keepstone-{run_id}.log.txt" in text.headers["Content-Disposition"]
+    got = text.text.splitlines()
+    assert len(got) == 2 and "WARNING" in got[0] and got[1].endswith("Jira: 500")
+    assert len(http.get(f"{site.url}/runs/{run_id}/log.txt", timeout=10).text.splitlines()) == 8
+
+
+def test_warnings_are_grouped_by_kind_and_expandable(seeded):
+    site, _, http = seeded
+    skipped = [f"attachment {i} (shot-{i}.png) of PLAT-{i} skipped: too large" for i in range(27)]
+    run_id = finished_run(site, {"PLAT": "warning", "OPS": "ok"}, {"PLAT": [*skipped, "board 3 unreadable"]})
+    page = http.get(f"{site.url}/runs/{run_id}", timeout=10).text
+    groups = re.findall(r'<details data-kind="([^"]+)"><summary>.*?</span> ([^<]+)</summary>', page)
+    assert groups == [
+        ("attachments skipped", "27 attachments skipped"),
+        ("other warnings", "1 other warning"),
+    ]
+    assert "PLAT-26: shot-26.png (too large)" in page
+    assert "3.0 MiB of attachments" in page
+
+
+def test_a_viewer_sees_no_cancel_or_retry_and_may_not_post_them(seeded):
+    site, _, _ = seeded
+    run_id = finished_run(site, {"PLAT": "failed"})
+    before = run_count(site)
+    viewer = browser(site, "viewer@example.com", role="viewer")
+    page = viewer.get(f"{site.url}/runs/{run_id}", timeout=10).text
+    assert 'id="retry-run"' not in page and 'id="cancel-run"' not in page
+    csrf = csrf_of(page)
+    for action in ("retry", "cancel"):
+        r = viewer.post(
+            f"{site.url}/runs/{run_id}/{action}", data={"csrf_token": csrf}, allow_redirects=False, timeout=10
+        )
+        assert r.status_code == 403
+    assert run_count(site) == before  # nothing started
+
+
+def test_retry_failed_projects_runs_the_plan_again_for_those_only(tmp_path, issuer, sandbox_site):
+    backend = make_backend(tmp_path, issuer)
+    try:
+        backend.install(TENANT, sandbox_site.url)
+        r = backend.call(
+            "PUT",
+            f"/api/v1/organisations/{TENANT}/account",
+            TENANT,
+            json={"email": ADMIN_EMAIL, "api_token": ADMIN_TOKEN},
+        )
+        assert r.status_code == 200, r.text
+        keys = [
+            p["key"]
+            for p in requests.get(
+                f"{sandbox_site.url}/rest/api/3/project", auth=(ADMIN_EMAIL, ADMIN_TOKEN), timeout=10
+            ).json()
+        ]
+        first = finished_run(backend, {keys[0]: "ok", keys[1]: "failed", keys[2]: "cancelled"})
+        http = browser(backend)
+        page = http.get(f"{backend.url}/runs/{first}", timeout=10).text
+        assert "Retry failed projects (2)" in page
+        r = http.post(
+            f"{backend.url}/runs/{first}/retry",
+            data={"csrf_token": csrf_of(page)},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert r.status_code == 303
+        retry_id = r.headers["Location"].rsplit("/", 1)[-1]
+        assert retry_id != first
+        run = backend.wait_for_run(TENANT, retry_id)
+        assert run["state"] in ("succeeded", "warning"), run  # a few corrupt attachments
+        assert sorted(p["project"] for p in run["projects"]) == sorted(keys[1:])
+        assert run["progress"]["requests"] > 0 and run["progress"]["throttled"] == 0
+        assert set(run["progress"]["projects"]) == set(keys[1:])
+        page = http.get(f"{backend.url}/runs/{retry_id}", timeout=10).text
+        assert f"retry of {first}" in page and 'id="retry-run"' not in page
+    finally:
+        stop_backend(backend)
