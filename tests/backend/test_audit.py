@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.security import generate_password_hash
 
 from backend.audit import chain
-from backend.db.models import AuditEvent, Membership, Organisation, User
+from backend.db.models import AuditEvent, Membership, Organisation, Plan, User
 from tests.backend.conftest import Backend, make_backend, stop_backend
 from tests.backend.test_sessions import csrf_of
 from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, ROOT
@@ -720,3 +720,43 @@ def test_a_restore_from_the_command_line_is_recorded_when_it_starts(backed, monk
         ("restore.start", backed.repo_url)
     ]  # the dry run: none
     assert found[0].details == {"snapshot": backed.snapshot_id, "site": backed.site.url}
+
+
+def test_a_view_that_records_its_own_event_gets_exactly_that_one(tmp_path, issuer, migrated, sandbox_site):
+    from flask import Flask
+
+    from backend import audit
+    from backend.auth.roles import PUBLIC_ROLE, least_role
+
+    def routes(app: Flask) -> None:
+        @app.post("/_test/rename/<plan_id>")
+        @least_role(PUBLIC_ROLE)
+        def rename(plan_id: str):
+            from backend.services import services
+
+            with services().db.session() as s:
+                plan = s.scalar(select(Plan).where(Plan.public_id == plan_id))
+                plan.name = "Renamed by a job"
+                s.commit()
+            audit.record("job.rename", cloud_id=TENANT, target_id=plan_id, details={"why": "test"})
+            return "", 204
+
+    b = make_backend(tmp_path, issuer, copied(migrated, tmp_path), routes=routes)
+    try:
+        b.install(TENANT, sandbox_site.url)
+        plan = b.call("GET", f"/api/v1/organisations/{TENANT}/plans", TENANT).json()["items"][0]
+        mark = last_seq(b)
+        # a bearer header skips the session CSRF check (this test route reads no token)
+        answer = requests.post(
+            f"{b.url}/_test/rename/{plan['id']}", headers={"Authorization": "Bearer -"}, timeout=10
+        )
+        assert answer.status_code == 204, answer.text
+        event = only_new(b, mark)  # the view's, not also the hook's plan.update
+        assert (event.action, event.target_id, event.details, event.address) == (
+            "job.rename",
+            plan["id"],
+            {"why": "test"},
+            "127.0.0.1",
+        )
+    finally:
+        stop_backend(b)
