@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -106,9 +107,22 @@ def service_token(keys: KeyRing, tenant: str) -> str:
     return keys.sign(claims, "service+jwt")
 
 
-def sso_token(keys: KeyRing, tenant: str, account_id: str, name: str, *, jira_admin: bool) -> str:
+# Pages of the management service a hand-off may open instead of the dashboard (the panel's "Review in
+# Keepstone" opens the run that warned). Anything else is dropped here, and the backend checks again.
+TARGET = re.compile(r"/runs/run_[a-z2-7]{1,40}")
+
+
+def safe_target(value: object) -> str:
+    """The page a hand-off should open, if it is one of the allowed shapes; else "" (the dashboard)."""
+    return value if isinstance(value, str) and TARGET.fullmatch(value) else ""
+
+
+def sso_token(
+    keys: KeyRing, tenant: str, account_id: str, name: str, *, jira_admin: bool, target: str = ""
+) -> str:
     """Mint a one-time SSO hand-off token for one Jira user of one tenant (Seam 4); `jira_admin` says
-    whether Jira counts them as a Jira administrator (the backend makes them an admin member, else a viewer)."""
+    whether Jira counts them as a Jira administrator (the backend makes them an admin member, else a viewer);
+    `target` is the page to open (`safe_target`), signed with the rest."""
     now = int(time.time())
     claims = {
         "iss": ISSUER,
@@ -117,6 +131,7 @@ def sso_token(keys: KeyRing, tenant: str, account_id: str, name: str, *, jira_ad
         "tenant": tenant,
         "name": name,
         "jira_admin": jira_admin,
+        **({"target": safe_target(target)} if safe_target(target) else {}),
         "jti": uuid.uuid4().hex,
         "iat": now,
         "exp": now + LIFETIME,

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, jsonify, render_template, request
 from connector.connect import request_target, token_from_request
 from connector.edge import ERROR_CODES
 from connector.errors import TokenError
-from connector.handoff import sso_form, sso_token
+from connector.handoff import safe_target, sso_form, sso_token
 from connector.qsh import CONTEXT_QSH
 from connector.state import state
 from connector.tenants import Tenant
@@ -256,7 +256,10 @@ def more():
     caller = _connect_caller(allow_context=True, token=token)
     st = state()
     # The panel is a Jira admin page (Connect adminPages): Jira shows it to Jira administrators only.
-    sso = sso_token(st.keys, caller.tenant.cloud_id, caller.account_id, caller.name, jira_admin=True)
+    target = safe_target(request.form.get("target"))  # "Review in Keepstone": the run that warned
+    sso = sso_token(
+        st.keys, caller.tenant.cloud_id, caller.account_id, caller.name, jira_admin=True, target=target
+    )
     resp = Response(sso_form(st.config.backend_url, sso), mimetype="text/html")
     backend_origin = "/".join(st.config.backend_url.split("/")[:3])
     resp = _frame_headers(resp, caller.tenant, form_action=backend_origin)
@@ -281,12 +284,14 @@ def forge_more():
     """More features from the Forge Custom UI: a one-time, 60-second URL for `router.open` (Custom UI
     cannot open windows or post forms to other origins). Only the ticket's hash is stored."""
     caller = _forge_caller()
-    _body()
+    target = safe_target(_body().get("target"))
     ticket = secrets.token_urlsafe(32)
     state().tenants.add_ticket(
         _ticket_hash(ticket), caller.tenant.cloud_id, caller.account_id, caller.name, TICKET_LIFETIME
     )
     url = f"{state().config.base_url.rstrip('/')}/forge/handoff/{ticket}"
+    if target:
+        url += "?to=" + requests.utils.quote(target, safe="/")  # checked again when the ticket is burnt
     return _answer(({"url": url, "expires_in": TICKET_LIFETIME}, 200))
 
 
@@ -305,7 +310,8 @@ def forge_handoff(ticket: str):
     if tenant is None or not tenant.installed:
         raise TokenError("the app is not installed on this site", 403)
     # Tickets come from the Forge jira:adminPage only, which Jira shows to Jira administrators only.
-    sso = sso_token(st.keys, found.cloud_id, found.account_id, found.name, jira_admin=True)
+    target = safe_target(request.args.get("to"))
+    sso = sso_token(st.keys, found.cloud_id, found.account_id, found.name, jira_admin=True, target=target)
     resp = Response(sso_form(st.config.backend_url, sso), mimetype="text/html")
     backend_origin = "/".join(st.config.backend_url.split("/")[:3])
     resp.headers["Content-Security-Policy"] = (

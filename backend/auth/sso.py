@@ -11,6 +11,7 @@ jira) follows that claim at every hand-off; a role an admin gave (`source` manua
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from flask import Blueprint, make_response, redirect, request
@@ -41,6 +42,10 @@ def check_origin() -> None:
         origin = origin_of(origin)
     if not origin or origin not in allowed:
         raise Forbidden("the hand-off must come from the Keepstone connector's page", code="bad_origin")
+
+
+# The pages a hand-off may open instead of the dashboard: a run (the panel's "Review in Keepstone").
+TARGET = re.compile(r"/runs/run_[a-z2-7]{1,40}")
 
 
 def implied_role(claims: dict) -> str:
@@ -81,7 +86,10 @@ def sso():
             membership.role = implied
         s.commit()
         start_session(s, user, tenant=org.cloud_id)
-    response = make_response(redirect("/", code=303))
+    target = claims.get("target")  # signed by the connector; checked here again (never an open redirect)
+    response = make_response(
+        redirect(target if isinstance(target, str) and TARGET.fullmatch(target) else "/", code=303)
+    )
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -21,8 +21,8 @@ async function call(method, action, body) {
   }
 }
 
-async function more() {
-  const r = await call("POST", "more", {});
+async function more(target) {
+  const r = await call("POST", "more", target ? { target } : {});
   if (!r.ok || !r.data.url) return r.ok ? { ok: false, status: 0, data: {} } : r;
   await router.open(r.data.url);
   return null;

@@ -77,6 +77,7 @@
     const call = transport.call;
     let schedule = null;
     let watching = null;
+    let review = ""; // the page "Review in Keepstone" opens: the last backup's run
 
     function showState(state) {
       $("state").textContent = cap(RUN_WORDS[state] || state);
@@ -101,6 +102,8 @@
         $("last_attempt").className = TONE[attempt.state] || "bad";
       }
       $("warnings").hidden = !(s.warnings > 0);
+      review = s.last_backup ? "/runs/" + s.last_backup.id : "";
+      $("review").value = review; // Connect: the submit button's value goes with the More features form
       $("warnings_text").textContent = plural(s.warnings || 0, "warning") + " in the last backup.";
       schedule = s.schedule || null;
       if (s.current_run && s.current_run.id) watchRun(s.current_run.id);
@@ -211,7 +214,7 @@
         $(id).addEventListener("click", async () => {
           $(id).disabled = true;
           try {
-            const failure = await transport.more();
+            const failure = await transport.more(id === "review" ? review : "");
             if (failure) say($("message"), errorText(failure), false);
           } finally {
             $(id).disabled = false;

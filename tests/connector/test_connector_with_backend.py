@@ -127,3 +127,28 @@ def test_uninstall_suspends_the_organisation_in_the_backend(real):
         timeout=10,
     )
     assert status.status_code == 200 and status.json()["state"] == "suspended"
+
+
+def test_review_in_keepstone_lands_on_the_run_and_nothing_else_can_be_a_target(real):
+    """The panel's warning link hands off to the run that warned; the target is signed with the hand-off,
+    and one that is not a run page lands on the dashboard (no open redirect, on either side)."""
+    backend = real["servers"]["backend"].url
+    url = real["servers"]["connector"].url + "/panel/more"
+    for target, lands in (
+        ("/runs/run_abcdefghijklmnopqrst", "/runs/run_abcdefghijklmnopqrst"),
+        ("https://evil.example/runs/run_abc", "/"),
+        ("//evil.example/", "/"),
+        ("/runs/run_abc/../../admin", "/"),
+    ):
+        r = requests.post(url, data={"jwt": real["ctx"], "target": target}, timeout=10)
+        token = re.search(r"name='token' value='([^']+)'", r.text).group(1)
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims.get("target", "/") == lands
+        landed = requests.post(
+            backend + "/sso",
+            data={"token": token},
+            headers=_from_connector(real),
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert landed.status_code == 303 and landed.headers["Location"].removeprefix(backend) == lands

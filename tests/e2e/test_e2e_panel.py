@@ -257,3 +257,10 @@ def test_the_panel_tells_the_truth_first_step_failure_running_and_warnings(stack
     assert frame.locator("#last_backup_plan").inner_text() == status["last_backup"]["plan"]
     assert frame.locator("#protected_projects").inner_text() == str(status["protected_projects"]) != "0"
     shoot(page, "forge", "12-warnings", narrow=True)
+    # Review in Keepstone: a new tab signed in on that run's page.
+    backend_url = stack["servers"]["backend"].url
+    with page.context.expect_page() as new_tab:
+        frame.locator("#review").click()
+    run_page = new_tab.value
+    run_page.wait_for_url(f"{backend_url}/runs/{status['last_backup']['id']}")
+    assert status["last_backup"]["id"] in run_page.content()
