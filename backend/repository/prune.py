@@ -10,6 +10,7 @@ process killed at any point leaves a repository that checks clean (docs/storage-
 3. write the new index files: the kept packs and the new packs;
 4. remove the old index files;
 5. delete the packs that are no longer listed: unused ones, repacked ones, and packs in no index.
+When the only thing to delete is packs in no index, steps 2 to 4 are skipped: the index stays as it is.
 
 Every stored object stays write-once. A crash before 3 leaves new packs in no index (garbage for the next
 prune); between 3 and 4 both old and new index files list existing packs; after 4 the packs still to
@@ -352,9 +353,10 @@ def _prune(repo: Repository, max_unused: float, dry_run: bool, ignore: Container
             sizes[name] = 0
     result.bytes_repacked = sum(sizes[p] for p in repack)
     index_bytes = sum(index_sizes[n] for n in removable_index)
-    if result.retained and not (delete or repack or missing):
-        # Only packs in no index to delete: the index stays as it is (a rewrite would make a new index
-        # file under retention, which would hold every pack it lists for another period).
+    if not (delete or repack or missing):
+        # Only packs in no index to delete: the index stays as it is. (A rewrite would change nothing it
+        # lists; on an immutable storage it would make a new index file under retention, holding every
+        # pack it lists for another period, and meet the old ones' retention.)
         removable_index, index_bytes, rewrite_index = [], 0, False
     else:
         rewrite_index = True

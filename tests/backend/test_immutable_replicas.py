@@ -73,15 +73,15 @@ class TrustingS3(S3Storage):
         return None
 
 
-def expire_all_but(endpoint: str, bucket: str, keep: str) -> None:
-    """What an hour would do, in a second: the retention of every object but `keep` ends one second from
-    now (an administrator's governance bypass through the S3 API, outside Keepstone)."""
+def expire(endpoint: str, bucket: str, keep: str = "", only: str = "") -> None:
+    """What an hour would do, in a second: the retention of every object (but `keep`, or `only` that one)
+    ends one second from now (an administrator's governance bypass through the S3 API, outside Keepstone)."""
     client = boto3.client(
         "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
     )
     soon = datetime.now(UTC) + timedelta(seconds=1)
     for version in client.list_object_versions(Bucket=bucket).get("Versions", []):
-        if not version["Key"].endswith(keep):
+        if (only and version["Key"].endswith(only)) or (not only and not version["Key"].endswith(keep)):
             client.put_object_retention(
                 Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"],
                 Retention={"Mode": "GOVERNANCE", "RetainUntilDate": soon}, BypassGovernanceRetention=True,
@@ -123,7 +123,7 @@ def test_forget_and_prune_on_an_object_locked_replica_skip_what_is_retained_then
     assert all(datetime.fromisoformat(r["until"]) > datetime.now(UTC) for r in out["retained"])
 
     # Once the retention ends (all but the stray pack's), the same forget removes them.
-    expire_all_but(s3_server, bucket, stray)
+    expire(s3_server, bucket, keep=stray)
     again = forget(repo, policy, UTC)
     assert set(again.removed) == set(ids[:2]) and again.retained == []
     assert [s.id for s in repo.snapshots()] == [ids[-1]]
@@ -161,10 +161,12 @@ def test_forget_and_prune_on_an_object_locked_replica_skip_what_is_retained_then
     assert f"the storage refused {len(refused.refused)} deletions" in refused.summary()
     assert Repository.open(storage, PASSWORD).check(read_data=True).ok
 
-    # Governance yields only when the admin asks explicitly: then the pack goes, and nothing else changes.
-    admin = locked(s3_server, bucket, Retention("governance", timedelta(hours=1), bypass_governance=True))
-    done = prune(Repository.open(admin, PASSWORD), max_unused=0.0)
-    assert done.retained == [] and done.refused == [] and done.packs_unindexed == 1
+    # Once the stray pack's retention ends, the next prune removes it (the index it wrote stays locked and
+    # is not rewritten: only a pack in no index was left).
+    expire(s3_server, bucket, only=stray)
+    done = prune(Repository.open(storage, PASSWORD), max_unused=0.0)
+    assert done.retained == [] and done.refused == [] and done.packs_unindexed == 1, done
+    assert done.index_files_written == 0 and done.index_files_removed == 0
     assert stray not in set(storage.list("data"))
     final = Repository.open(storage, PASSWORD)
     assert final.check(read_data=True).ok and read_back(final, ids[-1]) == newest
