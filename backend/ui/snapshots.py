@@ -11,16 +11,17 @@ browse (backend/auth/roles.py); restoring is elsewhere.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
-from flask import Response, abort, request, stream_with_context, url_for
+from flask import Response, abort, redirect, request, stream_with_context, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.auth.roles import least_role
-from backend.catalog import QueryError, issue_history, search
+from backend.catalog import QueryError, issue_at, issue_history, search
 from backend.catalog.locate import repository_of
 from backend.db.models import CatalogIssue, CatalogSnapshot, Organisation
 from backend.repository import Repository, RepositoryError
@@ -275,6 +276,35 @@ def snapshot_attachment(project: str, snapshot_id: str, key: str, attachment_id:
     }
     return Response(stream_with_context(repo.open_stream(entry)), mimetype="application/octet-stream",
                     headers=headers)  # fmt: skip
+
+
+@bp.get("/search/as-of")
+@member
+@least_role("viewer", "browse snapshots")
+def issue_as_of():
+    """What an issue looked like on a date: the newest snapshot holding it at or before the end of that day
+    (in the organisation's zone); the search page with the reason when there is none."""
+    key = request.args.get("key", "").strip().upper()
+    day = request.args.get("date", "")
+    with services().db.session() as s:
+        org = current_org(s, organisations(s))
+        if org is None:
+            abort(404)
+        error = ""
+        try:
+            moment = datetime.combine(date.fromisoformat(day), time.max, ZoneInfo(org.time_zone))
+        except ValueError:
+            error = "give a date like 2026-11-30"
+        if not KEY.fullmatch(key):
+            error = "give an issue key like ABC-12"
+        if not error:
+            found = issue_at(s, org.id, key, moment)
+            if found is not None:
+                return redirect(url_for("ui.snapshot_issue", project=key.rsplit("-", 1)[0],
+                                        snapshot_id=found["snapshot_id"], key=key), code=303)  # fmt: skip
+            error = f"no snapshot held {key} on or before {day}"
+        return page("search.html", s, org, q="", hits=[], error="", as_of_error=error, key=key, day=day,
+                    when=_when(org))  # fmt: skip
 
 
 @bp.get("/search")

@@ -5,7 +5,9 @@ attachment download; screenshots at 375 and 1280 px, each page checked with axe-
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -125,6 +127,14 @@ def test_browse_to_an_old_version_and_its_diff_and_search_across_snapshots(ui_st
     page.get_by_label("Phrase").fill("   ")
     page.get_by_role("button", name="Search").click()
     assert page.locator("#err-q").inner_text() == "give a word or a phrase to search for"
+
+    # What PLAT-2 looked like on a date: today is the newer snapshot; long ago there was none.
+    page.get_by_label("Issue key").fill(key)
+    page.get_by_label("Date", exact=True).fill(datetime.now(UTC).astimezone(ZoneInfo("Europe/Berlin")).date().isoformat())
+    page.get_by_role("button", name="Open").click()
+    page.wait_for_url(re.compile(rf".*/snapshots/PLAT/{second['PLAT']}/issues/{key}$"))
+    page.goto(stack.url + f"/search/as-of?key={key}&date=2001-01-01")
+    assert page.locator("#err-as-of").inner_text() == f"no snapshot held {key} on or before 2001-01-01"
 
 
 def test_another_organisations_snapshot_is_not_there_and_attachments_download(ui_stack, browser_page):
