@@ -66,48 +66,60 @@ def _add(s: Session, channel: NotificationChannel, event_name: str, dedupe: str,
 def enqueue_run(s: Session, config: Config, run_id: int) -> int:
     """Add the messages the rules ask for about this finished run (not committed: the caller commits).
 
-    Never raises: a problem here is logged and the run's final state is still written.
+    Never raises: a problem here is logged and the run's final state is still written. On PostgreSQL the
+    work runs in a SAVEPOINT, so a failed statement here cannot abort the caller's transaction (SQLite
+    keeps a transaction usable after a failed statement).
     """
+    nested = s.begin_nested() if s.get_bind().dialect.name != "sqlite" else None
     try:
-        run = s.get(Run, run_id)
-        event_name = rules.event_of(run.state) if run is not None else None
-        if event_name is None:
-            return 0
-        channels = list(
-            s.scalars(
-                select(NotificationChannel).where(
-                    NotificationChannel.organisation_id == run.organisation_id,
-                    NotificationChannel.enabled.is_(True),
-                )
-            )
-        )
-        plan = s.get(Plan, run.plan_id)
-        chosen = [c for c in channels if rules.wants(c, event_name, plan.public_id)]
-        if not chosen:
-            return 0
-        dedupe = f"run:{run.public_id}"
-        already = set(
-            s.scalars(
-                select(NotificationMessage.channel_id).where(
-                    NotificationMessage.dedupe == dedupe,
-                    NotificationMessage.channel_id.in_([c.id for c in chosen]),
-                )
-            )
-        )
-        org = s.get(Organisation, run.organisation_id)
-        projects = list(s.scalars(select(ProjectRun).where(ProjectRun.run_id == run.id)))
-        doc = messages.run_document(org, plan, run, projects, event_name, config.public_url)
-        added = 0
-        for channel in chosen:
-            if channel.id not in already:
-                _add(s, channel, event_name, dedupe, doc, run_id=run.id)
-                added += 1
-        if added:
-            _wake_after_commit(s)
-        return added
+        added = _enqueue_run(s, config, run_id)
     except Exception:
         log.exception("notifications for run %s not enqueued", run_id)
+        if nested is not None:
+            nested.rollback()
         return 0
+    if nested is not None:
+        nested.commit()
+    return added
+
+
+def _enqueue_run(s: Session, config: Config, run_id: int) -> int:
+    run = s.get(Run, run_id)
+    event_name = rules.event_of(run.state) if run is not None else None
+    if event_name is None:
+        return 0
+    channels = list(
+        s.scalars(
+            select(NotificationChannel).where(
+                NotificationChannel.organisation_id == run.organisation_id,
+                NotificationChannel.enabled.is_(True),
+            )
+        )
+    )
+    plan = s.get(Plan, run.plan_id)
+    chosen = [c for c in channels if rules.wants(c, event_name, plan.public_id)]
+    if not chosen:
+        return 0
+    dedupe = f"run:{run.public_id}"
+    already = set(
+        s.scalars(
+            select(NotificationMessage.channel_id).where(
+                NotificationMessage.dedupe == dedupe,
+                NotificationMessage.channel_id.in_([c.id for c in chosen]),
+            )
+        )
+    )
+    org = s.get(Organisation, run.organisation_id)
+    projects = list(s.scalars(select(ProjectRun).where(ProjectRun.run_id == run.id)))
+    doc = messages.run_document(org, plan, run, projects, event_name, config.public_url)
+    added = 0
+    for channel in chosen:
+        if channel.id not in already:
+            _add(s, channel, event_name, dedupe, doc, run_id=run.id)
+            added += 1
+    if added:
+        _wake_after_commit(s)
+    return added
 
 
 def enqueue_test(s: Session, config: Config, channel: NotificationChannel) -> NotificationMessage:

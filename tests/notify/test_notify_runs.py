@@ -4,7 +4,9 @@ and a link, over a real SMTP server (STARTTLS + AUTH) and a real webhook receive
 from __future__ import annotations
 
 import time
+import uuid
 
+import pytest
 import requests
 
 from backend.notify import signing
@@ -119,3 +121,43 @@ def test_a_channel_for_one_plan_hears_only_of_that_plan(backend, org, receiver):
     assert gone.status_code == 204, gone.text
     after = backend.call("GET", f"{org.base}/channels/{orphan['id']}", org.cloud_id).json()
     assert after["scope"] == "plans" and after["plan_ids"] == []
+
+
+@pytest.mark.postgres
+def test_on_postgres_the_messages_commit_with_the_run_and_a_failure_to_enqueue_never_loses_the_state(
+    tmp_path, issuer, tls_cert, receiver, monkeypatch
+):
+    from sqlalchemy import text
+
+    from backend.notify import outbox
+    from tests.backend.conftest import _postgres_url, stop_backend
+    from tests.notify.conftest import notify_backend
+
+    b = notify_backend(tmp_path, issuer, None, tls_cert[0], database_url=_postgres_url())
+    try:
+        cloud_id = str(uuid.uuid4())
+        b.install(cloud_id, "https://acme.atlassian.net")  # no Jira token: every run fails at once
+        base = f"/api/v1/organisations/{cloud_id}"
+        body = {"name": "Hook", "kind": "webhook", "url": receiver.url}
+        assert b.call("POST", f"{base}/notifications/channels", cloud_id, json=body).status_code == 201
+
+        def start() -> dict:
+            started = b.call("POST", f"{base}/runs", cloud_id, json={}).json()
+            return b.wait_for_run(cloud_id, started["id"])
+
+        first = start()
+        assert first["state"] == "failed"
+        hit = receiver.wait_for(1)[0]
+        assert hit.json()["run"]["id"] == first["id"] and "credentials" in hit.json()["reason"]
+        # a statement that fails inside the enqueueing (which would abort a PostgreSQL transaction) is
+        # logged, and the run's final state is written all the same: the enqueueing has its SAVEPOINT
+        monkeypatch.setattr(
+            outbox, "_enqueue_run", lambda s, config, run_id: s.execute(text("SELECT * FROM no_such_table"))
+        )
+        second = start()
+        assert second["state"] == "failed"  # (it would stay "running" if the transaction had aborted)
+        time.sleep(1.0)
+        assert len(receiver.hits) == 1
+    finally:
+        b.app.extensions["keepstone_notify"].stop()
+        stop_backend(b)
