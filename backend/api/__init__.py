@@ -48,6 +48,9 @@ def _nest() -> None:
     from backend.api import catalog  # search and issue history from the snapshot catalog (issue 17)
 
     api.register_blueprint(catalog.bp)
+    from backend.api import charts  # the dashboard's charts (issue 17, History and charts)
+
+    api.register_blueprint(charts.bp)
 
 
 _nest()

@@ -403,6 +403,11 @@ def build() -> dict[str, Any]:
         },
     }
     paths |= _catalog_paths(org)
+    from backend.api import charts  # the dashboard's charts (issue 17)
+
+    for name, schema in charts.SCHEMAS.items():
+        spec.components.schema(name, schema=schema)
+    paths |= charts.openapi_paths(org, _op, _param, CLOUD)
     from backend.api.audit import AuditEventOut, AuditList, openapi_parameters  # the audit log (issue 16)
 
     spec.components.schema("AuditEventOut", schema=AuditEventOut)

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import secrets
 import time
+from datetime import datetime
 
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
 from flask_limiter import Limiter
@@ -24,6 +25,7 @@ from backend.auth.sessions import end_session, start_session
 from backend.config import Config
 from backend.db.models import Run, User
 from backend.services import services
+from keepstone.terminal import size
 
 bp = Blueprint("ui", __name__, template_folder="templates")
 JSON_PATHS = ("/api/", "/sso")  # their errors stay JSON (backend/errors.py)
@@ -93,6 +95,7 @@ def dashboard():
         for run in runs:
             list(run.projects)
         plans = [p for p in org.plans if p.enabled]
+        from backend.api import charts  # the charts' JSON; the archived projects are listed here too
         from backend.ui.plan_form import when
 
         return page(
@@ -103,6 +106,9 @@ def dashboard():
             plans=len(org.plans),
             enabled=len(plans),
             when=lambda d: when(d, org.time_zone),
+            archived=charts.archived_projects(s, org, charts.listed_by_latest_runs(s, org)),
+            iso_when=lambda v: when(datetime.fromisoformat(v), org.time_zone),
+            size=size,
         )
 
 
