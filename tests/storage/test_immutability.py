@@ -165,3 +165,19 @@ def test_azure_url_takes_immutability(azurite):
     url = f"azure://c{uuid.uuid4().hex[:12]}/p?connection_string={quote(azurite)}&immutability=governance&retain=7d"
     storage = open_storage(url)
     assert storage.inner.retention == Retention("governance", timedelta(days=7))
+
+
+@pytest.mark.s3
+def test_the_wrappers_pass_retention_through(s3_server):
+    from backend.storage.meter import MeteredStorage
+    from backend.storage.retry import RetryingStorage
+
+    inner = s3(s3_server, bucket(), Retention("governance", timedelta(days=2)))
+    inner.save("snapshots", "s" * 64, b"snapshot")
+    until = inner.retained_until("snapshots", "s" * 64)
+    assert until is not None
+    for wrapped in (RetryingStorage(inner), MeteredStorage(RetryingStorage(inner), "UNSET_KILL_HOOK")):
+        assert wrapped.retained_until("snapshots", "s" * 64) == until
+        with pytest.raises(RetentionLocked):
+            wrapped.remove("snapshots", "s" * 64)
+    assert open_storage("memory://").retained_until("data", PACK) is None  # the others: no retention
