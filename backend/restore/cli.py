@@ -41,7 +41,12 @@ def add_commands(sub) -> None:
     where.add_argument("--to-project", help="into another existing project")
     where.add_argument("--new-project", help="into a new project with this key")
     p.add_argument("--new-project-name")
-    p.add_argument("--only", help=f"comma-separated parts ({', '.join(PARTS)}); default all")
+    p.add_argument(
+        "--only",
+        help=f"comma-separated parts ({', '.join(PARTS)}); default all. configuration: components, versions, "
+        "sprints and, with --project or alone, boards with their filters, the project's filters and dashboards, "
+        "role members",
+    )
     p.add_argument(
         "--overwrite", action="store_true", help="with --original: overwrite fields of existing issues"
     )
