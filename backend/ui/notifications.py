@@ -28,7 +28,7 @@ from backend.api.notifications import (
     send_test,
 )
 from backend.auth.roles import least_role
-from backend.db.models import NotificationChannel, Organisation, Plan
+from backend.db.models import NotificationChannel, NotificationMessage, Organisation, Plan
 from backend.errors import ApiError
 from backend.notify.channels import FORMATS, masked_url
 from backend.notify.rules import EVENT_NAMES, EVENTS
@@ -107,6 +107,22 @@ def form_of(channel: NotificationChannel) -> MultiDict:
     return form
 
 
+def _recent(s: Session, channel: NotificationChannel | None, tz: str) -> list[dict[str, Any]]:
+    """The channel's latest deliveries, newest first, for the edit page."""
+    if channel is None:
+        return []
+    rows = s.scalars(
+        select(NotificationMessage)
+        .where(NotificationMessage.channel_id == channel.id)
+        .order_by(NotificationMessage.id.desc())
+        .limit(10)
+    )
+    return [
+        {"m": m, "at": when(m.delivered_at or m.created, tz), "subject": (m.payload or {}).get("subject", "")}
+        for m in rows
+    ]
+
+
 def _form_page(s: Session, org: Organisation, form: MultiDict, channel=None, errors=None, status=200):
     answer = page(
         "notifications_form.html",
@@ -123,6 +139,9 @@ def _form_page(s: Session, org: Organisation, form: MultiDict, channel=None, err
         formats=FORMATS,
         format_names=FORMAT_NAMES,
         email_enabled=bool(services().config.smtp_host),
+        recent=_recent(s, channel, org.time_zone),
+        lozenge=DELIVERY_LOZENGE,
+        words=DELIVERY_WORDS,
     )
     return answer, status
 

@@ -100,6 +100,9 @@ def test_add_a_webhook_send_a_test_and_see_it_delivered(ui_stack, browser_page, 
         assert overflow <= 0, (path, overflow)
     page.set_viewport_size(WIDE)
     page.goto(stack.url + f"/notifications/{stored[0]['id']}/edit")
+    deliveries = page.locator("#deliveries tbody tr")
+    assert deliveries.count() == 1 and "Keepstone test message" in deliveries.first.inner_text()
+    assert deliveries.first.get_attribute("data-key") == hits[0].headers[signing.DELIVERY]
     shoot(page, "1280-notifications-edit")
     problems["edit"] = axe(page)
     page.get_by_role("checkbox", name=re.compile("On success")).uncheck()
