@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from backend import storages
@@ -18,6 +18,7 @@ from backend.backup.spec import BackupSpecSchema
 from backend.db.ids import is_id
 from backend.db.models import (
     ActiveRun,
+    CatalogSnapshot,
     Organisation,
     Plan,
     PlanReplica,
@@ -299,6 +300,8 @@ def remove_plan(s, plan: Plan) -> None:
     s.execute(delete(ProjectRun).where(ProjectRun.run_id.in_(runs)))
     s.execute(delete(Run).where(Run.plan_id == pk))
     s.execute(delete(ScheduledFire).where(ScheduledFire.plan_id == pk))
+    # Its snapshots stay, and so do their catalog rows: they name no plan any more ("a plan that is gone").
+    s.execute(update(CatalogSnapshot).where(CatalogSnapshot.plan_id == pk).values(plan_id=None))
     s.delete(plan)
     try:
         s.commit()

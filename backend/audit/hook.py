@@ -237,6 +237,9 @@ def _names(found: list[ch.Change]) -> None:
                 change.target_name = user.display_name or ""
 
 
+SECRET_URL_PARTS = {"token", "ticket"}
+
+
 def _view_target(s: Any) -> tuple[str, str, int | None]:
     """The object the URL names: (public id, name, organisation id)."""
     from backend.db.models import Organisation, Plan, Run, StorageRecord
@@ -309,7 +312,8 @@ def event_of(response: Response) -> dict[str, Any] | None:
         "endpoint": request.endpoint or "",
         "status": status,
     }
-    ids = {k: str(v)[:64] for k, v in (request.view_args or {}).items()}
+    # URL parts that are secrets themselves (an invitation's one-time token, a hand-off ticket) never go in.
+    ids = {k: str(v)[:64] for k, v in (request.view_args or {}).items() if k not in SECRET_URL_PARTS}
     if ids:
         details["ids"] = ids
     others = [c for c in found if c is not primary]

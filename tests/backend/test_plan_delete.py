@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from backend.db.models import Run, RunLog
+from backend.db.models import CatalogSnapshot, Run, RunLog
 from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN
 
 TENANT = "11111111-2222-4333-8444-555555555555"
@@ -48,6 +48,9 @@ def test_a_plan_is_deleted_with_its_runs_and_its_snapshots_stay(backend, sandbox
     assert backend.call("GET", f"/api/v1/plans/{plan['id']}", TENANT).status_code == 200
 
     assert backend.call("DELETE", f"/api/v1/plans/{plan['id']}", TENANT).status_code == 204
+    with backend.app.extensions["keepstone"].db.session() as s:  # the snapshot stays in the catalog too
+        row = s.scalar(select(CatalogSnapshot).where(CatalogSnapshot.snapshot_id == snapshot))
+        assert row is not None and row.plan_id is None
     assert backend.call("GET", f"/api/v1/plans/{plan['id']}", TENANT).status_code == 404
     assert backend.call("DELETE", f"/api/v1/plans/{plan['id']}", TENANT).status_code == 404
     assert backend.call("GET", f"/api/v1/runs/{run['id']}", TENANT).status_code == 404
