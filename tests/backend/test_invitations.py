@@ -81,6 +81,10 @@ def test_an_invitation_is_accepted_once_with_a_new_password(stack):
 
     done = accept(browser, url, page.text, name="New Person", password=NEW_PASSWORD, password2=NEW_PASSWORD)
     assert done.status_code == 303, done.text
+    with backend.app.extensions["keepstone"].db.session() as s:  # the acceptance is audited, its token not
+        events = " ".join(str(r) for r in s.execute(text("SELECT * FROM audit_events")).all())
+        assert "member" in events  # the acceptance was recorded
+        assert token not in events
     status = browser.get(f"{backend.url}/api/v1/organisations/{TENANT}/status", timeout=10)
     assert status.status_code == 200  # signed in, a member
     members = admin.api("GET", f"/organisations/{TENANT}/members").json()["items"]
