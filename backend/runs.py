@@ -314,10 +314,13 @@ class RunService:
                 s.add(ProjectRun(run_id=run_id, project=r.project, status=r.status, errors=r.errors))
             s.add_all(also or [])
             total = len(keys) + len(missing)
+            only = (s.scalar(select(Run.progress).where(Run.id == run_id)) or {}).get("only")
             s.execute(
                 update(Run)
                 .where(Run.id == run_id)
-                .values(progress={"projects_total": total, "projects_done": 0})
+                .values(
+                    progress={"projects_total": total, "projects_done": 0, **({"only": only} if only else {})}
+                )
             )
             s.add(
                 RunLog(
@@ -630,15 +633,21 @@ class RunService:
     def _progress(self, run_id: int, cancel: threading.Event, meter: Any = None):
         last = [0.0]
         lock = threading.Lock()
+        seen: set[str] = set()  # projects whose first event is written (each project's shows at once)
 
         def report(event: dict[str, Any]) -> None:
             if event.get("phase") != "fetching":
                 return
             now = time.monotonic()
-            with lock:
-                if now - last[0] < 0.5 and event.get("done") != event.get("total"):
+            with lock:  # held while writing too: SQLite has no row lock, so this run's writers take turns
+                key = str(event.get("project"))
+                if key in seen and now - last[0] < 0.5 and event.get("done") != event.get("total"):
                     return
+                seen.add(key)
                 last[0] = now
+                write(event)
+
+        def write(event: dict[str, Any]) -> None:
             with self.db.session() as s:
                 # (read-modify-write across processes: the row locked first)
                 s.execute(select(Run.id).where(Run.id == run_id).with_for_update())

@@ -205,14 +205,27 @@ def durations(s: Session, org: Organisation, limit: int) -> dict[str, Any]:
 
 
 def listed_by_latest_runs(s: Session, org: Organisation) -> set[str]:
-    """The projects the latest finished run of each plan listed (its rows, one per selected project)."""
-    latest = (
-        select(func.max(Run.id))
+    """The projects the latest finished run of each plan listed (its rows, one per selected project).
+
+    A retry (Retry failed projects: its progress names the projects it was limited to) does not count:
+    it lists only what failed, not the plan's selection."""
+    seen: set[int] = set()
+    chosen: list[int] = []
+    rows = s.execute(
+        select(Run.id, Run.plan_id, Run.progress)
         .where(Run.organisation_id == org.id, Run.finished.is_not(None))
         .where(select(ProjectRun.id).where(ProjectRun.run_id == Run.id).exists())
-        .group_by(Run.plan_id)
+        .order_by(Run.id.desc())
+        .limit(1000)
     )
-    return set(s.scalars(select(ProjectRun.project).where(ProjectRun.run_id.in_(latest))))
+    for run_id, plan_id, progress in rows:
+        if plan_id in seen or (progress or {}).get("only"):
+            continue
+        seen.add(plan_id)
+        chosen.append(run_id)
+    if not chosen:
+        return set()
+    return set(s.scalars(select(ProjectRun.project).where(ProjectRun.run_id.in_(chosen))))
 
 
 def archived_projects(s: Session, org: Organisation, listed: set[str]) -> list[dict[str, Any]]:

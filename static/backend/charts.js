@@ -96,7 +96,7 @@
     var ok = d.succeeded;
     var warn = ok.map(function (v, i) { return v + d.warning[i]; });
     var all = warn.map(function (v, i) { return v + d.failed[i]; });
-    var bars = uPlot.paths.bars({ size: [0.7, 40] });
+    var bars = uPlot.paths.bars({ size: [0.9, 40] });
     draw(fig, {
       scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(1, max)]; } } },
       axes: axes(function (u, vals) { return vals.map(function (v) { return v % 1 === 0 ? v : ""; }); }),

@@ -27,8 +27,11 @@ def charted(tmp_path_factory, issuer) -> Iterator[Backend]:
         org = s.scalar(select(Organisation).where(Organisation.cloud_id == TENANT))
         plan = org.plans[0]
 
-        def run(days_ago: int, state: str, minutes: int, projects: dict[str, str]) -> None:
+        def run(
+            days_ago: int, state: str, minutes: int, projects: dict[str, str], only: bool = False
+        ) -> None:
             r = Run(organisation_id=org.id, plan_id=plan.id, trigger="manual", state=state)
+            r.progress = {"only": sorted(projects)} if only else {}
             r.created = r.started = now - timedelta(days=days_ago)
             r.finished = r.started + timedelta(minutes=minutes)
             s.add(r)
@@ -42,6 +45,7 @@ def charted(tmp_path_factory, issuer) -> Iterator[Backend]:
         run(1, "warning", 4, {"PLAT": "ok", "OPS": "failed"})
         run(0, "succeeded", 3, {"PLAT": "ok", "OPS": "ok"})
         run(0, "cancelled", 1, {"PLAT": "cancelled", "OPS": "ok", "NEW": "failed"})
+        run(0, "failed", 1, {"NEW": "failed"}, only=True)  # a retry of NEW: not the plan's selection
 
         def snap(project: str, days_ago: int, size: int, new: int) -> None:
             s.add(
@@ -79,7 +83,7 @@ def test_backups_a_day_count_runs_by_outcome(charted):
     assert len(d["days"]) == 5 and d["days"][-1] == datetime.now(UTC).date().isoformat()
     assert d["succeeded"] == [0, 1, 0, 0, 1]
     assert d["warning"] == [0, 0, 0, 1, 0]
-    assert d["failed"] == [0, 0, 1, 0, 1]  # the cancelled run counts as not succeeded
+    assert d["failed"] == [0, 0, 1, 0, 2]  # the cancelled run counts as not succeeded
     assert get(charted, "backups")["days"].__len__() == 30
 
 
@@ -93,12 +97,12 @@ def test_bytes_a_day_follow_each_projects_latest_snapshot(charted):
 
 def test_durations_and_protected_and_archived_projects(charted):
     items = get(charted, "durations")["items"]
-    assert [i["seconds"] for i in items] == [120, 60, 240, 180, 60]
+    assert [i["seconds"] for i in items] == [120, 60, 240, 180, 60, 60]
     assert items[0]["started"] < items[-1]["started"]
     d = get(charted, "projects")
     assert d["protected"] == ["OPS", "PLAT"]  # a snapshot within the daily period; OLD: 3 days old
     assert d["unprotected"] == ["NEW"]  # listed by the latest run, never backed up
-    (archived,) = d["archived"]  # OLD: catalogued, not listed by the plan's latest run (PLAT, OPS)
+    (archived,) = d["archived"]  # OLD: catalogued, not listed by the plan's latest full run (PLAT, OPS)
     assert archived["project"] == "OLD" and archived["snapshot_id"] == "snap-OLD-3"
 
 
