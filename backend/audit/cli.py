@@ -75,7 +75,8 @@ def add_commands(sub_backend: Any) -> None:
     v = verbs.add_parser(
         "verify",
         help="check the audit log's hash chain (exit 1 if an event was changed, removed or inserted)",
-        epilog="example: KEEPSTONE_DATABASE_URL=postgresql+psycopg://... keepstone backend audit verify\n"
+        epilog="examples:\n  KEEPSTONE_DATABASE_URL=postgresql+psycopg://... keepstone backend audit verify\n"
+        "  keepstone backend audit verify --head 3f1c...  (a hash an earlier verify printed)\n"
         "Keep the printed last hash elsewhere: a later --head HASH proves nothing was cut from the end.",
     )
     v.add_argument(

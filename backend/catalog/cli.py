@@ -17,7 +17,13 @@ from typing import Any
 def add_commands(sub_backend) -> None:
     c = sub_backend.add_parser("catalog", help="the snapshot catalog (what browsing and search read)")
     commands = c.add_subparsers(dest="catalog_command", required=True)
-    r = commands.add_parser("rebuild", help="rebuild the catalog from the repositories alone")
+    r = commands.add_parser(
+        "rebuild",
+        help="rebuild the catalog from the repositories alone",
+        epilog="examples:\n  keepstone backend catalog rebuild\n"
+        "  keepstone backend catalog rebuild --org 6f0c1a52-9d3e-4c8b-a0f7-aaaaaaaaaaaa --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     r.add_argument("--org", action="append", default=[], help="only this organisation (cloudId); repeatable")
     r.add_argument("--json", action="store_true", help="one JSON document on stdout")
     r.set_defaults(func=rebuild)
