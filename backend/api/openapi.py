@@ -348,6 +348,15 @@ def build() -> dict[str, Any]:
         },
         "/runs/{run_id}": {"get": _op("One run with per-project results", "RunOut", params=[RUN])},
         "/runs/{run_id}/cancel": {"post": _op("Cancel a run", "RunOut", "202", params=[RUN], extra=conflict)},
+        "/runs/{run_id}/retry": {  # issue 17: Retry failed projects
+            "post": _op(
+                "Run the plan again for the projects that failed or were cancelled in this finished run",
+                "RunOut",
+                "202",
+                params=[RUN],
+                extra=conflict,
+            )
+        },
         "/runs/{run_id}/logs": {
             "get": _op("A run's log lines, oldest first", "LogList", params=[RUN, *_page(1000)])
         },

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from backend.api.common import iso, load, page_args, sequence_cursor
 from backend.api.plans import default_plan_id
 from backend.auth.access import organisation, target
+from backend.auth.roles import least_role
 from backend.db.models import Plan, Run, RunLog
 from backend.errors import Conflict, Invalid
 from backend.runs import AlreadyRunning
@@ -162,6 +163,34 @@ def cancel_run(run_id: str):
         return jsonify(run_json(s.get(Run, pk))), 202
 
 
+RETRYABLE = ("failed", "cancelled")  # a project's statuses that a retry runs again
+
+
+@bp.post("/runs/<run_id>/retry")
+@least_role("operator", "run backups")
+def retry_run(run_id: str):
+    """A new run of the plan for the projects that failed (or were cancelled) in this finished run."""
+    svc = services()
+    with svc.db.session() as s:
+        run = target(s, "run_id")
+        if run.state in ("queued", "running"):
+            raise Conflict("the run is still in progress: retry its failed projects when it ends")
+        if run.plan.organisation.state != "active":
+            raise Conflict("the organisation is suspended (the app is uninstalled)")
+        keys = [p.project for p in run.projects if p.status in RETRYABLE]
+        if not keys:
+            raise Conflict("no project of this run failed: nothing to retry")
+        plan_pk, public = run.plan_id, run.public_id
+    try:
+        new_pk = svc.runs.start(plan_pk, "manual", projects=keys)
+    except AlreadyRunning as e:
+        raise Conflict(str(e)) from None
+    with svc.db.session() as s:
+        s.add(RunLog(run_id=new_pk, level="info", message=f"retry of {public}: {', '.join(keys)}"))
+        s.commit()
+        return jsonify(run_json(s.get(Run, new_pk))), 202
+
+
 @bp.get("/runs/<run_id>/logs")
 def run_logs(run_id: str):
     limit, cursor = page_args(200, 1000)
@@ -189,3 +218,8 @@ def run_logs(run_id: str):
                 "next_cursor": str(rows[-1].id) if more else None,
             }
         )
+
+
+from backend.audit.hook import register  # noqa: E402  (the audit names what a retry does)
+
+register("api.runs.retry_run", "backup.retry")

@@ -3,6 +3,7 @@ projects (catalogued, no longer listed by a plan's latest run), bad arguments, a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ from sqlalchemy import select
 
 from backend.db.models import CatalogSnapshot, Organisation, ProjectRun, Run
 from tests.backend.conftest import Backend, make_backend, stop_backend
+from tests.conftest import ROOT
 
 TENANT = "11111111-2222-4333-8444-555555555555"
 OTHER = "99999999-2222-4333-8444-555555555555"
@@ -124,3 +126,15 @@ def test_the_charts_are_in_the_openapi_document(charted):
     doc = charted.call("GET", "/api/v1/openapi.json").json()
     for what in ("backups", "bytes", "durations", "projects"):
         assert f"/api/v1/organisations/{{cloud_id}}/charts/{what}" in doc["paths"]
+
+
+def test_the_served_uplot_is_the_pinned_npm_package():
+    """static/vendor/uplot is a copy of node_modules/uplot/dist at the version package.json pins."""
+    pinned = json.loads((ROOT / "package.json").read_text())["dependencies"]["uplot"]
+    installed = ROOT / "node_modules" / "uplot"
+    if not installed.exists():
+        pytest.skip("node_modules is not installed (make install runs npm ci)")
+    assert json.loads((installed / "package.json").read_text())["version"] == pinned
+    for name in ("uPlot.iife.min.js", "uPlot.min.css"):
+        served = (ROOT / "static" / "vendor" / "uplot" / name).read_bytes()
+        assert served == (installed / "dist" / name).read_bytes(), f"{name}: copy it again from node_modules"

@@ -275,3 +275,17 @@ def test_retry_failed_projects_runs_the_plan_again_for_those_only(tmp_path, issu
         assert f"retry of {first}" in page and 'id="retry-run"' not in page
     finally:
         stop_backend(backend)
+
+
+def test_the_api_retries_only_a_finished_run_with_failed_projects(seeded):
+    site, _, _ = seeded
+    clean = finished_run(site, {"PLAT": "ok"})
+    r = site.call("POST", f"/api/v1/runs/{clean}/retry", TENANT)
+    assert r.status_code == 409 and "nothing to retry" in r.json()["error"]["message"]
+    before = run_count(site)
+    failed = finished_run(site, {"PLAT": "failed", "OPS": "ok", "WEB": "cancelled"})
+    r = site.call("POST", f"/api/v1/runs/{failed}/retry", TENANT)
+    assert r.status_code == 202, r.text
+    assert r.json()["progress"]["only"] == ["PLAT", "WEB"] and run_count(site) == before + 2
+    assert site.call("POST", f"/api/v1/runs/{failed}/retry", OTHER).status_code == 404
+    site.wait_for_run(TENANT, r.json()["id"])  # no Jira account here: it fails at once, saying so
