@@ -45,6 +45,24 @@ def fold(value: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+FACETS = {"status": "status", "type": "issuetype", "priority": "priority", "assignee": "assignee"}
+
+
+def facets_of(fields: dict[str, Any]) -> dict[str, Any]:
+    """What the snapshot browser filters by, by the names Jira shows (labels as a list)."""
+    out: dict[str, Any] = {}
+    for facet, name in FACETS.items():
+        value = fields.get(name)
+        if isinstance(value, dict):
+            shown = value.get("displayName") or value.get("name")
+            if isinstance(shown, str):
+                out[facet] = shown[:255]
+    labels = fields.get("labels")
+    if isinstance(labels, list):
+        out["labels"] = [str(x)[:255] for x in labels[:50]]
+    return out
+
+
 def _plain(value: Any) -> str:
     if isinstance(value, dict):
         return adf_text(value)
@@ -179,6 +197,7 @@ def _add_text(
             summary=summary,
             description=description,
             comments=said,
+            facets=facets_of(fields),
         )
     )
     s.flush()

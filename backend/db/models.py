@@ -434,6 +434,8 @@ class CatalogText(Base):
     summary: Mapped[str] = mapped_column(Text, default="")
     description: Mapped[str] = mapped_column(Text, default="")
     comments: Mapped[str] = mapped_column(Text, default="")
+    # What the browser filters by: status, type, priority, assignee, labels (migration 0014).
+    facets: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
 
 
 # --- Restores from the management UI (issue 17): a background task each (migration 0013; backend/restores.py)

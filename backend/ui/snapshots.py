@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from backend.auth.roles import least_role
 from backend.catalog import QueryError, issue_at, issue_history, search
 from backend.catalog.locate import repository_of
-from backend.db.models import CatalogIssue, CatalogSnapshot, Organisation
+from backend.db.models import CatalogIssue, CatalogSnapshot, CatalogText, Organisation
 from backend.repository import Repository, RepositoryError
 from backend.restore.diff import diff
 from backend.services import services
@@ -35,6 +35,7 @@ from backend.ui.views import bp
 from keepstone.render import value_text
 
 PAGE = 100
+FILTERS = ("status", "type", "assignee")
 KEY = re.compile(r"[A-Z][A-Z0-9_]{0,63}-[1-9][0-9]{0,17}")
 PROJECT = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 SNAPSHOT = re.compile(r"[0-9a-f]{64}")
@@ -133,29 +134,40 @@ def project_snapshots(project: str):
 @member
 @least_role("viewer", "browse snapshots")
 def snapshot_issues(project: str, snapshot_id: str):
+    """A snapshot's issues in key order, found by key or summary and filtered by status, type and assignee
+    (the catalog's facets of each issue version); 100 a page."""
     with services().db.session() as s:
         org = _org(s)
         snap = _snapshot(s, org, project, snapshot_id)
         wanted = request.args.get("q", "").strip()[:200]
-        start = request.args.get("after", "")
-        query = select(CatalogIssue).where(CatalogIssue.snapshot == snap.id)
-        if wanted:
-            pattern = "%" + wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            query = query.where(
-                CatalogIssue.key.ilike(pattern, escape="\\")
-                | CatalogIssue.summary.ilike(pattern, escape="\\")
-            )
-        if KEY.fullmatch(start):
-            query = query.where(CatalogIssue.key > start)
-        issues = list(s.scalars(query.order_by(CatalogIssue.key).limit(PAGE + 1)))
+        rows = s.execute(
+            select(CatalogIssue.key, CatalogIssue.summary, CatalogIssue.updated, CatalogText.facets)
+            .outerjoin(CatalogText, CatalogText.version == CatalogIssue.version)
+            .where(CatalogIssue.snapshot == snap.id)
+        ).all()
+        options = {f: sorted({(r.facets or {}).get(f) for r in rows} - {None}) for f in FILTERS}
+        chosen = {f: request.args[f] for f in FILTERS if request.args.get(f) in options[f]}
+        needle = wanted.casefold()
+        found = [
+            r
+            for r in rows
+            if (not needle or needle in r.key.casefold() or needle in (r.summary or "").casefold())
+            and all((r.facets or {}).get(f) == v for f, v in chosen.items())
+        ]
+        found.sort(key=lambda r: (len(r.key), r.key))  # PLAT-2 before PLAT-10
+        number = int(request.args["page"]) if request.args.get("page", "").isdigit() else 0
+        shown = found[number * PAGE : (number + 1) * PAGE]
         return page(
             "snapshot_issues.html",
             s,
             org,
             snap=snap,
-            issues=issues[:PAGE],
-            more=issues[PAGE - 1].key if len(issues) > PAGE else None,
+            issues=shown,
+            total=len(found),
+            more=number + 1 if (number + 1) * PAGE < len(found) else None,
             q=wanted,
+            options=options,
+            chosen=chosen,
             when=_when(org),
             size=size,
         )

@@ -85,6 +85,13 @@ def test_browse_to_an_old_version_and_its_diff_and_search_across_snapshots(ui_st
     ]
     _both_widths(page, "snapshot-list")
     page.locator(f"tr[data-snapshot='{first['PLAT']}'] a").click()  # the older one
+    # Filter by status: every row listed has it, and the count says how many of all match.
+    status = page.locator("#f-status option").nth(1).get_attribute("value")
+    page.locator("#f-status").select_option(status)
+    page.get_by_role("button", name="Find").click()
+    shown = page.locator("#issues td[data-label=Status]").all_inner_texts()
+    assert shown and set(shown) == {status} and len(shown) < 12
+    page.locator("#f-status").select_option("")
     page.get_by_label("Find issues by key or summary").fill(key)
     page.get_by_role("button", name="Find").click()
     assert page.locator("#issues tbody tr").evaluate_all("rs => rs.map(r => r.dataset.key)") == [key]
