@@ -78,6 +78,7 @@ def start_stack(
         data_dir=var / "backend",
         connector_jwks_url=connector_url + "/.well-known/jwks.json",
         cookie_secure="auto",  # the demo is plain http on 127.0.0.1; "on" (the default) needs https
+        public_url=backend_url,  # links in notifications point at this demo's pages
     )
     backend_app = create_backend(backend_config)
     servers["backend"] = serve_in_thread(backend_app, port=backend_port)
