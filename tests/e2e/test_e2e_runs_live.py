@@ -97,6 +97,9 @@ def test_watch_a_run_live_cancel_it_retry_its_projects_and_see_the_charts(slow_s
     assert cancelled, run["projects"]
     page.locator("#live[data-live=off]").wait_for(timeout=10_000)  # the page saw the end by itself
     assert "The run is cancelled" in page.locator("#run-status").inner_text()
+    throttled = run["progress"].get("throttled", 0)  # the 429s the rate-limited sandbox answered
+    shown = page.locator("#throttling").inner_text()
+    assert (f"{throttled} × 429" in shown) if throttled else shown.startswith("None"), shown
 
     # the log: errors and warnings only, then a text search, under the filters in the address
     page.get_by_label("Level").select_option("warning")
@@ -133,6 +136,8 @@ def test_watch_a_run_live_cancel_it_retry_its_projects_and_see_the_charts(slow_s
         timeout=15_000,
     )
     assert page.locator("figure[data-chart] canvas").count() == 4
+    # every project is still in the plan's latest full run (the retry lists only what it retried)
+    assert page.locator("#archived-projects").count() == 0
     backups = stack.backend.call("GET", f"/api/v1/organisations/{TENANT}/charts/backups", TENANT).json()
     assert page.locator("#chart-backups").get_attribute("data-points") == str(len(backups["days"]))
     done = sum(backups["succeeded"]) + sum(backups["warning"])
