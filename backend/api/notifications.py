@@ -298,6 +298,15 @@ def send_test(s: Session, channel: NotificationChannel) -> NotificationMessage:
     return message
 
 
+class ChannelList(Schema):
+    email_enabled = fields.Boolean(required=True, metadata={"description": "SMTP is configured"})
+    items = fields.List(fields.Nested(ChannelOut), required=True)
+
+
+class DeliveryList(Schema):
+    items = fields.List(fields.Nested(DeliveryOut), required=True)
+
+
 @bp.get("/organisations/<cloud_id>/notifications")
 @least_role("viewer")
 def list_channels(cloud_id: str):

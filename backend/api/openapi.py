@@ -17,6 +17,7 @@ from marshmallow import Schema, fields
 from backend.api.accounts import AccountIn, AccountOut
 from backend.api.catalog import HistoryOut, SearchOut
 from backend.api.members import InvitationIn, InvitationList, InvitationOut, MemberList, MemberOut, RoleIn
+from backend.api.notifications import ChannelIn, ChannelList, ChannelOut, DeliveryList, DeliveryOut
 from backend.api.organisations import OrganisationIn, OrganisationList, OrganisationOut, StatusOut
 from backend.api.plans import PlanIn, PlanList, PlanOut, SpecField
 from backend.api.recovery import RecoveryIn, RecoveryOut
@@ -185,6 +186,41 @@ def _catalog_paths(org: str) -> dict[str, Any]:
     }
 
 
+def _notification_paths(org: str) -> dict[str, Any]:
+    """Channels, their rules and deliveries (backend/api/notifications.py); writes are admins'."""
+    channel = _param(
+        "channel_id", "path", {"type": "string", "pattern": PATTERN.pattern}, "a channel's id (chn_...)"
+    )
+    one = f"{org}/notifications/channels/{{channel_id}}"
+    return {
+        f"{org}/notifications": {
+            "get": _op("The organisation's channels and their last delivery", "ChannelList", params=[CLOUD])
+        },
+        f"{org}/notifications/channels": {
+            "post": _op(
+                "Add a channel (a webhook's signing secret is in this answer only)",
+                "ChannelOut",
+                "201",
+                body="ChannelIn",
+                params=[CLOUD],
+            )
+        },
+        one: {
+            "get": _op("One channel", "ChannelOut", params=[CLOUD, channel]),
+            "patch": _op("Change a channel", "ChannelOut", body="ChannelIn", params=[CLOUD, channel]),
+            "delete": {
+                "summary": "Delete a channel",
+                "parameters": [CLOUD, channel],
+                "responses": {"204": {"description": "deleted"}} | READ_ERRORS,
+            },
+        },
+        f"{one}/test": {"post": _op("Send a test message now", "DeliveryOut", params=[CLOUD, channel])},
+        f"{one}/messages": {
+            "get": _op("The channel's last 50 deliveries", "DeliveryList", params=[CLOUD, channel])
+        },
+    }
+
+
 @cache
 def build() -> dict[str, Any]:
     """The whole document (built once per process: it depends only on the code)."""
@@ -220,6 +256,11 @@ def build() -> dict[str, Any]:
         RecoveryOut,
         SearchOut,
         HistoryOut,
+        DeliveryOut,
+        ChannelOut,
+        ChannelList,
+        DeliveryList,
+        ChannelIn,
     ):
         spec.components.schema(schema.__name__, schema=schema)
     spec.components.security_scheme(
@@ -412,6 +453,7 @@ def build() -> dict[str, Any]:
         },
     }
     paths |= _catalog_paths(org)
+    paths |= _notification_paths(org)
     from backend.api import charts  # the dashboard's charts (issue 17)
 
     for name, schema in charts.SCHEMAS.items():

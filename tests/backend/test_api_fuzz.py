@@ -45,9 +45,15 @@ FUZZ = settings(
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory, issuer, sandbox_site):
     """A backend with one installed tenant, a plan and a finished run; its document loaded by schemathesis."""
-    # Storage endpoints may name 127.0.0.1 only: nothing a fuzzed storage says can reach another host.
+    # Storage endpoints and webhooks may name 127.0.0.1 only: nothing a fuzzed storage or channel says can
+    # reach another host (email is off: no SMTP server is configured).
     backend = make_backend(
-        tmp_path_factory.mktemp("fuzz"), issuer, storage_hosts="127.0.0.1", storage_http_hosts="127.0.0.1"
+        tmp_path_factory.mktemp("fuzz"),
+        issuer,
+        storage_hosts="127.0.0.1",
+        storage_http_hosts="127.0.0.1",
+        webhook_hosts="127.0.0.1",
+        webhook_http_hosts="127.0.0.1",
     )
     backend.install(TENANT, sandbox_site.url)
     plan = backend.call("GET", f"/api/v1/organisations/{TENANT}/plans", TENANT).json()["items"][0]
@@ -59,11 +65,18 @@ def fuzzed(tmp_path_factory, issuer, sandbox_site):
         TENANT,
         json={"name": "fuzz", "kind": "local", "location": {"path": "fuzz"}},
     ).json()
+    channel = backend.call(
+        "POST",
+        f"/api/v1/organisations/{TENANT}/notifications/channels",
+        TENANT,
+        json={"name": "fuzz", "kind": "webhook", "url": "http://127.0.0.1:9/hook"},  # port 9: nobody
+    ).json()
     backend.ids = {
         "cloud_id": TENANT,
         "plan_id": plan["id"],
         "run_id": run["id"],
         "storage_id": storage["id"],
+        "channel_id": channel["id"],
     }
     backend.sandbox_url = sandbox_site.url
     yield backend
@@ -108,7 +121,7 @@ def test_without_credentials_everything_is_401(fuzzed, label):
 def as_the_tenant(fuzzed):
     def call(case) -> None:
         # Real ids, so that bodies get past the look-up and reach validation and the database.
-        for name in ("cloud_id", "plan_id", "run_id", "storage_id"):
+        for name in ("cloud_id", "plan_id", "run_id", "storage_id", "channel_id"):
             if name in (case.path_parameters or {}):
                 case.path_parameters[name] = fuzzed.ids[name]
         if isinstance(case.body, dict) and "site_url" in case.body:
