@@ -634,6 +634,7 @@ class RunService:
         last = [0.0]
         lock = threading.Lock()
         seen: set[str] = set()  # projects whose first event is written (each project's shows at once)
+        began = [[int(time.time()), 0, 0]]  # the traffic's first point: nothing sent yet
 
         def report(event: dict[str, Any]) -> None:
             if event.get("phase") != "fetching":
@@ -656,6 +657,7 @@ class RunService:
                 each = dict(run.progress.get("projects") or {})  # per project: done of total, since when
                 mine = each.get(key) or {"started": time.time()}
                 each[key] = {**mine, "done": event.get("done", 0), "total": event.get("total", 0)}
+                reading = meter.reading() if isinstance(meter, MeteredBudget) else {}
                 run.progress = {
                     **run.progress,
                     "project": event.get("project"),
@@ -663,7 +665,8 @@ class RunService:
                     "issues_done": event.get("done", 0),
                     "issues_total": event.get("total", 0),
                     "projects": each,
-                    **(meter.reading() if isinstance(meter, MeteredBudget) else {}),
+                    **reading,
+                    "samples": _sampled(run.progress.get("samples") or began, reading),
                 }
                 s.commit()
                 if run.cancel_requested:
@@ -708,6 +711,18 @@ class RunService:
                 )
             )
             s.commit()
+
+
+def _sampled(samples: list[list[int]], reading: dict[str, Any]) -> list[list[int]]:
+    """The run's requests and 429s over time ([unix time, requests, 429s]): one point every 2 s at most,
+    halved in resolution past 300 points so that a long run's whole history fits in its progress."""
+    if not reading:
+        return samples
+    now = int(time.time())
+    if samples and now - samples[-1][0] < 2:
+        return samples
+    out = [*samples, [now, int(reading["requests"]), int(reading["throttled"])]]
+    return out[::2] + ([out[-1]] if len(out) % 2 == 0 else []) if len(out) > 300 else out
 
 
 class _NotIn:

@@ -62,6 +62,7 @@ def project_rows(run: Run, projects: list[ProjectRun], now: float | None = None)
                 "bytes": size(p.counts["attachment_bytes"]) if p.counts.get("attachment_bytes") else "",
                 "eta": eta,
                 "fetching": not finished and bool(mine),
+                "reached": bool(mine) or bool(p.counts),  # a project cancelled before its turn: neither
                 "status": "running" if not finished and mine else p.status,  # its row says so only at the end
             }
         )

@@ -184,7 +184,42 @@
       (d.archived.length ? ", " + d.archived.length + " archived." : ".");
   }
 
-  var KINDS = { backups: backups, bytes: bytesChart, durations: durations, projects: projects };
+  // One run's traffic: requests a second between samples, and the 429s Jira answered in each interval.
+  function traffic(fig, run) {
+    var samples = (run.progress && run.progress.samples) || [];
+    var x = [], rate = [], throttled = [];
+    for (var i = 1; i < samples.length; i++) {
+      var dt = Math.max(1, samples[i][0] - samples[i - 1][0]);
+      x.push(samples[i][0]);
+      rate.push(Math.round(((samples[i][1] - samples[i - 1][1]) / dt) * 10) / 10);
+      throttled.push(samples[i][2] - samples[i - 1][2]);
+    }
+    var bars = uPlot.paths.bars({ size: [0.6, 12] });
+    draw(fig, {
+      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(1, max)]; } },
+        n: { range: function (u, min, max) { return [0, Math.max(1, max)]; } } },
+      axes: [
+        Object.assign(axes()[0], { incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600], values: "{HH}:{mm}:{ss}", space: 70 }),
+        { stroke: textColor(), size: 48, scale: "y", label: "req/s" },
+        { stroke: textColor(), size: 40, scale: "n", side: 1, grid: { show: false }, label: "429s",
+          values: function (u, vals) { return vals.map(function (v) { return v % 1 === 0 ? v : ""; }); } },
+      ],
+      series: [
+        {},
+        { label: "requests a second", stroke: COLORS.line[0], width: 2, scale: "y" },
+        { label: "429s", stroke: COLORS.failed, fill: COLORS.failed, paths: bars, points: { show: false }, scale: "n" },
+      ],
+    }, [x, rate, throttled]);
+    legend(fig, [
+      { label: "requests a second", color: COLORS.line[0] },
+      { label: "429 answers (Jira throttling)", color: COLORS.failed },
+    ]);
+    if (!samples.length) return "No traffic recorded for this run.";
+    var last = samples[samples.length - 1];
+    return last[1] + " requests, " + last[2] + " answered 429, over " + Math.max(0, last[0] - samples[0][0]) + " s.";
+  }
+
+  var KINDS = { backups: backups, bytes: bytesChart, durations: durations, projects: projects, traffic: traffic };
 
   function load(fig) {
     var summary = fig.querySelector(".chart-summary");
@@ -194,8 +229,13 @@
         return res.json();
       })
       .then(function (data) {
+        if (fig.chart) { fig.chart.destroy(); fig.chart = null; }
         fig.dataset.loaded = "yes";
         summary.textContent = KINDS[fig.dataset.chart](fig, data);
+        // a chart of a run in progress reads its endpoint again until the run ends
+        if (fig.dataset.refresh && data.state && (data.state === "queued" || data.state === "running")) {
+          setTimeout(function () { load(fig); }, +fig.dataset.refresh);
+        }
       })
       .catch(function (e) {
         fig.dataset.loaded = "error";

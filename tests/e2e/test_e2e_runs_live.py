@@ -23,10 +23,10 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def slow_stack(tmp_path: Path) -> Iterator[UiStack]:
-    """One tenant on a sandbox that answers in 40 ms and allows 15 requests a second."""
+    """One tenant on a sandbox that answers in 40 ms and allows 8 requests a second (a run: about 15 s)."""
     issuer = Issuer()
     site = start_sandbox(
-        projects=3, issues_per_project=40, seed=5, corrupt_share=0.0, latency_ms=40, rate_limit=15, burst=3
+        projects=3, issues_per_project=60, seed=5, corrupt_share=0.0, latency_ms=40, rate_limit=8, burst=3
     )
     backend = make_backend(tmp_path, issuer)
     try:
@@ -97,6 +97,12 @@ def test_watch_a_run_live_cancel_it_retry_its_projects_and_see_the_charts(slow_s
     assert cancelled, run["projects"]
     page.locator("#live[data-live=off]").wait_for(timeout=10_000)  # the page saw the end by itself
     assert "The run is cancelled" in page.locator("#run-status").inner_text()
+    # requests and 429s over time: the run page's chart draws one point a sample interval
+    page.reload()
+    page.locator("#chart-traffic[data-loaded=yes] canvas").wait_for(timeout=10_000)
+    samples = run["progress"]["samples"]
+    assert len(samples) >= 2 and samples[-1][1] > samples[0][1]
+    assert page.locator("#chart-traffic").get_attribute("data-points") == str(len(samples) - 1)
     throttled = run["progress"].get("throttled", 0)  # the 429s the rate-limited sandbox answered
     shown = page.locator("#throttling").inner_text()
     assert (f"{throttled} × 429" in shown) if throttled else shown.startswith("None"), shown
