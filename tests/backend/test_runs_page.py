@@ -289,3 +289,28 @@ def test_the_api_retries_only_a_finished_run_with_failed_projects(seeded):
     assert r.json()["progress"]["only"] == ["PLAT", "WEB"] and run_count(site) == before + 2
     assert site.call("POST", f"/api/v1/runs/{failed}/retry", OTHER).status_code == 404
     site.wait_for_run(TENANT, r.json()["id"])  # no Jira account here: it fails at once, saying so
+
+
+def test_an_active_run_in_the_list_shows_its_jira_traffic(seeded):
+    site, _, http = seeded
+    run_id = finished_run(site, {"PLAT": "queued"})
+    with site.app.extensions["keepstone"].db.session() as s:
+        run = s.scalar(select(Run).where(Run.public_id == run_id))
+        run.state, run.finished = "running", None
+        run.progress = {
+            "projects_total": 1,
+            "projects_done": 0,
+            "requests": 42,
+            "rate": 3.5,
+            "throttling": True,
+        }
+        s.commit()
+    page = http.get(f"{site.url}/runs", timeout=10).text
+    row = page.split(f'data-run="{run_id}"')[1].split("</tr>")[0]
+    assert "42 Jira requests, 3.5 a second" in row and "Jira is throttling" in row
+    assert 'data-live="on"' in page
+    detail = http.get(f"{site.url}/runs/{run_id}", timeout=10).text
+    assert 'id="cancel-run"' in detail and "Jira is throttling" in detail and 'id="retry-run"' not in detail
+    with site.app.extensions["keepstone"].db.session() as s:
+        s.scalar(select(Run).where(Run.public_id == run_id)).state = "cancelled"
+        s.commit()
