@@ -71,16 +71,6 @@ class _Counts:
             self.values[name] = self.values.get(name, 0) + n
 
 
-def _all_users(client: JiraClient) -> list[dict[str, Any]]:
-    users, start = [], 0
-    while True:
-        page = client.get_json("/rest/api/3/users/search", startAt=start, maxResults=1000)
-        users.extend(page)
-        if len(page) < 1000:
-            return users
-        start += len(page)
-
-
 def _read_all(reads: dict[str, Callable[[], Any]]) -> dict[str, Any]:
     """Run independent reads side by side (they are latency-bound; the rate budget still paces them)."""
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="config") as pool:
@@ -108,7 +98,7 @@ def fetch_site_objects(client: JiraClient, spec: BackupSpec) -> dict[str, Any]:
         reads["site/dashboards"] = lambda: _dashboards(client)
         reads["site/workflows"] = lambda: client.paged("/rest/api/3/workflow/search", "values", 50)
     if data["users"]:
-        reads["site/users"] = lambda: _all_users(client)
+        reads["site/users"] = client.all_users
     return _read_all(reads)
 
 

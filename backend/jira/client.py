@@ -279,6 +279,15 @@ class JiraClient:
                 return out
             start += len(values)
 
+    def all_users(self) -> list[dict[str, Any]]:
+        """Every user of the site (GET /rest/api/3/users/search pages of 1000, until a short page)."""
+        users: list[dict[str, Any]] = []
+        while True:
+            page = self.get_json("/rest/api/3/users/search", startAt=len(users), maxResults=1000)
+            users.extend(page)
+            if len(page) < 1000:
+                return users
+
     def search_jql(
         self, jql: str, fields: list[str], page_size: int = 5000, expand: str | None = None
     ) -> Iterator[dict[str, Any]]:

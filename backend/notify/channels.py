@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from backend import vault
 from backend.config import Config
-from backend.storages import _private_or_odd
+from backend.storages import _hosts, _private_or_odd
 
 KINDS = ("email", "webhook")
 FORMATS = ("json", "slack", "teams")
@@ -33,10 +33,6 @@ class ChannelRefused(Exception):
         super().__init__(message)
         self.field = field
         self.message = message
-
-
-def _hosts(value: str) -> frozenset[str]:
-    return frozenset(h.strip().lower() for h in value.split(",") if h.strip())
 
 
 def check_email(address: str) -> str | None:

@@ -155,7 +155,7 @@ def compare_configuration(
                     continue
                 if "actorUser" in actor:
                     if users is None:
-                        users = _site_users(client)
+                        users = {u["accountId"] for u in client.all_users()}
                     if who not in users:
                         r["not in target"].append(who)
                         continue
@@ -172,13 +172,3 @@ def _tally(part: dict[str, Any], name: str, diffs: list[str]) -> None:
         part["changed"].append(f"{name}: {', '.join(diffs)}")
     else:
         part["identical"] += 1
-
-
-def _site_users(client: JiraClient) -> set[str]:
-    users, start = set(), 0
-    while True:
-        page = client.get_json("/rest/api/3/users/search", startAt=start, maxResults=1000)
-        users |= {u["accountId"] for u in page}
-        if len(page) < 1000:
-            return users
-        start += len(page)

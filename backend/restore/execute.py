@@ -105,13 +105,8 @@ class _Tally:
 
 
 def _all_users(client: JiraClient) -> set[str]:
-    users, start = set(), 0
-    while True:
-        page = client.get_json("/rest/api/3/users/search", startAt=start, maxResults=1000)
-        users |= {u["accountId"] for u in page}
-        if len(page) < 1000:
-            return users
-        start += len(page)
+    """The accountIds of the site's users."""
+    return {u["accountId"] for u in client.all_users()}
 
 
 def _target_site(client: JiraClient, project_key: str) -> TargetSite:

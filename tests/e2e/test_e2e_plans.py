@@ -46,6 +46,15 @@ def shoot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"backend-{name}.png"), full_page=True)
 
 
+def checked_at_both_widths(page, name: str) -> None:
+    """axe-core finds nothing serious at 1280 and at 375 px; a screenshot of each (the page ends wide)."""
+    for width, size in (("1280", WIDE), ("375", NARROW)):
+        page.set_viewport_size(size)
+        assert axe(page) == [], width
+        shoot(page, f"{name}-{width}")
+    page.set_viewport_size(WIDE)
+
+
 def test_a_plan_for_selected_projects_with_gfs_runs_on_backup_now(ui_stack, browser_page):
     page, stack = browser_page, ui_stack
     page.set_viewport_size(WIDE)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 
 from backend.db.models import Membership, RestoreJob, User
 from tests.e2e.test_e2e_members import sign_in_as
-from tests.e2e.test_e2e_plans import NARROW, WIDE, axe, shoot
+from tests.e2e.test_e2e_plans import WIDE, checked_at_both_widths
 from tests.e2e.ui_stack import TENANT, UiStack, add_member_only, sign_in
 from tests.e2e.ui_stack import ui_stack_fixture as ui_stack_fixture  # the fixture
 
@@ -33,15 +33,6 @@ def _jira(stack: UiStack, method: str, path: str, **kw) -> requests.Response:
     return requests.request(method, f"{stack.site.url}{path}", auth=AUTH, timeout=30, **kw)
 
 
-def _both_widths(page, name: str) -> None:
-    assert axe(page) == []
-    shoot(page, f"{name}-1280")
-    page.set_viewport_size(NARROW)
-    assert axe(page) == []
-    shoot(page, f"{name}-375")
-    page.set_viewport_size(WIDE)
-
-
 def _finished(page) -> str:
     page.locator("#live[data-live=off]").wait_for(timeout=120_000)
     return page.locator("#restore-state .lozenge").text_content()
@@ -56,7 +47,7 @@ def test_a_deleted_issue_and_a_whole_project_come_back_from_the_ui(ui_stack, bro
     sign_in(page, stack)
     page.get_by_role("navigation", name="Keepstone").get_by_role("link", name="Restore").click()
     page.wait_for_url(re.compile(r".*/restore$"))
-    _both_widths(page, "restore")
+    checked_at_both_widths(page, "restore")
 
     # A bad submit: a key that is not in the snapshot, and a new project without a key. Nothing starts.
     page.get_by_label("Snapshot").select_option(f"PLAT/{snapshots['PLAT']}")
@@ -67,7 +58,7 @@ def test_a_deleted_issue_and_a_whole_project_come_back_from_the_ui(ui_stack, bro
     assert "not in this snapshot: PLAT-999" in page.locator("#err-issues").inner_text()
     assert page.locator("#err-target_key").is_visible()
     assert page.locator("#restores").count() == 0  # no restore was started
-    _both_widths(page, "restore-errors")
+    checked_at_both_widths(page, "restore-errors")
 
     # The dry run says what would happen and changes nothing.
     page.get_by_label("Issue keys").fill("PLAT-3")
@@ -76,7 +67,7 @@ def test_a_deleted_issue_and_a_whole_project_come_back_from_the_ui(ui_stack, bro
     plan = page.locator("#dry-run pre").inner_text()
     assert "into the original project PLAT" in plan and "issues: 1" in plan
     assert _jira(stack, "GET", "/rest/api/3/issue/PLAT-3").status_code == 404
-    _both_widths(page, "restore-dry-run")
+    checked_at_both_widths(page, "restore-dry-run")
 
     page.get_by_role("button", name="Restore", exact=True).click()
     page.wait_for_url(re.compile(r".*/restore/rst_[a-z2-7]+$"))
@@ -89,7 +80,7 @@ def test_a_deleted_issue_and_a_whole_project_come_back_from_the_ui(ui_stack, bro
     with page.expect_download() as download:
         page.get_by_role("link", name="Download key map (JSON)").click()
     assert json.loads(Path(download.value.path()).read_text())["keys"] == {"PLAT-3": new_key}
-    _both_widths(page, "restore-single-done")
+    checked_at_both_widths(page, "restore-single-done")
 
     # The whole project into a new key.
     page.goto(stack.url + "/restore")
@@ -109,7 +100,7 @@ def test_a_deleted_issue_and_a_whole_project_come_back_from_the_ui(ui_stack, bro
     )
     assert len(mapped) == 12 and all(k.startswith("WEBR-") for k in mapped)
     assert sorted(i["key"] for i in issues.json()["issues"]) == sorted(mapped)
-    _both_widths(page, "restore-project-done")
+    checked_at_both_widths(page, "restore-project-done")
 
 
 def test_a_viewer_sees_restores_but_cannot_start_one(ui_stack, browser_page):

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from tests.e2e.test_e2e_plans import NARROW, WIDE, axe, shoot
+from tests.e2e.test_e2e_plans import WIDE, checked_at_both_widths
 from tests.e2e.ui_stack import TENANT, UiStack, sign_in
 from tests.e2e.ui_stack import ui_stack_fixture as ui_stack_fixture  # the fixture
 
@@ -52,15 +52,6 @@ def _edit(stack: UiStack, key: str) -> None:
     ).raise_for_status()
 
 
-def _both_widths(page, name: str) -> None:
-    assert axe(page) == []
-    shoot(page, f"{name}-1280")
-    page.set_viewport_size(NARROW)
-    assert axe(page) == []
-    shoot(page, f"{name}-375")
-    page.set_viewport_size(WIDE)
-
-
 def test_browse_to_an_old_version_and_its_diff_and_search_across_snapshots(ui_stack, browser_page):
     page, stack = browser_page, ui_stack
     _keep_everything(stack)
@@ -76,14 +67,14 @@ def test_browse_to_an_old_version_and_its_diff_and_search_across_snapshots(ui_st
     rows = page.locator("#projects tbody tr")
     assert sorted(rows.evaluate_all("rs => rs.map(r => r.dataset.project)")) == sorted(first)
     assert page.locator("tr[data-project=PLAT] td[data-label=Snapshots]").inner_text() == "2"
-    _both_widths(page, "snapshots")
+    checked_at_both_widths(page, "snapshots")
 
     page.get_by_role("link", name="PLAT", exact=True).click()
     assert page.locator("#snapshots tbody tr").evaluate_all("rs => rs.map(r => r.dataset.snapshot)") == [
         second["PLAT"],
         first["PLAT"],
     ]
-    _both_widths(page, "snapshot-list")
+    checked_at_both_widths(page, "snapshot-list")
     page.locator(f"tr[data-snapshot='{first['PLAT']}'] a").click()  # the older one
     # Filter by status: every row listed has it, and the count says how many of all match.
     status = page.locator("#f-status option").nth(1).get_attribute("value")
@@ -95,7 +86,7 @@ def test_browse_to_an_old_version_and_its_diff_and_search_across_snapshots(ui_st
     page.get_by_label("Find issues by key or summary").fill(key)
     page.get_by_role("button", name="Find").click()
     assert page.locator("#issues tbody tr").evaluate_all("rs => rs.map(r => r.dataset.key)") == [key]
-    _both_widths(page, "snapshot-issues")
+    checked_at_both_widths(page, "snapshot-issues")
 
     # The old version: its own summary, no phrase in its comments, and a history that says it changed.
     page.get_by_role("link", name=key, exact=True).click()
@@ -113,7 +104,7 @@ def test_browse_to_an_old_version_and_its_diff_and_search_across_snapshots(ui_st
     )
     assert details["Type"] and details["Status"] and "T" not in details["Created"]  # names and local times
     assert "changed" in history.nth(1).inner_text()
-    _both_widths(page, "snapshot-issue-old")
+    checked_at_both_widths(page, "snapshot-issue-old")
 
     # The newer version: the diff names the summary, old and new, and the added comment.
     history.nth(1).get_by_role("link").click()
@@ -123,21 +114,23 @@ def test_browse_to_an_old_version_and_its_diff_and_search_across_snapshots(ui_st
     assert "summary" in text and f"+ Renamed before the second backup ({key})" in text
     assert "1 comment(s) added." in text
     assert PHRASE in page.locator("#h-comments").locator("..").inner_text()
-    _both_widths(page, "snapshot-issue-diff")
+    checked_at_both_widths(page, "snapshot-issue-diff")
 
     # Search: the phrase is in the newer snapshot only; a phrase of an unchanged issue is in both.
     page.goto(stack.url + "/search?q=" + requests.utils.quote("Quarterly  MARMALADE audit"))
     hits = page.locator("section.hit")
     assert hits.count() == 1 and hits.first.get_attribute("data-key") == key
     assert "In 1 snapshot:" in hits.first.inner_text()
-    _both_widths(page, "search")
+    checked_at_both_widths(page, "search")
     page.get_by_label("Phrase").fill("   ")
     page.get_by_role("button", name="Search").click()
     assert page.locator("#err-q").inner_text() == "give a word or a phrase to search for"
 
     # What PLAT-2 looked like on a date: today is the newer snapshot; long ago there was none.
     page.get_by_label("Issue key").fill(key)
-    page.get_by_label("Date", exact=True).fill(datetime.now(UTC).astimezone(ZoneInfo("Europe/Berlin")).date().isoformat())
+    page.get_by_label("Date", exact=True).fill(
+        datetime.now(UTC).astimezone(ZoneInfo("Europe/Berlin")).date().isoformat()
+    )
     page.get_by_role("button", name="Open").click()
     page.wait_for_url(re.compile(rf".*/snapshots/PLAT/{second['PLAT']}/issues/{key}$"))
     page.goto(stack.url + f"/search/as-of?key={key}&date=2001-01-01")
