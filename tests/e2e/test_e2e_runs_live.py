@@ -23,10 +23,10 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def slow_stack(tmp_path: Path) -> Iterator[UiStack]:
-    """One tenant on a sandbox that answers in 40 ms and allows 8 requests a second (a run: about 15 s)."""
+    """One tenant on a sandbox that answers in 60 ms and allows 8 requests a second (a run: about 15 s)."""
     issuer = Issuer()
     site = start_sandbox(
-        projects=3, issues_per_project=60, seed=5, corrupt_share=0.0, latency_ms=40, rate_limit=8, burst=3
+        projects=3, issues_per_project=60, seed=5, corrupt_share=0.0, latency_ms=60, rate_limit=8, burst=3
     )
     backend = make_backend(tmp_path, issuer)
     try:
@@ -86,7 +86,11 @@ def test_watch_a_run_live_cancel_it_retry_its_projects_and_see_the_charts(slow_s
     page.wait_for_function(
         "() => /^[1-9]/.test(document.querySelector('#traffic').textContent.trim())", timeout=20_000
     )
-    check(page, "run-live")
+    shoot(page, "run-live-1280")  # quickly while live, then Cancel at once: the run lasts seconds only
+    assert axe(page) == []
+    page.set_viewport_size(NARROW)
+    shoot(page, "run-live-375")
+    page.set_viewport_size(WIDE)
 
     page.get_by_role("button", name="Cancel run").click()
     page.wait_for_url(re.compile(rf"/runs/{run_id}$"))
@@ -155,3 +159,13 @@ def test_watch_a_run_live_cancel_it_retry_its_projects_and_see_the_charts(slow_s
         page.locator("#chart-durations").get_attribute("data-points") == str(len(durations["items"])) == "2"
     )
     check(page, "dashboard-charts")
+
+    # the dark theme: the charts' axes take the theme's text colour (read when they are drawn)
+    page.emulate_media(color_scheme="dark")
+    page.reload()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('figure[data-chart]')].every(f => f.dataset.loaded === 'yes')",
+        timeout=15_000,
+    )
+    shoot(page, "dashboard-charts-dark-1280")
+    assert axe(page) == []
