@@ -23,10 +23,10 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def slow_stack(tmp_path: Path) -> Iterator[UiStack]:
-    """One tenant on a sandbox that answers in 60 ms and allows 8 requests a second (a run: about 15 s)."""
+    """One tenant on a sandbox that answers in 60 ms and allows 8 requests a second (a run: about 20 s)."""
     issuer = Issuer()
     site = start_sandbox(
-        projects=3, issues_per_project=60, seed=5, corrupt_share=0.0, latency_ms=60, rate_limit=8, burst=3
+        projects=3, issues_per_project=80, seed=5, corrupt_share=0.0, latency_ms=60, rate_limit=8, burst=3
     )
     backend = make_backend(tmp_path, issuer)
     try:
