@@ -54,7 +54,8 @@ def create_app(config: Config | None = None) -> Flask:
     runs = RunService(config, db, make_executor(config))  # threads here, or Celery workers
     svc = Services(config, db, TokenVerifier(config.connector_jwks_url, config.connector_issuer), runs)
     app.extensions["keepstone"] = svc
-    svc.restores = RestoreService(config, db)  # restores from the UI; a restart resumes the unfinished
+    send = runs.executor.send if config.executor == "celery" else None  # type: ignore[attr-defined]
+    svc.restores = RestoreService(config, db, send=send)  # restores from the UI; unfinished ones resume
     svc.restores.resume_unfinished()
     init_notify(app, config, db)  # the notification sender (backend/notify), a thread in this process
     errors.init_app(app)

@@ -1,14 +1,16 @@
 """Restores started from the management UI, each a background task with its progress in the database.
 
 A restore is planned from a catalogued snapshot (backend/catalog) the same way `keepstone restore` plans
-one (backend/restore/plan.py), then run by the same `Restorer` with a journal in the data folder named by
-the job's id: a restore interrupted by a restart of the service is resumed by `resume_unfinished` when the
-service starts again, and the journal makes the second attempt skip what the first one did (no issue is
-created twice). Progress goes to the job row every half second; cancelling sets a flag the run checks
-between steps. The result keeps the counts, errors, the old -> new key map and the fidelity report.
+one (backend/restore/plan.py), then run by the same `Restorer`, with its journal in the database
+(backend/restore/db_journal.py): the second attempt of an interrupted restore skips what the first one did
+(no issue is created twice), in whichever process or worker it runs. Progress goes to the job row every
+half second; cancelling sets a flag the run checks between steps. The result keeps the counts, errors, the
+old -> new key map and the fidelity report.
 
-Restores run in a small thread pool of the process that serves the UI (also with KEEPSTONE_EXECUTOR=celery:
-restores are rare and long, and their journal is a local file).
+Where it runs: a small thread pool of the service (the embedded default; `resume_unfinished` at start
+picks up what a stopped service left), or, with KEEPSTONE_EXECUTOR=celery, the task
+`keepstone.restore.execute` on a worker (late acks: a worker that dies mid-restore has its task
+delivered again to another one, which resumes from the journal).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -66,13 +67,17 @@ def request_json(r: RestoreRequest) -> dict[str, Any]:
 
 
 class RestoreService:
-    def __init__(self, config: Config, db: Database, workers: int = 1) -> None:
+    def __init__(self, config: Config, db: Database, workers: int = 1, send: Any = None) -> None:
         self.config = config
         self.db = db
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore")
+        self.send = send  # (task name, *args) -> None: the workers' queue, with KEEPSTONE_EXECUTOR=celery
 
-    def journal_path(self, public_id: str) -> Path:
-        return self.config.data_dir / "restores" / f"{public_id}.sqlite"
+    def _submit(self, job_id: int) -> None:
+        if self.send is not None:
+            self.send("keepstone.restore.execute", job_id)
+        else:
+            self.pool.submit(self.execute, job_id)
 
     def dry_run(self, org_id: int, snap: CatalogSnapshot, request: RestoreRequest) -> list[str]:
         """The plan in words (what would be restored, in which steps, what Jira cannot set); changes nothing."""
@@ -96,7 +101,7 @@ class RestoreService:
             s.add(job)
             s.commit()
             job_id, public_id = job.id, job.public_id
-        self.pool.submit(self.execute, job_id)
+        self._submit(job_id)
         return public_id
 
     def cancel(self, job_id: int) -> None:
@@ -107,13 +112,16 @@ class RestoreService:
                 s.commit()
 
     def resume_unfinished(self) -> list[str]:
-        """Submit again every restore a stopped service left queued or running (its journal resumes it)."""
+        """Submit again every restore a stopped service left queued or running (its journal resumes it).
+        With workers there is nothing to do: the broker delivers an unfinished task again by itself."""
+        if self.send is not None:
+            return []
         with self.db.session() as s:
             jobs = list(s.scalars(select(RestoreJob).where(RestoreJob.state.in_(ACTIVE))))
             ids = [(j.id, j.public_id) for j in jobs]
         for job_id, public_id in ids:
             log.info("resuming restore", extra={"restore": public_id})
-            self.pool.submit(self.execute, job_id)
+            self._submit(job_id)
         return [p for _, p in ids]
 
     def shutdown(self) -> None:
@@ -137,9 +145,9 @@ class RestoreService:
             self._finish(job_id, "failed", f"internal error: {type(e).__name__}")
 
     def _execute(self, job_id: int) -> None:
+        from backend.restore.db_journal import DatabaseJournal
         from backend.restore.execute import Restorer
         from backend.restore.fidelity import fidelity_report
-        from backend.restore.journal import Journal
 
         with self.db.session() as s:
             job = s.get(RestoreJob, job_id)
@@ -155,7 +163,7 @@ class RestoreService:
             job.state, job.started = "running", job.started or datetime.now(UTC)
             s.commit()
             request = request_from(job.request)
-            public_id, cloud_id = job.public_id, org.cloud_id
+            cloud_id = org.cloud_id
             repo = repository_of(s, self.config, org, snap) if snap is not None else None
             creds = (
                 JiraCredentials(
@@ -176,7 +184,7 @@ class RestoreService:
             return self._finish(job_id, "failed", str(e))
         client = JiraClient(creds)
         stop = threading.Event()
-        journal = Journal(self.journal_path(public_id))
+        journal = DatabaseJournal(self.db, job_id)
         last = [0.0]
 
         def progress(event: dict[str, Any]) -> None:

@@ -464,3 +464,23 @@ class RestoreJob(Base):
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str] = mapped_column(Text, default="")
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RestoreStep(Base):
+    """A restore job's journal in the database (backend/restore/db_journal.py): a step started or done,
+    and what it created, so any process (or worker) can resume the job where another one stopped."""
+
+    __tablename__ = "restore_steps"
+    job_id: Mapped[int] = mapped_column(ForeignKey("restore_jobs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # started | done
+    result: Mapped[Any] = mapped_column(JSON, nullable=True)
+
+
+class RestoreInfo(Base):
+    """Facts a restore job keeps beside its steps (the target project it made, ...)."""
+
+    __tablename__ = "restore_info"
+    job_id: Mapped[int] = mapped_column(ForeignKey("restore_jobs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)

@@ -74,3 +74,27 @@ def backup_project(self, run_id: int, project: str) -> None:
 def finish_run(self, run_id: int) -> None:
     """Rotation, replication and the run's final state, after its last project."""
     _step(self, steps.finish, run_id)
+
+
+_RESTORES: dict[int, Any] = {}
+
+
+def restore_service():
+    """This process's RestoreService (made after a fork, never inherited)."""
+    pid = os.getpid()
+    if pid not in _RESTORES:
+        from backend.restores import RestoreService
+
+        run_service = service()
+        _RESTORES.clear()
+        _RESTORES[pid] = RestoreService(run_service.config, run_service.db, send=send)
+    return _RESTORES[pid]
+
+
+@app.task(name="keepstone.restore.execute", bind=True)
+def execute_restore(self, job_id: int) -> None:
+    """One restore from the UI, resumed from its journal in the database however often delivered."""
+    try:
+        restore_service().execute(job_id)
+    except OperationalError:  # the database is away: the same task later
+        raise self.retry(countdown=DB_AWAY_RETRY_SECONDS, max_retries=None) from None

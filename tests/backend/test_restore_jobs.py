@@ -27,10 +27,8 @@ def _wait(db, job_id: int, timeout: float = 120) -> RestoreJob:
     raise AssertionError("the restore did not finish")
 
 
-def test_a_restore_left_running_by_a_stopped_service_resumes_and_creates_nothing_twice(
-    sqlite_backend, fresh_site
-):
-    backend = sqlite_backend
+def test_a_restore_left_running_by_a_stopped_service_resumes_and_creates_nothing_twice(backend, fresh_site):
+
     backend.install(TENANT, fresh_site.url)
     backend.call(
         "PUT",

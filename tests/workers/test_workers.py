@@ -242,3 +242,62 @@ def test_a_run_cancelled_before_its_start_task_ends_cancelled_and_sends_nothing(
         redis.Redis.from_url(broker_url("redis")).delete(queue)
     finally:
         stop_backend(b)
+
+
+@pytest.mark.slow
+def test_a_restore_on_a_worker_killed_mid_way_is_resumed_by_another_from_its_journal(cluster_factory):
+    """A restore started from the UI runs on a worker; SIGKILLed part way, its task is delivered again to
+    the other worker, which resumes from the journal in the database: every issue exactly once."""
+    from backend.db.models import CatalogSnapshot, Organisation, RestoreJob, RestoreStep
+    from backend.jira import JiraClient, JiraCredentials
+    from backend.restore.plan import RestoreRequest
+    from backend.restores import RestoreService
+    from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN
+
+    with start_sandbox(
+        projects=1, issues_per_project=40, seed=3, latency_ms=60, attachment_share=0.0
+    ) as site:
+        c = cluster_factory(site.url, "redis", KEEPSTONE_VISIBILITY_TIMEOUT="5")
+        c.start_workers(1)
+        assert finished(c, c.start_run())["state"] in ("succeeded", "warning")
+        with c.db.session() as s:
+            org_id = s.query(Organisation.id).filter(Organisation.cloud_id == TENANT).scalar()
+            snap = s.query(CatalogSnapshot).one()
+        request = RestoreRequest(
+            snap.snapshot_id, None, True, {}, "new", "PLATW", "Restored by a worker", {"issues"}
+        )
+        service = RestoreService(
+            c.backend.config, c.db, send=c.backend.app.extensions["keepstone"].runs.executor.send
+        )
+        public_id = service.start(org_id, snap, request, "test")
+        with c.db.session() as s:
+            job_id = s.query(RestoreJob.id).filter(RestoreJob.public_id == public_id).scalar()
+
+        def steps_done() -> int:
+            with c.db.session() as s:
+                return (
+                    s.query(RestoreStep)
+                    .filter(RestoreStep.job_id == job_id, RestoreStep.state == "done")
+                    .count()
+                )
+
+        wait_for(lambda: steps_done() >= 5, 60, "the first worker restoring")
+        c.workers[0].kill()
+        assert _job(c, job_id).state == "running" and steps_done() < 40  # killed part way
+        c.start_workers(1)
+        job = wait_for(
+            lambda: (j := _job(c, job_id)).state not in ("queued", "running") and j,
+            120,
+            "the resumed restore",
+        )
+        assert job.state == "succeeded", job.error
+        client = JiraClient(JiraCredentials(site.url, ADMIN_EMAIL, ADMIN_TOKEN))
+        keys = [i["key"] for i in client.search_jql("project = PLATW", ["summary"], page_size=100)]
+        assert len(keys) == len(set(keys)) == snap.issues == len(job.result["mapping"])
+
+
+def _job(c: Cluster, job_id: int):
+    from backend.db.models import RestoreJob
+
+    with c.db.session() as s:
+        return s.get(RestoreJob, job_id)
