@@ -589,6 +589,8 @@ def test_credentials_appear_in_no_answer_log_line_or_database_byte(
     backend, azurite, s3_server_with_auth, caplog
 ):
     caplog.set_level(logging.DEBUG)
+    for sdk in ("azure", "botocore", "boto3"):  # an in-process `keepstone` earlier may have quieted them
+        caplog.set_level(logging.DEBUG, logger=sdk)
     s3 = s3_server_with_auth
     bucket = f"b{uuid.uuid4().hex[:12]}"
     s3_client(s3).create_bucket(Bucket=bucket)
