@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,7 +45,9 @@ class Hit:
 
 
 def _phrase(query: str) -> str:
-    words = " ".join(query.split())
+    """The user's words as one phrase: spaces collapsed, control characters (NUL ends an FTS5 string and
+    is no PostgreSQL text) dropped."""
+    words = " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in query).split())
     if not words:
         raise QueryError("give a word or a phrase to search for")
     if len(words) > MAX_QUERY:

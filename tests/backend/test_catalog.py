@@ -79,6 +79,9 @@ def test_the_catalog_follows_the_repository_and_answers_without_packs(backend, f
         assert search(s, org_id, 'recipe" OR "*') == []  # the user's text is never query syntax
         with pytest.raises(QueryError):
             search(s, org_id, "   ")
+        with pytest.raises(QueryError):
+            search(s, org_id, "\x00\t")  # control characters are no words (and NUL ends an FTS5 string)
+        assert [h.key for h in search(s, org_id, "marmalade\x00tangerine")] == ["PLAT-3"]
         summary = repo.read_json(repo.snapshot(first.snapshot_id).entry("issues/PLAT-5"))["fields"]["summary"]
         unchanged = [h for h in search(s, org_id, summary) if h.key == "PLAT-5"]
         assert {x["snapshot_id"] for x in unchanged[0].snapshots} == {first.snapshot_id, second.snapshot_id}
