@@ -656,7 +656,8 @@ class RunService:
                 key = str(event.get("project"))
                 each = dict(run.progress.get("projects") or {})  # per project: done of total, since when
                 mine = each.get(key) or {"started": time.time()}
-                each[key] = {**mine, "done": event.get("done", 0), "total": event.get("total", 0)}
+                each[key] = {**mine, "done": event.get("done", 0), "total": event.get("total", 0),
+                             "bytes": event.get("bytes", 0), "new_bytes": event.get("new_bytes", 0)}  # fmt: skip
                 reading = meter.reading() if isinstance(meter, MeteredBudget) else {}
                 run.progress = {
                     **run.progress,

@@ -344,7 +344,8 @@ def _run(
             _store_issue(client, writer, repo, issue, data, spec, parents, counts, skipped)
             with lock:
                 done[0] += 1
-                progress({"project": key, "phase": "fetching", "done": done[0], "total": len(changed)})
+                progress({"project": key, "phase": "fetching", "done": done[0], "total": len(changed),
+                          "bytes": writer.size, "new_bytes": writer.new_bytes})  # fmt: skip
         except BaseException as e:  # kept, and re-raised in the caller's thread
             with lock:
                 failures.append(e)

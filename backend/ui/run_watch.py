@@ -60,6 +60,9 @@ def project_rows(run: Run, projects: list[ProjectRun], now: float | None = None)
                 "total": p.counts.get("fetched", total) if finished else total,
                 "issues": p.counts.get("issues"),
                 "bytes": size(p.counts["attachment_bytes"]) if p.counts.get("attachment_bytes") else "",
+                # while it runs: what the snapshot references so far, and how much of it was new
+                "live_bytes": size(mine["bytes"]) if not finished and mine.get("bytes") else "",
+                "live_new": size(mine["new_bytes"]) if not finished and mine.get("new_bytes") else "",
                 "eta": eta,
                 "fetching": not finished and bool(mine),
                 "reached": bool(mine) or bool(p.counts),  # a project cancelled before its turn: neither

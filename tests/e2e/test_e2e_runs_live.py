@@ -83,6 +83,11 @@ def test_watch_a_run_live_cancel_it_retry_its_projects_and_see_the_charts(slow_s
     # live: without reloading, a project shows issues read of its total and the run its Jira requests
     page.locator("#projects .progress-cell .total").first.wait_for(timeout=30_000)
     assert page.locator("#live").get_attribute("data-live") == "on"
+    # ... and the bytes its snapshot holds so far, growing while it reads
+    page.locator("#projects .progress-cell .bytes").first.wait_for(timeout=30_000)
+    assert re.fullmatch(
+        r"[0-9.]+ (B|KiB|MiB)", page.locator("#projects .progress-cell .bytes").first.inner_text()
+    )
     page.wait_for_function(
         "() => /^[1-9]/.test(document.querySelector('#traffic').textContent.trim())", timeout=20_000
     )
