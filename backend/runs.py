@@ -41,6 +41,7 @@ from backend.repository.copy import copy as copy_snapshots
 from backend.repository.copy import missing as missing_snapshots
 from backend.repository.copy import stored_bytes
 from backend.repository.retention import Policy, PolicyError, forget
+from backend.run_meter import WINDOW as METER_WINDOW
 from backend.run_meter import MeteredBudget
 from backend.storage import Storage, StorageError, open_storage
 
@@ -630,7 +631,10 @@ class RunService:
         with self.db.session() as s:
             return bool(s.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
 
-    def _progress(self, run_id: int, cancel: threading.Event, meter: Any = None):
+    def _progress(self, run_id: int, cancel: threading.Event, meter: Any = None, source: str = ""):
+        """The engine's progress callback for one run. `meter` is the run's MeteredBudget here; a project
+        task on a worker passes its own and its project as `source`, and the run's figures are then the sum
+        of every source's last reading (a reading older than the rate window adds no rate)."""
         last = [0.0]
         lock = threading.Lock()
         seen: set[str] = set()  # projects whose first event is written (each project's shows at once)
@@ -659,8 +663,13 @@ class RunService:
                 each[key] = {**mine, "done": event.get("done", 0), "total": event.get("total", 0),
                              "bytes": event.get("bytes", 0), "new_bytes": event.get("new_bytes", 0)}  # fmt: skip
                 reading = meter.reading() if isinstance(meter, MeteredBudget) else {}
+                meters = dict(run.progress.get("meters") or {})
+                if reading and source:
+                    meters[source] = {**reading, "at": time.time()}
+                    reading = _combined(meters)
                 run.progress = {
                     **run.progress,
+                    **({"meters": meters} if meters else {}),
                     "project": event.get("project"),
                     "phase": "fetching",
                     "issues_done": event.get("done", 0),
@@ -712,6 +721,18 @@ class RunService:
                 )
             )
             s.commit()
+
+
+def _combined(meters: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The run's traffic from several processes' meters (one a project task on a worker)."""
+    now = time.time()
+    fresh = [m for m in meters.values() if now - float(m.get("at", 0)) <= METER_WINDOW]
+    return {
+        "requests": sum(int(m.get("requests", 0)) for m in meters.values()),
+        "throttled": sum(int(m.get("throttled", 0)) for m in meters.values()),
+        "rate": round(sum(float(m.get("rate", 0)) for m in fresh), 1),
+        "throttling": any(m.get("throttling") for m in fresh),
+    }
 
 
 def _sampled(samples: list[list[int]], reading: dict[str, Any]) -> list[list[int]]:

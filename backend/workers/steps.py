@@ -183,7 +183,9 @@ def _attempt(
                 repo,
                 ctx.spec,
                 key,
-                progress=service._progress(run_id, cancel),
+                progress=service._progress(
+                    run_id, cancel, client.budget, source=key
+                ),  # the run's traffic too
                 cancel=cancel,
                 site_objects=site_objects,
                 snapshot_meta={**ctx.owner, "attempt": got.attempt},

@@ -54,6 +54,10 @@ def test_a_run_across_two_workers_commits_one_snapshot_a_project(cluster_factory
     if pool == "threads":  # (prefork: the pool's child processes hold the leases)
         assert pids(c) == {str(w.proc.pid) for w in workers}, "both workers backed projects up"
     assert done["progress"]["projects_done"] == 4, done
+    # The run's traffic, summed from each project task's meter on whichever worker it ran
+    meters = done["progress"]["meters"]
+    assert set(meters) == {p["project"] for p in done["projects"]}
+    assert done["progress"]["requests"] == sum(m["requests"] for m in meters.values()) > 0
 
 
 def _item(c: Cluster, project: str):
