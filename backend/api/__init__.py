@@ -29,28 +29,35 @@ def _guard() -> None:
 
 
 def _nest() -> None:
-    from backend.api import accounts, openapi, organisations, plans, runs, storages
-    from backend.api import audit  # the audit log (issue 16, Audit)
+    from backend.api import (
+        accounts,
+        audit,  # the audit log
+        catalog,  # search and issue history from the snapshot catalog
+        charts,  # the dashboard's charts
+        members,  # members, roles and invitations
+        notifications,  # channels and rules
+        openapi,
+        organisations,
+        plans,
+        recovery,  # the recovery passphrase
+        runs,
+        storages,
+    )
 
-    api.register_blueprint(audit.bp)
-
-    for module in (organisations, accounts, storages, plans, runs, openapi):
+    modules = (
+        audit,
+        organisations,
+        accounts,
+        storages,
+        plans,
+        runs,
+        openapi,
+        members,
+        notifications,
+        recovery,
+    )
+    for module in (*modules, catalog, charts):
         api.register_blueprint(module.bp)
-    from backend.api import members  # members, roles and invitations (issue 16, Accounts and roles)
-
-    api.register_blueprint(members.bp)
-    from backend.api import notifications  # channels and rules (issue 16, Notifications)
-
-    api.register_blueprint(notifications.bp)
-    from backend.api import recovery  # the recovery passphrase (issue 13, Keys)
-
-    api.register_blueprint(recovery.bp)
-    from backend.api import catalog  # search and issue history from the snapshot catalog (issue 17)
-
-    api.register_blueprint(catalog.bp)
-    from backend.api import charts  # the dashboard's charts (issue 17, History and charts)
-
-    api.register_blueprint(charts.bp)
 
 
 _nest()

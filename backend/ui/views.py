@@ -156,9 +156,9 @@ def _retry_after() -> int | None:
 
 def init_app(app: Flask, config: Config) -> None:
     """Register the UI: its blueprint, the sign-in throttle, and styled error pages outside the API."""
-    import backend.ui.settings  # noqa: F401  (Settings: members, invitations, Jira accounts)
-    import backend.ui.recovery  # noqa: F401  (Settings: the recovery passphrase)
-    from backend.ui import audit, pages, restore, snapshots  # noqa: F401  (their routes join bp before it is registered)
+    # Their routes join bp before it is registered: Settings (members, invitations, Jira accounts, the
+    # recovery passphrase), audit, plans and runs, restore, the snapshot browser.
+    from backend.ui import audit, pages, recovery, restore, settings, snapshots  # noqa: F401
 
     app.register_blueprint(bp)
     dummy_hash()  # made now, so the first unknown email is not the one slow answer that stands out

@@ -309,7 +309,14 @@ def test_the_probe_passes_on_a_local_folder_and_leaves_nothing_behind(backend):
     made = create(backend, LOCAL)
     result = probe(backend, made["id"])
     assert result["ok"] is True and statuses(result) == ["ok"] * 5 + ["skipped"], result
-    assert [s["step"] for s in result["steps"]] == ["connect", "write", "read", "list", "delete", "immutability"]
+    assert [s["step"] for s in result["steps"]] == [
+        "connect",
+        "write",
+        "read",
+        "list",
+        "delete",
+        "immutability",
+    ]
     folder = backend.config.storage_root / TENANT / "primary"
     assert list((folder / "locks").iterdir()) == []
 

@@ -33,7 +33,10 @@ def upgrade() -> None:
     op.create_table(
         "catalog_issues",
         sa.Column(
-            "snapshot", sa.Integer(), sa.ForeignKey("catalog_snapshots.id", ondelete="CASCADE"), primary_key=True
+            "snapshot",
+            sa.Integer(),
+            sa.ForeignKey("catalog_snapshots.id", ondelete="CASCADE"),
+            primary_key=True,
         ),
         sa.Column("key", sa.String(length=64), primary_key=True),
         sa.Column("issue_id", sa.String(length=32), nullable=False),
