@@ -134,14 +134,15 @@ def panel_status(s: Session, org: Organisation, now: datetime | None = None) -> 
         state = last_any.state
     else:
         state = "never backed up"
+    good = _run_json(last_good) if last_good else None
     return {
         "protected_projects": len(protected_projects(s, org, now)),
         "state": state,
         "last_backup_at": _iso(last_good.finished) if last_good else None,
         "last_backup_state": last_good.state if last_good else None,
-        "last_backup": _run_json(last_good) if last_good else None,
+        "last_backup": good,
         "last_attempt": _run_json(attempt) if attempt else None,
-        "warnings": _run_json(last_good)["warnings"] if last_good and last_good.state == "warning" else 0,
+        "warnings": good["warnings"] if good and good["state"] == "warning" else 0,
         "next_backup_at": _iso(upcoming[0]) if upcoming else None,
         "next_backup_plan": {"id": upcoming[1].public_id, "name": upcoming[1].name} if upcoming else None,
         "current_run": (

@@ -58,7 +58,7 @@ def jira_client(s: Session, org: Organisation, quick: bool = False) -> tuple[Jir
     account = s.scalar(select(JiraAccount).where(JiraAccount.organisation_id == org.id))
     if account is None:
         return None, "no Jira credentials yet: set the API token (Settings)"
-    token = vault.unseal(services().config.secret_key, account.token_sealed, f"jira-token:{org.cloud_id}")
+    token = vault.jira_token(services().config.secret_key, account.token_sealed, org.cloud_id)
     credentials = JiraCredentials(account.site_url, account.email, token)
     if quick:
         return JiraClient(credentials, max_attempts=1, timeout=(3, 5)), ""

@@ -244,7 +244,7 @@ class RunService:
                     unreadable = f"storage {plan.storage.name!r} ({plan.storage.public_id})"
             creds = None
             if account is not None:
-                token = vault.unseal(self.config.secret_key, account.token_sealed, f"jira-token:{cloud_id}")
+                token = vault.jira_token(self.config.secret_key, account.token_sealed, cloud_id)
                 creds = JiraCredentials(account.site_url, account.email, token)
             spec_raw, storage_url = dict(plan.spec), plan.storage_url
             if run.progress.get("only"):  # a retry: these projects only, the plan's other settings kept

@@ -44,6 +44,11 @@ def repository_password(secret_key: str, cloud_id: str) -> str:
     ).decode()
 
 
+def seal_jira_token(secret_key: str, token: str, cloud_id: str) -> str:
+    """An organisation's Jira API token, sealed and bound to that organisation."""
+    return seal(secret_key, token, f"jira-token:{cloud_id}")
+
+
 def jira_token(secret_key: str, sealed: str, cloud_id: str) -> str:
     """An organisation's Jira API token, unsealed (its context binds it to that organisation)."""
     return unseal(secret_key, sealed, f"jira-token:{cloud_id}")

@@ -112,7 +112,7 @@ def store_account(cloud_id: str, email: str, api_token: str, set_by: str) -> dic
             account = JiraAccount(organisation_id=org.id)
             s.add(account)
         account.site_url, account.email = site_url, email
-        account.token_sealed = vault.seal(svc.config.secret_key, api_token, f"jira-token:{cloud_id}")
+        account.token_sealed = vault.seal_jira_token(svc.config.secret_key, api_token, cloud_id)
         account.account_id, account.display_name = me.get("accountId", ""), me.get("displayName", "")
         account.checked_at = account.set_at = account.last_check_at = now
         account.set_by = set_by[:255]
@@ -130,7 +130,7 @@ def check_account(cloud_id: str) -> dict:
         if account is None:
             raise NotFound("no Jira credentials yet")
         site_url, email = account.site_url, account.email
-        token = vault.unseal(svc.config.secret_key, account.token_sealed, f"jira-token:{cloud_id}")
+        token = vault.jira_token(svc.config.secret_key, account.token_sealed, cloud_id)
     ok: bool
     try:
         me = _myself(site_url, email, token)

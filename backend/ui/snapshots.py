@@ -203,7 +203,7 @@ def snapshot_issue(project: str, snapshot_id: str, key: str):
         fields = doc.get("fields") or {}
         comments = _read(repo, snapshot, f"comments/{key}") or []
         worklogs = _read(repo, snapshot, f"worklogs/{key}") or []
-        attachments = [e for e in snapshot.iter_entries() if e.name.startswith(f"attachments/{key}/")]
+        attachments = [e for e in snapshot.entries.values() if e.name.startswith(f"attachments/{key}/")]
         by_name: dict[str, str] = {}
         for e in attachments:
             by_name.setdefault(str(e.attrs.get("filename")), str(e.attrs.get("id")))
