@@ -49,8 +49,8 @@ class DatabaseJournal:
             stmt = self._insert(s, RestoreStep).values(
                 job_id=self.job_id, key=key, state="done", result=result
             )
-            s.execute(stmt.on_conflict_do_update(index_elements=["job_id", "key"], set_={"state": "done",
-                                                                                        "result": result}))  # fmt: skip
+            done = {"state": "done", "result": result}
+            s.execute(stmt.on_conflict_do_update(index_elements=["job_id", "key"], set_=done))
             s.commit()
 
     def set_info(self, key: str, value: Any) -> None:

@@ -115,6 +115,7 @@ def test_a_viewer_sees_restores_but_cannot_start_one(ui_stack, browser_page):
     sign_in_as(page, stack, "vic@example.com")
     page.goto(stack.url + "/restore")
     assert page.get_by_role("button", name="Restore", exact=True).count() == 0
+    assert page.get_by_role("button", name="Dry run").count() == 0  # a dry run needs the operator role too
     assert "operators and admins run them" in page.content()
     token = page.locator("input[name=csrf_token]").first.get_attribute("value")
     form = {"csrf_token": token, "snapshot": f"PLAT/{snapshots['PLAT']}", "what": "issues", "issues": "PLAT-1",
