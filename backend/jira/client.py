@@ -160,12 +160,19 @@ class JiraClient:
         stream: bool = False,
         allow_redirects: bool = True,
         attempts: int | None = None,
+        broken_after: int | None = None,
     ) -> requests.Response:
-        """Send one request with pacing and retries; return the response or raise a JiraError."""
+        """Send one request with pacing and retries; return the response or raise a JiraError.
+
+        `attempts` bounds every kind of retry; `broken_after` bounds only answers of 500 (a resource
+        Jira fails to read, such as a damaged media file, stays broken), while 429, 502, 503 and 504
+        (Jira busy or a proxy in between) are ridden out up to `attempts`.
+        """
         url = path if path.startswith("http") else self.credentials.site_url + path
         endpoint = f"{method} {path.split('?')[0]}"
         max_attempts = attempts or self.max_attempts
         attempt = 0
+        errors_500 = 0
         while True:
             attempt += 1
             ticket = self.budget.acquire()
@@ -206,7 +213,8 @@ class JiraClient:
                 with self.stats.lock:
                     self.stats.throttled += 1
                 self.budget.throttled(retry_after)
-            if attempt >= max_attempts:
+            errors_500 += response.status_code == 500
+            if attempt >= max_attempts or (broken_after is not None and errors_500 >= broken_after):
                 messages, _ = _messages(response)
                 raise JiraUnavailable(
                     f"Jira kept answering {response.status_code} to {method} {path} after {attempt} attempts",
@@ -342,13 +350,13 @@ class JiraClient:
 
     def download(self, attachment_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Stream an attachment's bytes (no redirect hop); raise JiraError on failure, IOError if cut short."""
-        # A broken media file stays broken: three tries, not eight, before it is reported.
+        # A broken media file stays broken: three answers of 500, not eight, before it is reported.
         response = self.request(
             "GET",
             f"/rest/api/3/attachment/content/{attachment_id}",
             params={"redirect": "false"},
             stream=True,
-            attempts=min(3, self.max_attempts),
+            broken_after=3,
         )
         expected = _int(response.headers.get("Content-Length"))
         received = 0

@@ -151,6 +151,23 @@ def test_truncated_attachment_download_is_detected(sandbox_site):
     assert f"the connection broke after {size // 2} of {size} bytes" in str(broken.value)
 
 
+def test_a_download_rides_out_a_busy_jira_but_not_a_broken_media_file(fresh_site):
+    attachments = admin(fresh_site, "GET", "attachments")
+    good = next(a for a in attachments if a["corrupt"] is None and a["size"] > 0)
+    path = f"/rest/api/3/attachment/content/{good['id']}"
+    # Five answers of 503/502 in a row: Jira is busy, the bytes come after the burst.
+    admin(fresh_site, "POST", "faults", {"path": path, "status": 503, "count": 3})
+    admin(fresh_site, "POST", "faults", {"path": path, "status": 502, "count": 2})
+    client = client_for(fresh_site, backoff_base=0.001)
+    assert sum(len(c) for c in client.download(good["id"])) == good["size"]
+    assert client.stats.retries == 5
+    # Answers of 500 mean the media store cannot read the file: three, then it is reported.
+    admin(fresh_site, "POST", "faults", {"path": path, "status": 500, "count": 10})
+    with pytest.raises(JiraUnavailable, match=r"kept answering 500.*after 3 attempts"):
+        for _ in client.download(good["id"]):
+            pass
+
+
 def test_comments_beyond_the_inline_page_are_all_read(sandbox_site):
     client = client_for(sandbox_site)
     for issue in client.search_jql("project = PLAT", ["comment"], page_size=100):
