@@ -40,8 +40,11 @@ run: $(RUN_STAMP)
 
 # Three test processes on two cores: most tests wait on servers, browsers and subprocesses (each worker
 # used about 45% of a core at -n 2, and the suite took 14.5 min), so a third one shortens the wall time.
+# The few tests that judge pacing on the real clock run after them, alone: on a machine the suite itself
+# keeps saturated, a process descheduled for a few hundred ms bunches its requests into 429s.
 test: install
-	$(BIN)/python -m pytest -n 3 -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 3 -m "not slow and not pacing" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "pacing and not slow" $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: none selected
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)

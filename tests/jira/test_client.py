@@ -87,6 +87,7 @@ def test_giving_up_after_the_last_attempt_is_a_clear_error(fresh_site):
         client.myself()
 
 
+@pytest.mark.pacing
 def test_429_storm_is_ridden_out_by_all_threads_sharing_one_budget():
     with start_sandbox(projects=1, issues_per_project=5, rate_limit=20, burst=5) as site:
         client = client_for(site)

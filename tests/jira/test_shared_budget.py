@@ -364,6 +364,7 @@ def test_a_backup_client_rides_out_redis_going_away(own_redis, caplog):
 # --- end to end ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.pacing
 def test_three_processes_share_one_sites_limit(r, tmp_path):
     """Three processes pace real requests through JiraClient at one 25 req/s site: few 429s, site kept busy."""
     rate, burst, per_process = 25, 25, 130
