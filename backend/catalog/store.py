@@ -151,13 +151,17 @@ def _index(
         s.add(snapshot)
         s.flush()
         rows: list[dict[str, Any]] = []
+        texts: list[dict[str, Any]] = []
         for key, entry in sorted(issues.items()):
             version = versions[key]
             summary = known.get(version)
             if summary is None:
-                summary = _add_text(s, organisation_id, repo, version, entry, comments.get(key))
-                known[version] = summary
+                texts.append(_text_of(organisation_id, repo, version, entry, comments.get(key)))
+                summary = known[version] = texts[-1]["summary"]
                 result.texts_read += 1
+                if len(texts) >= BATCH:
+                    _add_texts(s, texts)
+                    texts = []
             rows.append(
                 {
                     "snapshot": snapshot.id,
@@ -172,15 +176,18 @@ def _index(
                 s.execute(insert(CatalogIssue), rows)
                 result.issues += len(rows)
                 rows = []
+        if texts:
+            _add_texts(s, texts)
         if rows:
             s.execute(insert(CatalogIssue), rows)
             result.issues += len(rows)
         s.commit()
 
 
-def _add_text(
-    s: Session, organisation_id: int, repo: Repository, version: str, issue: Entry, comments: Entry | None
-) -> str:
+def _text_of(
+    organisation_id: int, repo: Repository, version: str, issue: Entry, comments: Entry | None
+) -> dict[str, Any]:
+    """The catalog_texts row of one issue version, read from its documents."""
     doc = repo.read_json(issue)
     fields = (doc.get("fields") if isinstance(doc, dict) else None) or {}
     summary = fields.get("summary") if isinstance(fields.get("summary"), str) else ""
@@ -190,31 +197,37 @@ def _add_text(
         listed = repo.read_json(comments)
         items = listed.get("comments", listed) if isinstance(listed, dict) else listed
         said = "\n".join(_plain(c.get("body")) for c in items or [] if isinstance(c, dict))[:TEXT_LIMIT]
-    s.add(
-        CatalogText(
-            version=version,
-            organisation_id=organisation_id,
-            summary=summary,
-            description=description,
-            comments=said,
-            facets=facets_of(fields),
-        )
-    )
-    s.flush()
+    return {
+        "version": version,
+        "organisation_id": organisation_id,
+        "summary": summary,
+        "description": description,
+        "comments": said,
+        "facets": facets_of(fields),
+    }
+
+
+def _add_texts(s: Session, texts: list[dict[str, Any]]) -> None:
+    """Write text rows and their search index, a batch in a few statements (one INSERT and one index
+    statement, each executed for many rows) instead of two round trips an issue version."""
+    s.execute(insert(CatalogText), texts)
+    versions = [{"v": t["version"]} for t in texts]
     if _is_sqlite(s):
         s.execute(
             text(
                 "INSERT INTO catalog_fts(rowid, version, summary, description, comments) "
                 "SELECT rowid, version, summary, description, comments FROM catalog_texts WHERE version = :v"
             ),
-            {"v": version},
+            versions,
         )
     else:
         s.execute(
             text("UPDATE catalog_texts SET tsv = to_tsvector('simple', :folded) WHERE version = :v"),
-            {"folded": fold(" ".join((summary, description, said))), "v": version},
+            [
+                {"v": t["version"], "folded": fold(" ".join((t["summary"], t["description"], t["comments"])))}
+                for t in texts
+            ],
         )
-    return summary
 
 
 def _drop_unused_texts(s: Session, organisation_id: int) -> None:

@@ -13,6 +13,7 @@ knowing only the public half, and the passphrase alone opens it).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -71,6 +72,15 @@ def _b64(data: bytes) -> str:
 
 def _kek(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(password.encode())
+
+
+@functools.lru_cache(maxsize=64)
+def _opening_kek(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    """`_kek` remembered for opening password-wrapped key files: a worker opens one repository at the start,
+    each project and the end of every run, and scrypt is meant to cost ~0.1 s of CPU each time. The
+    process already holds what the password derives from (the service secret), so this keeps nothing new;
+    recovery passphrases (scrypt-x25519) are never remembered: the service holds their public half only."""
+    return _kek(password, salt, n, r, p)
 
 
 def _payload(keys: MasterKeys) -> bytes:
@@ -155,7 +165,8 @@ def unwrap_keys(key_file: dict, password: str) -> MasterKeys:
     """Open a key file with a password (or recovery passphrase); WrongPassword if it does not fit."""
     try:
         salt = base64.b64decode(key_file["salt"])
-        kek = _kek(password, salt, key_file["n"], key_file["r"], key_file["p"])
+        derive = _opening_kek if key_file.get("kdf", "scrypt") == "scrypt" else _kek
+        kek = derive(password, salt, key_file["n"], key_file["r"], key_file["p"])
         sealed = base64.b64decode(key_file["data"])
         if key_file.get("kdf", "scrypt") == "scrypt-x25519":
             private = X25519PrivateKey.from_private_bytes(kek)
