@@ -3,21 +3,24 @@
 - `search`: which snapshots held a phrase in an issue's summary, description or comments (SQLite FTS5
   phrase query on the embedded default, PostgreSQL `phraseto_tsquery` over a stored tsvector);
 - `issue_history`: every version of one issue across the snapshots, oldest first, and `issue_at`: the
-  version a given moment saw (the newest snapshot at or before it).
+  version a given moment saw (the newest snapshot at or before it);
+- `snapshot_issues` and `facet_options`: one snapshot's issues found by key or summary, filtered by facet
+  and paged, and the filter choices, all in SQL (a snapshot may hold 40,000 issues).
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, func, literal, or_, select, text, union
 from sqlalchemy.orm import Session
 
 from backend.catalog.store import fold
-from backend.db.models import CatalogIssue, CatalogSnapshot
+from backend.db.models import CatalogIssue, CatalogSnapshot, CatalogText
 
 MAX_QUERY = 200
 
@@ -149,3 +152,97 @@ def _iso(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat()
+
+
+# --- One snapshot's issues, for the snapshot browser: searched, filtered and paged in SQL ---
+
+LIKE_ESCAPE = "\\"
+
+
+def _like_pattern(needle: str) -> str:
+    """`needle` anywhere, its LIKE wildcards (% and _) and the escape character taken literally."""
+    escaped = needle.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", LIKE_ESCAPE + "%")
+    return "%" + escaped.replace("_", LIKE_ESCAPE + "_") + "%"
+
+
+def _casefold(value: str | None) -> str | None:
+    return value.casefold() if isinstance(value, str) else value
+
+
+def _contains_folded(s: Session, column: ColumnElement[str], needle: str) -> ColumnElement[bool]:
+    """`column` holds `needle` whatever the case, for any letter (not only ASCII). SQLite's own lower()
+    folds only ASCII, so on SQLite the comparison uses Python's casefold, registered on the connection
+    (no statement, idempotent); PostgreSQL's lower() folds every letter of the database's UTF-8 locale."""
+    if s.get_bind().dialect.name == "sqlite":
+        raw = s.connection().connection.driver_connection
+        raw.create_function("keepstone_casefold", 1, _casefold, deterministic=True)
+        return func.keepstone_casefold(column).like(_like_pattern(needle.casefold()), escape=LIKE_ESCAPE)
+    return func.lower(column).like(func.lower(_like_pattern(needle)), escape=LIKE_ESCAPE)
+
+
+def _facet(name: str) -> ColumnElement[str]:
+    """One facet of an issue version as text (JSON_EXTRACT on SQLite, ->> on PostgreSQL)."""
+    return CatalogText.facets[name].as_string()
+
+
+def facet_options(s: Session, snapshot: int, names: Sequence[str]) -> dict[str, list[str]]:
+    """Each facet's distinct values among the snapshot's issues (the filter choices), sorted; one
+    statement for all of them. Issues without a text row or without that facet add nothing."""
+    options: dict[str, list[str]] = {name: [] for name in names}
+    if not names:
+        return options
+    parts = [
+        select(literal(name).label("facet"), _facet(name).label("value"))
+        .select_from(CatalogIssue)
+        .join(CatalogText, CatalogText.version == CatalogIssue.version)
+        .where(CatalogIssue.snapshot == snapshot, _facet(name).is_not(None))
+        .distinct()
+        for name in names
+    ]
+    for facet, value in s.execute(union(*parts) if len(parts) > 1 else parts[0]):
+        if isinstance(value, str):
+            options[facet].append(value)
+    return {name: sorted(values) for name, values in options.items()}
+
+
+@dataclass
+class IssuePage:
+    rows: list[Any]  # key, summary, updated, facets (None without a text row), in key order
+    total: int  # issues matching, over all pages
+
+
+def snapshot_issues(
+    s: Session, snapshot: int, *, needle: str = "", facets: dict[str, str] | None = None,
+    offset: int = 0, limit: int = 100,
+) -> IssuePage:  # fmt: skip
+    """The snapshot's issues whose key or summary holds `needle` (any case) and whose facets equal
+    `facets`, in key order (PLAT-2 before PLAT-10), `limit` from `offset`, with how many match in all:
+    a COUNT and, when the page is not past the end, one SELECT of at most `limit` rows."""
+    conditions: list[ColumnElement[bool]] = [CatalogIssue.snapshot == snapshot]
+    if needle:
+        conditions.append(
+            or_(
+                _contains_folded(s, CatalogIssue.key, needle),
+                _contains_folded(s, CatalogIssue.summary, needle),
+            )
+        )
+    for name, value in (facets or {}).items():
+        conditions.append(_facet(name) == value)
+    joined = select(func.count()).select_from(CatalogIssue)
+    if facets:  # a facet filter needs the text row; without one, the count is of the issue rows alone
+        joined = joined.join(CatalogText, CatalogText.version == CatalogIssue.version)
+    total = s.scalar(joined.where(*conditions)) or 0
+    if offset >= total:
+        return IssuePage([], total)
+    key = CatalogIssue.key
+    if s.get_bind().dialect.name == "postgresql":
+        key = key.collate("C")  # code point order, as SQLite's BINARY and Python sort
+    rows = s.execute(
+        select(CatalogIssue.key, CatalogIssue.summary, CatalogIssue.updated, CatalogText.facets)
+        .outerjoin(CatalogText, CatalogText.version == CatalogIssue.version)
+        .where(*conditions)
+        .order_by(func.length(CatalogIssue.key), key)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return IssuePage(list(rows), total)
