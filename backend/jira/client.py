@@ -18,6 +18,7 @@ from urllib3.util.retry import Retry
 
 from backend.jira.budget import RateBudget, budget_for
 from backend.jira.errors import JiraAuthError, JiraBadRequest, JiraError, JiraNotFound, JiraUnavailable
+from keepstone.jsonio import loads
 
 log = logging.getLogger(__name__)
 RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -260,11 +261,13 @@ class JiraClient:
     # --- conveniences -----------------------------------------------------------------------------
 
     def get_json(self, path: str, **params: Any) -> Any:
-        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None}).json()
+        return loads(
+            self.request("GET", path, params={k: v for k, v in params.items() if v is not None}).content
+        )
 
     def post_json(self, path: str, body: Any) -> Any:
         response = self.request("POST", path, json=body)
-        return response.json() if response.content else None
+        return loads(response.content) if response.content else None
 
     def myself(self, attempts: int | None = None) -> dict[str, Any]:
         """Check the credentials: who they sign in as (`attempts` bounds the wait on a site that is down)."""

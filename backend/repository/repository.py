@@ -28,6 +28,7 @@ from backend.repository.packs import Index, Packer, open_blob, read_blob, read_p
 from backend.repository.prune import PruneResult, prune
 from backend.repository.snapshots import Snapshot, SnapshotWriter
 from backend.storage import AlreadyExists, NotFound, Storage
+from keepstone.jsonio import loads
 
 DEFAULT_PACK_SIZE = 8 * 1024 * 1024
 
@@ -236,7 +237,7 @@ class Repository:
         return b"".join(self.open_stream(entry))
 
     def read_json(self, entry: Entry) -> Any:
-        return json.loads(self.read_bytes(entry))
+        return loads(self.read_bytes(entry))
 
     def open_stream(self, entry: Entry) -> Iterator[bytes]:
         for blob_id in entry.blobs:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from backend.repository.model import Entry, RepositoryError, SnapshotInfo, canonical_json
+from keepstone.jsonio import loads
 
 if TYPE_CHECKING:
     from backend.repository.repository import Repository
@@ -162,7 +163,7 @@ class Snapshot:
         for tree in self.trees:
             for line in io.BytesIO(self.repo.read_blob(tree)):
                 if line.strip():
-                    yield Entry.from_json(json.loads(line))
+                    yield Entry.from_json(loads(line))
 
     @property
     def entries(self) -> dict[str, Entry]:
