@@ -11,7 +11,9 @@ Figures per round: the time for all eight sites; requests served a second, all s
 the sum of their limits (the same for the busy span: from the first project task to the last); 429s a
 minute per site; and the time of 1 worker over 2 (one worker's two tasks are the bottleneck: 8 sites,
 2 at a time), and the workers' CPU a request (on a loaded machine the workers' CPU, not the sites,
-is what bounds the rate). Then one site with six projects backed up by 3 workers at once, from a cold
+is what bounds the rate; each round also gives the sites' CPU a request and how busy the machine's cores
+were). Then the same sites at half the limit with 4 workers, where two cores can serve the sum of the
+limits. Then one site with six projects backed up by 3 workers at once, from a cold
 budget and again warm: its 429 share and its served rate against its limit. Results also go to
 bench/results/scale.json.
 """
@@ -92,6 +94,15 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             p.wait(5)
 
 
+def _cpu(procs) -> float:
+    """User + system CPU seconds of these processes (Popen or psutil)."""
+    return sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in procs)
+
+
+def _site_processes() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children() if "sandbox" in p.cmdline()]
+
+
 def _round(site_urls: list[str], workers: int, rate: int, cold: bool = True) -> dict[str, object]:
     """Back every site up once with `workers` worker processes; the figures of that round.
 
@@ -139,6 +150,8 @@ def _round(site_urls: list[str], workers: int, rate: int, cold: bool = True) -> 
             time.sleep(2.0)  # every site's bucket full again (burst / rate after the last round)
             for url in site_urls:
                 requests.post(f"{url}/_sandbox/stats/reset", timeout=30).raise_for_status()
+            worker_cpu0, site_cpu0 = _cpu(procs), _cpu(_site_processes())
+            machine0 = psutil.cpu_times()
             t0 = time.monotonic()
             runs = [svc.runs.start(plan_id, "manual") for plan_id in plans]
             while True:
@@ -148,7 +161,11 @@ def _round(site_urls: list[str], workers: int, rate: int, cold: bool = True) -> 
                     break
                 time.sleep(0.2)
             elapsed = time.monotonic() - t0
-            cpu = sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in procs)  # threads pool: one process
+            cpu = _cpu(procs) - worker_cpu0  # the round's work, not the workers' start (threads pool)
+            site_cpu = _cpu(_site_processes()) - site_cpu0
+            machine = psutil.cpu_times()
+            idle = (machine.idle + machine.iowait) - (machine0.idle + machine0.iowait)
+            machine_busy = 1 - idle / (elapsed * psutil.cpu_count())
             with svc.db.session() as s:
                 rows = [s.get(Run, r) for r in runs]
                 first = min(r.started for r in rows)
@@ -179,6 +196,8 @@ def _round(site_urls: list[str], workers: int, rate: int, cold: bool = True) -> 
         "429_per_site_per_min_max": round(max(per_site_429_min), 2),
         "429_per_site_per_min_mean": round(sum(per_site_429_min) / len(per_site_429_min), 2),
         "worker_cpu_ms_per_request": round(cpu * 1000 / max(1, sum(t["requests"] for t in totals)), 1),
+        "site_cpu_ms_per_request": round(site_cpu * 1000 / max(1, sum(t["requests"] for t in totals)), 1),
+        "machine_cpu_busy": round(machine_busy, 3),
         "run_seconds_mean": round(sum(run_seconds) / len(run_seconds), 1),
         "run_seconds_max": round(max(run_seconds), 1),
         "queued_seconds_mean": round(sum(waited) / len(waited), 1),
@@ -249,6 +268,17 @@ def run(quick: bool) -> dict[str, object]:
                 print(f"  {n} workers: {rounds[n]}", flush=True)
         out["time_1_vs_2_workers"] = round(rounds[1]["seconds"] / rounds[2]["seconds"], 2)
         out["time_1_vs_4_workers"] = round(rounds[1]["seconds"] / rounds[4]["seconds"], 2)
+        # The same eight sites at half the limit, 4 workers: the sum of the limits is then what two cores
+        # can serve (sites and workers together), so the figure shows how busy the workers keep every
+        # site's budget, not how many requests the machine can parse.
+        with ExitStack() as stack:
+            half = {**site, "rate_limit": RATE // 2, "burst": RATE // 2}
+            urls = [
+                stack.enter_context(_site_process(projects=1, issues_per_project=issues, seed=40 + i, **half))
+                for i in range(SITES)
+            ]
+            out["4_workers_half_limit"] = _round(urls, 4, RATE // 2)
+            print(f"  4 workers, {RATE // 2} req/s a site: {out['4_workers_half_limit']}", flush=True)
         # One site, six projects, three workers (six project tasks) at once on its one budget.
         with _site_process(projects=6, issues_per_project=max(40, issues // 6), seed=60, **site) as url:
             out["one_site_3_workers"] = _round([url], 3, RATE)
