@@ -43,7 +43,8 @@ PREFIX = "keepstone:rate:"
 # "throttled"), fitted rate, now (tests only; else Redis TIME).
 # op: "acquire" (take one send now or say how long to wait), "throttled" (a 429: pause and lower the pace),
 # "near" (X-RateLimit-NearLimit without numbers: AIMD hold/step down), "start" (begin pacing at the rate
-# achieved site-wide, from an empty bucket: every process's requests in flight spend what Jira's holds).
+# achieved site-wide, at most the value, Jira's bucket size, a second, from an empty bucket: every
+# process's requests in flight spend what Jira's holds).
 # Every op first applies a proposal newer than the pace it has.
 # Returns {granted 0/1, wait seconds, now, seq, pace} (numbers as strings: Redis truncates Lua floats).
 SCRIPT = """
@@ -140,7 +141,13 @@ elseif op == 'near' then
   save()
   return {0, '0', fmt(now), seq, fmt(rate)}
 elseif op == 'start' then
-  if rate <= 0 then rate = math.max(1, achieved_now()) end
+  if rate <= 0 then
+    -- the rate sent so far, at most one bucket (ARGV[5], X-RateLimit-Limit) a second: budget.start_pace
+    local got = achieved_now()
+    local cap = tonumber(ARGV[5]) or 0
+    if cap > 0 and (got <= 0 or got > cap) then got = cap end
+    rate = math.max(1, got)
+  end
   save()
   return {0, '0', fmt(now), seq, fmt(rate)}
 end
@@ -277,7 +284,7 @@ class SharedRateBudget:
                     # already counted by Jira): pace before every thread's next request hits the wall.
                     self.start_pacing = True
             if self.start_pacing:
-                self._run("start")
+                self._run("start", value=float(limit))
         elif near_limit or (remaining is not None and remaining <= 1):
             self._run("near")
 

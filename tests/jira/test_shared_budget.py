@@ -27,7 +27,7 @@ from backend.jira.budget import BUDGET_URL_ENV, budget_for
 from backend.jira.shared_budget import SharedRateBudget, SharedTicket, redis_client, site_key
 from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, ROOT, free_port, start_sandbox
 from tests.jira.shared_procs import REDIS_URL, SharedClock, hammer, throttle
-from tests.jira.test_budget import BurstLimit, FakeClock, drive
+from tests.jira.test_budget import BurstLimit, FakeClock, drive, drive_in_flight
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(60)]
 
@@ -102,6 +102,18 @@ def test_the_shared_bucket_keeps_a_simulated_site_busy_without_hitting_the_wall(
     assert server.served >= 0.93 * allowed
     assert server.refused <= 2
     assert budget.fitted == pytest.approx(rate, rel=0.1)
+
+
+@pytest.mark.parametrize("rate,burst", [(10, 10), (50, 50)])
+def test_a_cold_shared_start_with_requests_in_flight_spends_the_bucket_without_a_429(r, key, rate, burst):
+    """The start pace of LocalRateBudget (at most one bucket a second), carried through the script."""
+    clock = FakeClock()
+    clock.now = 2000.0
+    budget = SharedRateBudget(r, key, clock=clock, sleep=clock.sleep)
+    server = BurstLimit(clock, rate, burst)
+    drive_in_flight(budget, server, clock, 2030.0, in_flight=8)
+    assert server.refused == 0
+    assert server.served >= 0.97 * (burst + rate * 30.0)
 
 
 def test_near_limit_alone_paces_through_redis(r, key):
