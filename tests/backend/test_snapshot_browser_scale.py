@@ -58,11 +58,14 @@ def _snapshot(b: Backend, org: int, project: str, label: str, when: datetime, is
 
 @contextmanager
 def statements(b: Backend) -> Iterator[list[str]]:
-    """Every SQL statement the backend's engine sends while inside (the server runs in this process)."""
+    """The SQL statements on the catalog's tables the backend's engine sends while inside (the server runs
+    in this process). The sign-in's own statements are left out: a session is touched now and then, not on
+    every request, so their number depends on the clock, not on the page."""
     seen: list[str] = []
 
     def count(_conn, _cursor, statement, _parameters, _context, _many) -> None:
-        seen.append(statement)
+        if "catalog_" in statement:
+            seen.append(statement)
 
     engine = _db(b).engine
     event.listen(engine, "before_cursor_execute", count)
@@ -124,7 +127,7 @@ def test_the_projects_page_is_one_grouped_question(backend):
         text = _get(http, backend, "/snapshots")
     shown = _projects_shown(text)
     assert list(shown) == sorted(expected) and shown == expected
-    assert len(many) == len(few) <= 12, (len(few), len(many), many)
+    assert len(many) == len(few) <= 2, (len(few), len(many), many)
 
 
 # --- a snapshot's issues: searched, filtered and paged in SQL ---
@@ -336,4 +339,4 @@ def test_a_snapshot_of_20000_issues_is_searched_filtered_and_paged_in_sql(backen
             if "catalog_issues" in statement:
                 flat = " ".join(statement.split()).lower()
                 assert "count(" in flat or "distinct" in flat or " limit " in flat, statement
-    assert len(set(counted.values())) == 1 and counted["big"] <= 15, counted
+    assert len(set(counted.values())) == 1 and counted["big"] <= 5, counted
