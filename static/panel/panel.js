@@ -134,12 +134,13 @@
       const tick = async () => {
         const r = await call("GET", "runs/" + encodeURIComponent(id));
         if (!r.ok) { watching = null; return; }
-        showRun(r.data);
         if (FINAL.includes(r.data.state)) {
           watching = null;
+          // The cards first, then the run line: "succeeded" never shows beside a stale "Last backup".
+          const s = await refresh();
+          showRun(r.data);
           // The run line says how it ended; the message speaks up only when it did not go well, with why.
           const bad = r.data.state === "failed" || r.data.state === "cancelled";
-          const s = await refresh();
           const reason = (s && s.last_attempt && s.last_attempt.reason) || r.data.error || "";
           say($("message"), bad ? WORDS[r.data.state] + (reason ? ": " + reason : ".") : "", !bad);
           if (bad) {
@@ -147,7 +148,10 @@
             $("run").hidden = true;
             $("last_attempt").hidden = true;
           }
-        } else setTimeout(tick, 700);
+        } else {
+          showRun(r.data);
+          setTimeout(tick, 700);
+        }
       };
       tick();
     }
