@@ -10,6 +10,7 @@ from sandbox.atlassian import bp as atlassian_bp
 from sandbox.config import SandboxConfig
 from sandbox.generate import build_site
 from sandbox.guard import Faults, RateLimiter, Stats, install
+from sandbox.json_provider import FastJSONProvider
 from sandbox.model import Site
 from sandbox.platform import content, dashboards, issues, projects, search, sharing
 from sandbox.platform import site as site_endpoints
@@ -33,8 +34,7 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     """Create a sandbox site app for `config` (defaults: a small generated site)."""
     config = config or SandboxConfig()
     app = Flask(__name__)
-    app.json.sort_keys = False
-    app.json.compact = True
+    app.json = FastJSONProvider(app)
     app.extensions["sandbox"] = SandboxState(
         config=config,
         site=load_site(config),
