@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import threading
@@ -145,6 +146,13 @@ class JiraClient:
             # UTF-8 (RFC 7617), not requests' Latin-1: a non-Latin-1 email or token is a refusal, not a crash.
             self.session.auth = (credentials.email.encode(), credentials.api_token.encode())
         self.session.headers.update({"Accept": "application/json", "User-Agent": "keepstone/0.1"})
+        # The environment's proxy (HTTPS_PROXY, NO_PROXY) and CA bundle settings, read once for the site:
+        # with trust_env requests reads them, and ~/.netrc, again on every request (a few percent of a
+        # worker's CPU in `bench scale`).
+        self.session.proxies.update(requests.utils.get_environ_proxies(credentials.site_url))
+        if bundle := os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"):
+            self.session.verify = bundle
+        self.session.trust_env = False
 
     # --- the one place that sends -----------------------------------------------------------------
 

@@ -189,3 +189,18 @@ def test_a_bulk_create_refused_whole_names_each_issue_and_field(fresh_site):
         client.post_json("/rest/api/3/issue/bulk", {"issueUpdates": bad})
     assert refused.value.status == 400
     assert {"0.summary", "1.summary"} <= set(refused.value.errors), refused.value.errors
+
+
+def test_proxy_and_ca_settings_come_from_the_environment_once(monkeypatch, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = JiraClient(JiraCredentials("https://acme.atlassian.net", "a", "b"))
+    assert client.session.proxies.get("https") == "http://proxy.internal:3128"
+    assert client.session.verify == str(bundle) and client.session.trust_env is False
+    monkeypatch.setenv("NO_PROXY", ".atlassian.net")
+    direct = JiraClient(JiraCredentials("https://acme.atlassian.net", "a", "b"))
+    assert "https" not in direct.session.proxies
