@@ -23,9 +23,9 @@ _LONG_RUN = b"0" * 19
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
     """Parse one JSON document; raise `json.JSONDecodeError` (a ValueError) when it is not one."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
-    if _LONG_RUN in raw.translate(_DIGITS):
-        return json.loads(bytes(data) if isinstance(data, memoryview) else data)
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(bytes(data) if isinstance(data, memoryview) else data)
+    if _LONG_RUN not in raw.translate(_DIGITS):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data if isinstance(data, str) else raw)

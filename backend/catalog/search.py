@@ -165,17 +165,11 @@ def _like_pattern(needle: str) -> str:
     return "%" + escaped.replace("_", LIKE_ESCAPE + "_") + "%"
 
 
-def _casefold(value: str | None) -> str | None:
-    return value.casefold() if isinstance(value, str) else value
-
-
 def _contains_folded(s: Session, column: ColumnElement[str], needle: str) -> ColumnElement[bool]:
     """`column` holds `needle` whatever the case, for any letter (not only ASCII). SQLite's own lower()
-    folds only ASCII, so on SQLite the comparison uses Python's casefold, registered on the connection
-    (no statement, idempotent); PostgreSQL's lower() folds every letter of the database's UTF-8 locale."""
+    folds only ASCII, so on SQLite the comparison uses Python's casefold (registered on every connection
+    by backend.db.make_engine); PostgreSQL's lower() folds every letter of the database's UTF-8 locale."""
     if s.get_bind().dialect.name == "sqlite":
-        raw = s.connection().connection.driver_connection
-        raw.create_function("keepstone_casefold", 1, _casefold, deterministic=True)
         return func.keepstone_casefold(column).like(_like_pattern(needle.casefold()), escape=LIKE_ESCAPE)
     return func.lower(column).like(func.lower(_like_pattern(needle)), escape=LIKE_ESCAPE)
 

@@ -164,11 +164,12 @@ def wrap_keys_for_recovery(keys: MasterKeys, recovery: RecoveryKey) -> dict:
 def unwrap_keys(key_file: dict, password: str) -> MasterKeys:
     """Open a key file with a password (or recovery passphrase); WrongPassword if it does not fit."""
     try:
+        kdf = key_file.get("kdf", "scrypt")
         salt = base64.b64decode(key_file["salt"])
-        derive = _opening_kek if key_file.get("kdf", "scrypt") == "scrypt" else _kek
+        derive = _opening_kek if kdf == "scrypt" else _kek
         kek = derive(password, salt, key_file["n"], key_file["r"], key_file["p"])
         sealed = base64.b64decode(key_file["data"])
-        if key_file.get("kdf", "scrypt") == "scrypt-x25519":
+        if kdf == "scrypt-x25519":
             private = X25519PrivateKey.from_private_bytes(kek)
             public = private.public_key().public_bytes_raw()
             if public != base64.b64decode(key_file["public"]):
@@ -176,10 +177,10 @@ def unwrap_keys(key_file: dict, password: str) -> MasterKeys:
             epub = base64.b64decode(key_file["ephemeral"])
             shared = private.exchange(X25519PublicKey.from_public_bytes(epub))
             aead = _recovery_aead(shared, epub, public)
-        elif key_file.get("kdf", "scrypt") == "scrypt":
+        elif kdf == "scrypt":
             aead = AESGCM(kek)
         else:
-            raise IntegrityError(f"the key file's kdf {key_file.get('kdf')!r} is not known")
+            raise IntegrityError(f"the key file's kdf {kdf!r} is not known")
         return _master(aead.decrypt(sealed[:NONCE], sealed[NONCE:], b"keepstone-key"))
     except InvalidTag:
         raise WrongPassword("the password does not open this repository") from None

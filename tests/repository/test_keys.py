@@ -251,3 +251,31 @@ def test_passwd_stopped_between_its_two_steps_leaves_both_keys_never_none(tmp_pa
         change_password(repo, "new password")
     assert Repository.open(storage, "first password").keys == repo.keys
     assert Repository.open(storage, "new password").keys == repo.keys
+
+
+def test_a_password_wrap_is_derived_once_a_process_a_recovery_wrap_every_time(tmp_path, monkeypatch):
+    """Workers open a repository at the start, each project and the finish of a run: scrypt runs once for
+    the service's password wrap; a recovery passphrase's private half is derived afresh each time."""
+    from backend.repository import crypto
+
+    storage = LocalStorage(tmp_path / "repo")
+    repo = small_repo(storage)
+    recovery = RecoveryKey.from_passphrase(PASSPHRASE)
+    set_recovery(repo, recovery)
+    derived: list[tuple[str, bytes]] = []
+    real = crypto._kek
+
+    def counted(password: str, salt: bytes, *rest: int) -> bytes:
+        derived.append((password, salt))
+        return real(password, salt, *rest)
+
+    monkeypatch.setattr(crypto, "_kek", counted)
+    crypto._opening_kek.cache_clear()
+    for _ in range(3):
+        assert Repository.open(storage, "first password").keys == repo.keys
+    assert [p for p, _ in derived].count("first password") == 1
+    for _ in range(2):
+        assert Repository.open(storage, PASSPHRASE).keys == repo.keys
+    assert derived.count((PASSPHRASE, recovery.salt)) == 2
+    with pytest.raises(WrongPassword):  # a remembered key never opens with another password
+        Repository.open(storage, "not it")
