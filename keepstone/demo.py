@@ -65,11 +65,13 @@ def start_stack(
 
     var = var.resolve()
     var.mkdir(parents=True, exist_ok=True)
-    backend_port = backend_port or free_port()
-    connector_port = connector_port or free_port()
-    backend_url = f"http://127.0.0.1:{backend_port}"
-    connector_url = f"http://127.0.0.1:{connector_port}"
-    servers = {"sandbox": serve_in_thread(create_sandbox(SandboxConfig()), port=sandbox_port)}
+    # Bound before the apps exist (they need each other's URLs), so no other process takes a port.
+    servers = {
+        "sandbox": serve_in_thread(create_sandbox(SandboxConfig()), port=sandbox_port),
+        "backend": serve_in_thread(port=backend_port),
+        "connector": serve_in_thread(port=connector_port),
+    }
+    backend_url, connector_url = servers["backend"].url, servers["connector"].url
     site_url = servers["sandbox"].url
     from backend.app import create_app as create_backend
     from backend.config import Config as BackendConfig
@@ -81,7 +83,7 @@ def start_stack(
         public_url=backend_url,  # links in notifications point at this demo's pages
     )
     backend_app = create_backend(backend_config)
-    servers["backend"] = serve_in_thread(backend_app, port=backend_port)
+    servers["backend"].mount(backend_app)
     config = ConnectorConfig(
         base_url=connector_url,
         backend_url=backend_url,
@@ -91,7 +93,7 @@ def start_stack(
         key_file=str(var / "connector-key.pem"),
     )
     connector_app = create_connector(config)
-    servers["connector"] = serve_in_thread(connector_app, port=connector_port)
+    servers["connector"].mount(connector_app)
     forge = CUSTOM_UI.exists() if forge is None else forge
     body = {"connector_url": connector_url}
     if forge:

@@ -24,6 +24,10 @@ class RunningServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def mount(self, app) -> None:
+        """Serve `app` from now on (the server reads its app on every request)."""
+        self.server.app = app
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -36,8 +40,18 @@ class RunningServer:
         self.stop()
 
 
-def serve_in_thread(app, port: int = 0, host: str = "127.0.0.1") -> RunningServer:
-    """Start `app` on host:port (0 = a free port) in a daemon thread and return at once."""
+def _not_ready(environ, start_response):
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain"), ("Retry-After", "1")])
+    return [b"starting\n"]
+
+
+def serve_in_thread(app=None, port: int = 0, host: str = "127.0.0.1") -> RunningServer:
+    """Start `app` on host:port (0 = a free port) in a daemon thread and return at once.
+
+    Without `app` the server answers 503 until `mount` gives it one: bind first, learn the port, then
+    build an app that needs its own URL, with no window in which another process can take the port.
+    """
+    app = app or _not_ready
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns everything else
     server = make_server(host, port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name=f"wsgi-{server.server_port}", daemon=True)

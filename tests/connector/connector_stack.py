@@ -14,7 +14,7 @@ from connector.app import create_app
 from connector.config import ConnectorConfig
 from connector.qsh import qsh
 from keepstone.servers import RunningServer, serve_in_thread
-from tests.conftest import free_port, start_sandbox
+from tests.conftest import start_sandbox
 
 
 @dataclass
@@ -88,8 +88,8 @@ def start_stack(tmp_path: Path, connector_options: dict | None = None, **site_op
     """Start sandbox, backend and connector wired to each other (`connector_options` override the
     connector's configuration, e.g. its install-key server or its key file)."""
     site = start_sandbox(**{"projects": 2, "issues_per_project": 5, "seed": 3, **site_options})
-    port = free_port()
-    connector_url = f"http://127.0.0.1:{port}"
+    connector = serve_in_thread()  # bound first: the backend needs its URL (no port race)
+    port, connector_url = connector.port, connector.url
     from backend.app import create_app as create_backend
     from backend.config import Config
 
@@ -111,4 +111,5 @@ def start_stack(tmp_path: Path, connector_options: dict | None = None, **site_op
     }
     config = ConnectorConfig(**{**options, **(connector_options or {})})
     app = create_app(config)
-    return Stack(site, backend, serve_in_thread(app, port=port), app, backend_app)
+    connector.mount(app)
+    return Stack(site, backend, connector, app, backend_app)
