@@ -103,7 +103,9 @@ def create_app(config: Config | None = None) -> Flask:
     if config.scheduler:
         from backend.scheduler import PlanScheduler
 
-        svc.scheduler = PlanScheduler(config.database_url, runs, config.misfire_grace_seconds)
+        svc.scheduler = PlanScheduler(
+            config.database_url, runs, config.misfire_grace_seconds, config.scheduler_sync_seconds
+        )
         svc.scheduler.start()
     return app
 

@@ -72,6 +72,11 @@ class Config:
         default_factory=lambda: os.environ.get("KEEPSTONE_STORAGE_HTTP_HOSTS", "")
     )
     scheduler: bool = field(default_factory=lambda: os.environ.get("KEEPSTONE_SCHEDULER", "on") != "off")
+    # How often a scheduler reconciles its job store with the plans table (picks up plans that a web
+    # process without a scheduler changed).
+    scheduler_sync_seconds: int = field(
+        default_factory=lambda: _env_int("KEEPSTONE_SCHEDULER_SYNC_SECONDS", 30)
+    )
     run_workers: int = field(default_factory=lambda: int(os.environ.get("KEEPSTONE_RUN_WORKERS", "2")))
     # Where runs execute (backend/workers/): "threads" in this process (the default), or "celery": each
     # project task goes through the broker to `keepstone worker` processes (redis://... or amqp://...).

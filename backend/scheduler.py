@@ -4,6 +4,11 @@ A plan's schedule is days of the week + hour in a time zone (or a cron expressio
 the misfire policy: coalesced into one run if the backend was down for less than the grace time, else
 skipped. Several backend processes may run schedulers on one database: each fire claims its (plan, slot)
 row first, so one slot starts one run however many schedulers fire it.
+
+The plans table is the truth, the job store follows it: a process that runs a scheduler writes a plan's
+job when the API changes the plan, and every scheduler also reconciles the store with the plans table at
+start and every `sync_seconds` (a web process started with KEEPSTONE_SCHEDULER=off writes plans but no
+jobs; the scheduler process picks its changes up there).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -83,11 +89,19 @@ def fire_plan(plan_id: int) -> None:
     runs.start_scheduled(plan_id)
 
 
+def _same_trigger(a: CronTrigger, b: CronTrigger) -> bool:
+    return str(a) == str(b) and str(a.timezone) == str(b.timezone)
+
+
 class PlanScheduler:
-    def __init__(self, database_url: str, runs, grace_seconds: int) -> None:
+    def __init__(self, database_url: str, runs, grace_seconds: int, sync_seconds: int = 30) -> None:
         self.runs = runs
+        self.sync_seconds = sync_seconds
         self.scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=database_url, tablename="apscheduler_jobs")},
+            jobstores={
+                "default": SQLAlchemyJobStore(url=database_url, tablename="apscheduler_jobs"),
+                "local": MemoryJobStore(),  # this process's own upkeep, never shared
+            },
             job_defaults={"coalesce": True, "misfire_grace_time": grace_seconds, "max_instances": 1},
             timezone=UTC,
         )
@@ -95,6 +109,48 @@ class PlanScheduler:
     def start(self) -> None:
         _ACTIVE["runs"] = self.runs
         self.scheduler.start()
+        self.reconcile()
+        self.scheduler.add_job(
+            self.reconcile, "interval", seconds=self.sync_seconds, id="reconcile", jobstore="local"
+        )
+
+    def reconcile(self) -> int:
+        """Make the job store match the plans table; return how many jobs were added, moved or removed.
+
+        A plan that should run (enabled, with a schedule, of an active organisation) keeps its job as it is
+        when the trigger is the same (its next run time, a missed slot included, stays), gets it replaced
+        when the schedule or the time zone changed, and added when it has none; a job whose plan should
+        not run or is gone is removed."""
+        from backend.db.models import Plan
+
+        with self.runs.db.session() as s:
+            wanted = {}
+            for plan in s.query(Plan).join(Plan.organisation):
+                if not (plan.enabled and plan.schedule and plan.organisation.state == "active"):
+                    continue
+                try:
+                    wanted[f"plan-{plan.id}"] = (
+                        plan.id,
+                        trigger_for(plan.schedule, plan.organisation.time_zone),
+                    )
+                except ScheduleError as e:
+                    log.warning("plan not scheduled", extra={"plan_id": plan.id, "error": str(e)})
+        changed = 0
+        jobs = {job.id: job for job in self.scheduler.get_jobs(jobstore="default")}
+        for job_id, (plan_id, trigger) in wanted.items():
+            job = jobs.get(job_id)
+            if job is None or not _same_trigger(job.trigger, trigger):
+                self.scheduler.add_job(
+                    fire_plan, trigger, args=[plan_id], id=job_id, replace_existing=True, jobstore="default"
+                )
+                changed += 1
+        for job_id in jobs.keys() - wanted.keys():
+            if job_id.startswith("plan-"):
+                self.scheduler.remove_job(job_id, jobstore="default")
+                changed += 1
+        if changed:
+            log.info("schedules reconciled with the plans", extra={"changed": changed})
+        return changed
 
     def shutdown(self) -> None:
         self.scheduler.shutdown(wait=False)

@@ -8,12 +8,13 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import requests
 from sqlalchemy import create_engine, func, select, text
 
 from backend.db.models import Run
-from backend.scheduler import current_slot
+from backend.scheduler import current_slot, next_fire
 from tests.backend.conftest import make_backend
 from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, ROOT, free_port
 
@@ -167,3 +168,59 @@ def test_a_run_missed_beyond_the_grace_time_is_skipped(tmp_path, issuer, sandbox
     finally:
         backend.app.extensions["keepstone"].scheduler.shutdown()
         backend.server.stop()
+
+
+def test_a_scheduler_picks_up_plans_that_a_web_process_without_one_changed(tmp_path, issuer, sandbox_site):
+    """The deployment of docs/operations.md: the web process (KEEPSTONE_SCHEDULER=off) writes plans and no
+    jobs; the scheduler process reconciles its job store with the plans table every sync_seconds."""
+    scheduler = make_backend(tmp_path, issuer, scheduler=True, scheduler_sync_seconds=1)
+    web = make_backend(tmp_path, issuer, scheduler.config.database_url, scheduler=False)
+    jobs = scheduler.app.extensions["keepstone"].scheduler
+    try:
+        web.install(TENANT, sandbox_site.url, time_zone="Europe/Berlin")
+        plan = web.call(
+            "POST",
+            f"/api/v1/organisations/{TENANT}/plans",
+            TENANT,
+            json={"name": "nightly", "schedule": {"days": ["tue", "fri"], "hour": 3}},
+        ).json()
+        pk = internal_plan_id(scheduler.config.database_url, plan["id"])
+        # The web process's own answer comes from the schedule (it has no job store to ask)
+        answered = datetime.fromisoformat(plan["next_run_at"])
+        assert answered == next_fire({"days": ["tue", "fri"], "hour": 3}, "Europe/Berlin")
+
+        def next_run():
+            want = datetime.fromisoformat(
+                web.call("GET", f"/api/v1/plans/{plan['id']}", TENANT).json()["next_run_at"]
+            )
+            deadline = time.monotonic() + 10
+            while jobs.next_run(pk) != want:
+                assert time.monotonic() < deadline, (
+                    f"the scheduler's job says {jobs.next_run(pk)}, the plan {want}"
+                )
+                time.sleep(0.2)
+            return want
+
+        first = next_run()
+        assert first.astimezone(ZoneInfo("Europe/Berlin")).hour == 3
+        r = web.call(
+            "PATCH", f"/api/v1/plans/{plan['id']}", TENANT, json={"schedule": {"days": ["mon"], "hour": 22}}
+        )
+        assert r.status_code == 200, r.text
+        moved = next_run()
+        assert moved.astimezone(ZoneInfo("Europe/Berlin")).weekday() == 0 and moved != first
+        assert (
+            web.call("PATCH", f"/api/v1/plans/{plan['id']}", TENANT, json={"enabled": False}).status_code
+            == 200
+        )
+        deadline = time.monotonic() + 10
+        while jobs.next_run(pk) is not None:
+            assert time.monotonic() < deadline, "the disabled plan's job is still there"
+            time.sleep(0.2)
+        assert jobs.reconcile() == 0  # nothing left to change: the store matches the plans
+    finally:
+        from backend.app import shutdown
+
+        for b in (web, scheduler):
+            b.server.stop()
+            shutdown(b.app)
