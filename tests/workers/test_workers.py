@@ -64,7 +64,6 @@ def _item(c: Cluster, project: str):
     return next(i for i in c.items() if i.project == project)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
 def test_a_worker_killed_mid_project_is_redelivered_and_the_snapshot_committed_once(cluster_factory, broker):
     with start_sandbox(
@@ -139,7 +138,6 @@ def test_a_worker_killed_mid_project_is_redelivered_and_the_snapshot_committed_o
     )
 
 
-@pytest.mark.slow
 def test_cancel_reaches_the_project_tasks_on_every_worker(cluster_factory):
     with start_sandbox(
         projects=6, issues_per_project=60, seed=8, latency_ms=150, attachment_share=0.0
@@ -164,7 +162,7 @@ def test_cancel_reaches_the_project_tasks_on_every_worker(cluster_factory):
     assert any("rotation not applied: the run cancelled" in m for m in logs), logs
 
 
-@pytest.mark.slow
+@pytest.mark.pacing  # (the 429 share on the real clock: run alone, after the parallel suite)
 def test_one_sites_limit_holds_across_three_workers(cluster_factory):
     """Three workers (two project tasks each) back up one site limited to 15 requests a second: they pace
     on the site's one Redis budget, so Jira answers 429 to at most 1% of the requests."""
@@ -248,7 +246,6 @@ def test_a_run_cancelled_before_its_start_task_ends_cancelled_and_sends_nothing(
         stop_backend(b)
 
 
-@pytest.mark.slow
 def test_a_restore_on_a_worker_killed_mid_way_is_resumed_by_another_from_its_journal(cluster_factory):
     """A restore started from the UI runs on a worker; SIGKILLed part way, its task is delivered again to
     the other worker, which resumes from the journal in the database: every issue exactly once."""
