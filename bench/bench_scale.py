@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ import redis
 import requests
 
 from bench.bench_backup import AUTH, ROOT, _site_process
+from keepstone.servers import stop_process_groups
 
 REDIS_URL = os.environ.get("KEEPSTONE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("KEEPSTONE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -76,22 +76,10 @@ def _workers(n: int, env: dict[str, str], tmp: Path) -> list[subprocess.Popen]:
     deadline = time.monotonic() + 120
     while not all(p.exists() and " ready." in p.read_text(errors="replace") for p in logs):
         if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
-            _stop(procs)
+            stop_process_groups(procs)
             raise RuntimeError("a worker did not start")
         time.sleep(0.1)
     return procs
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(5)
 
 
 def _cpu(procs) -> float:
@@ -175,7 +163,7 @@ def _round(site_urls: list[str], workers: int, rate: int, cold: bool = True) -> 
                 holders = {i.holder.split(":")[1] for i in s.query(WorkItem) if i.holder}
                 orgs = s.query(Organisation).count()
         finally:
-            _stop(procs)
+            stop_process_groups(procs)
             shutdown(app)
             _drop(db_name)
     totals = [requests.get(f"{u}/_sandbox/stats", timeout=30).json()["totals"] for u in site_urls]

@@ -1,8 +1,12 @@
-"""Serve a WSGI app on 127.0.0.1 in a background thread (tests, `make run`, benchmarks)."""
+"""Serve a WSGI app on 127.0.0.1 in a background thread, and stop server processes (tests, `make run`,
+benchmarks)."""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
 import threading
 from dataclasses import dataclass, field
 
@@ -64,3 +68,17 @@ def serve_forever(app, port: int, host: str = "127.0.0.1") -> None:
     from waitress import serve
 
     serve(app, host=host, port=port, threads=16, ident="keepstone")
+
+
+def stop_process_groups(procs: list[subprocess.Popen], grace: float = 20) -> None:
+    """SIGTERM each process started with `start_new_session=True` and its children, SIGKILL the ones
+    still running after `grace` seconds."""
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(5)

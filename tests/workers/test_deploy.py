@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 import requests
 import yaml
 
+from keepstone.servers import stop_process_groups
 from tests.backend.test_schedules import internal_plan_id, put_job
 from tests.conftest import ADMIN_EMAIL, ADMIN_TOKEN, ROOT, free_port, start_sandbox
 from tests.workers.conftest import REDIS_URL, SECRET, broker_url, postgres_url, wait_for
@@ -112,18 +112,6 @@ def start(spec: dict, log: Path) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-
-
-def stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(5)
 
 
 def compose() -> dict:
@@ -228,7 +216,7 @@ def test_the_systemd_units_run_web_scheduler_and_workers_that_back_a_scheduled_p
         assert any((state / "repositories").rglob("*")), "no repository under the state folder"
         assert not (ROOT / "var" / "backend" / "repositories" / TENANT).exists()
     finally:
-        stop(procs)
+        stop_process_groups(procs)
         site.stop()
 
 

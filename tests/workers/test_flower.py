@@ -43,11 +43,6 @@ def test_flower_from_the_compose_file_lists_the_workers_and_a_runs_tasks(cluster
             stdout=(tmp_path / "flower.log").open("w"),
             stderr=subprocess.STDOUT,
         )
-        dump = subprocess.Popen(
-            [sys.executable, "-m", "celery", f"--broker={REDIS_URL}", "events", "--dump"],
-            stdout=(tmp_path / "events.log").open("w"),
-            stderr=subprocess.STDOUT,
-        )
         try:
             url = f"http://127.0.0.1:{port}"
 
@@ -81,7 +76,6 @@ def test_flower_from_the_compose_file_lists_the_workers_and_a_runs_tasks(cluster
 
             def project_tasks():
                 r = get("/api/tasks?limit=100")
-                print("DBG", r.status_code if r is not None else None, r.text[:500] if r is not None else "")
                 tasks = [t for t in r.json().values() if t["name"] == "keepstone.run.project"] if r else []
                 return len(tasks) == 2 and all(t["state"] == "SUCCESS" for t in tasks) and tasks
 
@@ -90,6 +84,5 @@ def test_flower_from_the_compose_file_lists_the_workers_and_a_runs_tasks(cluster
             # Task arguments are run ids and project keys, never credentials (docs/operations.md)
             assert all("token" not in (t.get("args") or "") + (t.get("kwargs") or "") for t in tasks)
         finally:
-            dump.terminate()
             flower.terminate()
             flower.wait(10)
