@@ -111,7 +111,8 @@ def create_app(config: Config | None = None) -> Flask:
 
 
 def shutdown(app: Flask) -> None:
-    """Stop what create_app started: the scheduler, the run workers and the database pool."""
+    """Stop what create_app started: the scheduler, the notification sender, the run and restore workers
+    and the database pool. Safe to call twice."""
     svc: Services = app.extensions["keepstone"]
     if svc.scheduler is not None:
         svc.scheduler.shutdown()
@@ -119,4 +120,6 @@ def shutdown(app: Flask) -> None:
     if "keepstone_notify" in app.extensions:
         app.extensions["keepstone_notify"].stop()
     svc.runs.executor.shutdown()
+    if svc.restores is not None:
+        svc.restores.shutdown()
     svc.db.engine.dispose()

@@ -153,7 +153,8 @@ class PlanScheduler:
         return changed
 
     def shutdown(self) -> None:
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         _ACTIVE.pop("runs", None)
 
     def sync(self, plan_id: int, schedule: dict[str, Any], time_zone: str, enabled: bool) -> None:

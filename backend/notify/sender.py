@@ -31,6 +31,10 @@ from backend.notify.channels import unseal_secret
 from backend.notify.messages import webhook_body
 from backend.notify.transports import Outcome, post_webhook, send_email
 
+# Jitter from a generator of our own: threads that back off leave the global `random` state alone
+# (a seeded program's, or a Hypothesis test's, sequence is not shifted by a retry).
+_JITTER = random.Random()
+
 log = logging.getLogger(__name__)
 BATCH = 20
 DIGEST_EVERY_SECONDS = 60.0
@@ -45,7 +49,7 @@ def _due(now: datetime):
 def backoff(config: Config, attempts: int, retry_after: float | None = None) -> float:
     """Seconds before the next try after `attempts` failed ones."""
     delay = min(config.notify_backoff_max_seconds, config.notify_backoff_seconds * 2 ** max(0, attempts - 1))
-    delay *= random.uniform(0.85, 1.0)  # spread the retries of many rows a little
+    delay *= _JITTER.uniform(0.85, 1.0)  # spread the retries of many rows a little
     if retry_after is not None:
         delay = max(delay, min(retry_after, config.notify_backoff_max_seconds))
     return delay

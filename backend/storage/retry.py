@@ -9,6 +9,10 @@ from datetime import datetime
 
 from backend.storage.base import RetryableError, Storage
 
+# Jitter from a generator of our own: threads that back off leave the global `random` state alone
+# (a seeded program's, or a Hypothesis test's, sequence is not shifted by a retry).
+_JITTER = random.Random()
+
 
 class RetryingStorage(Storage):
     def __init__(
@@ -28,7 +32,7 @@ class RetryingStorage(Storage):
             except RetryableError:
                 if attempt == self.attempts:
                     raise
-                self.sleep(random.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1))))
+                self.sleep(_JITTER.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1))))
         raise AssertionError("unreachable")
 
     def save(self, kind: str, name: str, data: bytes, exclusive: bool = False) -> None:

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, jsonify
 from werkzeug.serving import make_server
 
-from backend.app import create_app
+from backend.app import create_app, shutdown
 from backend.config import Config
 from keepstone.servers import RunningServer, serve_in_thread
 
@@ -218,12 +218,9 @@ def tls_cert(tmp_path_factory) -> tuple[str, str]:
 
 
 def stop_backend(b: Backend) -> None:
+    """Stop the server, then what the app started (backend.app.shutdown: its sender, scheduler, pools)."""
     b.server.stop()
-    svc = b.app.extensions["keepstone"]
-    svc.runs.executor.shutdown()
-    if svc.restores is not None:
-        svc.restores.shutdown()
-    svc.db.engine.dispose()
+    shutdown(b.app)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -231,17 +228,11 @@ def backend(request, tmp_path, issuer) -> Iterator[Backend]:
     url = _postgres_url() if request.param == "postgres" else None
     b = make_backend(tmp_path, issuer, url)
     yield b
-    b.server.stop()
-    svc = b.app.extensions["keepstone"]
-    svc.runs.executor.shutdown()
-    if svc.restores is not None:
-        svc.restores.shutdown()
-    svc.db.engine.dispose()
+    stop_backend(b)
 
 
 @pytest.fixture
 def sqlite_backend(tmp_path, issuer) -> Iterator[Backend]:
     b = make_backend(tmp_path, issuer)
     yield b
-    b.server.stop()
-    b.app.extensions["keepstone"].db.engine.dispose()
+    stop_backend(b)

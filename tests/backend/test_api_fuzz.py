@@ -23,7 +23,7 @@ from schemathesis.checks import (
 )
 
 from backend.api.openapi import build
-from tests.backend.conftest import make_backend
+from tests.backend.conftest import make_backend, stop_backend
 
 TENANT = "11111111-2222-4333-8444-555555555555"
 CHECKS = [
@@ -80,10 +80,7 @@ def fuzzed(tmp_path_factory, issuer, sandbox_site):
     }
     backend.sandbox_url = sandbox_site.url
     yield backend
-    backend.server.stop()
-    svc = backend.app.extensions["keepstone"]
-    svc.runs.executor.shutdown()
-    svc.db.engine.dispose()
+    stop_backend(backend)
 
 
 # The document as the code builds it; the fuzz tests also check that the served one is the same.

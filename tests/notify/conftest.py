@@ -178,7 +178,6 @@ def backend(tmp_path_factory, issuer, smtp, tls_cert, site) -> Iterator[Backend]
     b = notify_backend(tmp_path_factory.mktemp("notify"), issuer, smtp, tls_cert[0])
     b.site = site  # type: ignore[attr-defined]
     yield b
-    b.app.extensions["keepstone_notify"].stop()
     stop_backend(b)
 
 
