@@ -45,7 +45,7 @@ run: $(RUN_STAMP)
 # The sources are compiled first: with PYTHONDONTWRITEBYTECODE set (as on the CI machine) every process
 # the tests start (workers, CLI runs, killed copies) compiled backend/ and the rest again, ~0.45 s each.
 test: install
-	@$(BIN)/python -m compileall -q -j 0 backend connector keepstone sandbox bench tests >/dev/null
+	@$(BIN)/python -m compileall -q -j 0 backend connector keepstone sandbox bench tests
 	$(BIN)/python -m pytest -n 3 -m "not slow and not pacing" $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m "pacing and not slow" $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: none selected
 

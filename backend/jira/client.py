@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import re
 import threading
 import time
@@ -19,11 +18,8 @@ from urllib3.util.retry import Retry
 
 from backend.jira.budget import RateBudget, budget_for
 from backend.jira.errors import JiraAuthError, JiraBadRequest, JiraError, JiraNotFound, JiraUnavailable
+from keepstone.backoff import full_jitter
 from keepstone.jsonio import loads
-
-# Jitter from a generator of our own: threads that back off leave the global `random` state alone
-# (a seeded program's, or a Hypothesis test's, sequence is not shifted by a retry).
-_JITTER = random.Random()
 
 log = logging.getLogger(__name__)
 RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -255,7 +251,7 @@ class JiraClient:
             self.sleep(retry_after)  # Jira said how long: wait exactly that
             return
         # Full jitter exponential backoff.
-        self.sleep(_JITTER.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))))
+        self.sleep(full_jitter(attempt, self.backoff_base, self.backoff_cap))
 
     @staticmethod
     def _raise(response: requests.Response, method: str, path: str) -> None:

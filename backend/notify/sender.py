@@ -12,7 +12,6 @@ little jitter; a Retry-After is honoured up to the cap) for at most `notify_max_
 from __future__ import annotations
 
 import logging
-import random
 import secrets
 import threading
 import time
@@ -30,10 +29,7 @@ from backend.notify import outbox
 from backend.notify.channels import unseal_secret
 from backend.notify.messages import webhook_body
 from backend.notify.transports import Outcome, post_webhook, send_email
-
-# Jitter from a generator of our own: threads that back off leave the global `random` state alone
-# (a seeded program's, or a Hypothesis test's, sequence is not shifted by a retry).
-_JITTER = random.Random()
+from keepstone.backoff import spread
 
 log = logging.getLogger(__name__)
 BATCH = 20
@@ -49,7 +45,7 @@ def _due(now: datetime):
 def backoff(config: Config, attempts: int, retry_after: float | None = None) -> float:
     """Seconds before the next try after `attempts` failed ones."""
     delay = min(config.notify_backoff_max_seconds, config.notify_backoff_seconds * 2 ** max(0, attempts - 1))
-    delay *= _JITTER.uniform(0.85, 1.0)  # spread the retries of many rows a little
+    delay = spread(delay)  # spread the retries of many rows a little
     if retry_after is not None:
         delay = max(delay, min(retry_after, config.notify_backoff_max_seconds))
     return delay

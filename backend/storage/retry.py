@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Iterator
 from datetime import datetime
 
 from backend.storage.base import RetryableError, Storage
-
-# Jitter from a generator of our own: threads that back off leave the global `random` state alone
-# (a seeded program's, or a Hypothesis test's, sequence is not shifted by a retry).
-_JITTER = random.Random()
+from keepstone.backoff import full_jitter
 
 
 class RetryingStorage(Storage):
@@ -32,7 +28,7 @@ class RetryingStorage(Storage):
             except RetryableError:
                 if attempt == self.attempts:
                     raise
-                self.sleep(_JITTER.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1))))
+                self.sleep(full_jitter(attempt, self.base, self.cap))
         raise AssertionError("unreachable")
 
     def save(self, kind: str, name: str, data: bytes, exclusive: bool = False) -> None:
